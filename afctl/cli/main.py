@@ -1,0 +1,163 @@
+"""The `afctl` command: a root group whose commands are imported only when they run.
+
+`afctl --help` lists every command from the table below without importing any of them, so it
+starts fast; a test checks that each entry's help matches its command's own.
+
+Exit codes are mapped in one place, `main()`: afctl's errors carry their code, click's usage
+errors become 64 (never 2, which means "changes present"), Ctrl-C becomes 130, and anything
+unexpected is an internal error (1) whose traceback only `--debug` shows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from afctl._version import __version__
+from afctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("afctl.cli.commands.init:init", "Scaffold a new afctl repository from a template."),
+    "validate": (
+        "afctl.cli.commands.validate:validate",
+        "Check manifests: YAML, JSON Schema and references.",
+    ),
+    "explain": (
+        "afctl.cli.commands.explain:explain",
+        "Show the documentation of a kind or field, like kubectl explain.",
+    ),
+    "schema": (
+        "afctl.cli.commands.schema:schema",
+        "Export the JSON Schemas of the manifest kinds.",
+    ),
+}
+"""Command name -> ("module:attribute", one-line help)."""
+
+
+def load_command(name: str) -> click.Command:
+    target, _ = COMMANDS[name]
+    module, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    assert isinstance(command, click.Command)
+    return command
+
+
+class LazyGroup(click.Group):
+    """A group that lists commands from `COMMANDS` and imports one only to run it."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        return load_command(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and name not in COMMANDS and not name.startswith("-"):
+            from afctl.diagnostics import did_you_mean
+
+            hint = did_you_mean(name, COMMANDS)
+            raise click.UsageError(f"unknown command {name!r}" + (f"; {hint}" if hint else ""), ctx)
+        return super().resolve_command(ctx, args)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"afctl {__version__}")
+        ctx.exit(EXIT_OK)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    invoke_without_command=True,
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the afctl version and exit.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="AFCTL_DEBUG",
+    help="Show tracebacks for internal errors.",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """afctl: declarative, YAML-driven toolchain for AI agents.
+
+    Write agents, tools, workflows, knowledge packs, eval suites and blueprints as YAML
+    manifests; validate, plan and apply them; run, replay and evaluate agents.
+    """
+    ctx.obj = {"debug": debug}
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(EXIT_OK)
+
+
+def _debug_requested(args: list[str]) -> bool:
+    return "--debug" in args or os.environ.get("AFCTL_DEBUG", "") not in ("", "0", "false")
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run afctl and return its exit code (the console script exits with it)."""
+    argv = list(sys.argv[1:] if args is None else args)
+    try:
+        code = cli.main(args=argv, prog_name="afctl", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.UsageError as exc:
+        exc.show()
+        code = EXIT_USAGE
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("Interrupted.", err=True)
+        code = EXIT_INTERRUPTED
+    except Exception as exc:
+        code = _report_exception(exc, _debug_requested(argv))
+    return int(code or 0) if isinstance(code, int) else EXIT_OK
+
+
+def _report_exception(exc: BaseException, debug: bool) -> int:
+    from afctl.errors import AfctlError
+
+    if isinstance(exc, AfctlError):
+        from afctl.cli.render import render_error
+
+        render_error(exc)
+        if debug:
+            import traceback
+
+            traceback.print_exception(exc)
+        return exc.exit_code
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_ERROR
+    import traceback
+
+    if debug:
+        traceback.print_exception(exc)
+    else:
+        click.echo(
+            f"afctl: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in afctl. Run again with --debug for the traceback and report it.",
+            err=True,
+        )
+    return EXIT_ERROR

@@ -1,0 +1,111 @@
+"""Rendering for the terminal (rich) and for scripts (JSON). The core never prints; this does."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from afctl.diagnostics import Diagnostic
+    from afctl.errors import AfctlError
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console; colour only on a terminal, and never when NO_COLOR is set."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def render_error(exc: AfctlError) -> None:
+    """One message on stderr for an error the user can act on."""
+    from rich.text import Text
+
+    out = console(stderr=True)
+    text = Text("error: ", style="bold red")
+    text.append(exc.message)
+    out.print(text)
+    if exc.hint:
+        out.print(Text("hint: ", style="cyan") + Text(exc.hint))
+    diagnostics = getattr(exc, "diagnostics", None)
+    if diagnostics:
+        render_diagnostics(out, diagnostics, {})
+
+
+def _underline_width(line: str, col: int) -> int:
+    """How many characters of the token starting at `col` (0-based) to underline."""
+    rest = line[col:]
+    if not rest or rest[0] in "{[-|>":
+        return 1
+    if rest[0] in "\"'":
+        end = rest.find(rest[0], 1)
+        return end + 1 if end > 0 else len(rest.rstrip())
+    width = 0
+    for index, char in enumerate(rest):
+        if char in ",]}#" or (char == ":" and rest[index + 1 : index + 2] in ("", " ")):
+            break
+        width = index + 1
+    return max(len(rest[:width].rstrip()), 1)
+
+
+def render_diagnostics(
+    out: Console, diagnostics: Sequence[Diagnostic], sources: dict[str, str]
+) -> None:
+    """Diagnostics grouped by file, each with its source line and a caret under the problem."""
+    from rich.text import Text
+
+    lines_of: dict[str, list[str]] = {}
+    current: str | None = None
+    for diagnostic in diagnostics:
+        file = diagnostic.file or "<input>"
+        if file != current:
+            if current is not None:
+                out.print()
+            out.print(Text(file, style="bold underline"))
+            current = file
+        colour = "red" if diagnostic.is_error else "yellow"
+        head = Text(f"{diagnostic.severity.value}", style=f"bold {colour}")
+        head.append(f"[{diagnostic.code}]", style=colour)
+        head.append(": ")
+        head.append(diagnostic.summary, style="bold")
+        out.print(head)
+        location = file
+        if diagnostic.line is not None:
+            location += f":{diagnostic.line}"
+            if diagnostic.col is not None:
+                location += f":{diagnostic.col}"
+        if diagnostic.pointer:
+            location += f"  ({diagnostic.pointer})"
+        out.print(Text("  --> ", style="blue") + Text(location))
+        text = sources.get(file)
+        if text is not None and diagnostic.line is not None:
+            lines = lines_of.setdefault(file, text.splitlines())
+            if 0 < diagnostic.line <= len(lines):
+                source = lines[diagnostic.line - 1].expandtabs(1)
+                number = str(diagnostic.line)
+                gutter = " " * len(number)
+                out.print(Text(f"  {gutter} |", style="blue"))
+                out.print(Text(f"  {number} | ", style="blue") + Text(source))
+                col = (diagnostic.col or 1) - 1
+                caret = " " * col + "^" * _underline_width(source, col)
+                out.print(Text(f"  {gutter} | ", style="blue") + Text(caret, style=colour))
+        if diagnostic.hint:
+            out.print(Text("  = hint: ", style="cyan") + Text(diagnostic.hint))
+        if diagnostic.detail:
+            out.print(Text("  = note: ", style="cyan") + Text(diagnostic.detail))
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def files_with(diagnostics: Iterable[Diagnostic]) -> int:
+    return len({d.file for d in diagnostics if d.file})

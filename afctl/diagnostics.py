@@ -1,0 +1,99 @@
+"""Diagnostics: one problem found in the user's input, with where it is and how to fix it.
+
+Modelled on Terraform's diagnostics: collected in one pass, sorted, and rendered either as text
+with a source snippet or as JSON. Lines and columns are 1-based and absolute within the file,
+also in multi-document files.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, order=False)
+class Diagnostic:
+    """One problem in the user's input."""
+
+    severity: Severity
+    code: str
+    """Stable identifier such as `schema.unknown-field`; documented in the README."""
+    summary: str
+    """One sentence saying what is wrong."""
+    file: str | None = None
+    line: int | None = None
+    """1-based line, absolute within the file."""
+    col: int | None = None
+    """1-based column."""
+    pointer: str | None = None
+    """JSON pointer to the offending value within its document."""
+    document: int | None = None
+    """0-based index of the document within a multi-document file."""
+    hint: str | None = None
+    """What to do about it, when there is something useful to say."""
+    detail: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file or "", self.line or 0, self.col or 0, self.code, self.summary)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Diagnostic:
+        values = dict(data)
+        values["severity"] = Severity(values["severity"])
+        return cls(**values)
+
+    def located(self, file: str) -> Diagnostic:
+        """The same diagnostic attributed to `file` (cached results are path-independent)."""
+        return Diagnostic(**{**self.__dict__, "file": file})
+
+
+def error(code: str, summary: str, **where: Any) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, code, summary, **where)
+
+
+def warning(code: str, summary: str, **where: Any) -> Diagnostic:
+    return Diagnostic(Severity.WARNING, code, summary, **where)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A "did you mean" hint naming the closest candidate, or None when nothing is close."""
+    options = list(candidates)
+    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in options}
+        if word.lower() in lowered:
+            matches = [lowered[word.lower()]]
+    return f'did you mean "{matches[0]}"?' if matches else None
+
+
+@dataclass
+class DiagnosticList:
+    """Diagnostics collected during one pass, kept in a stable order."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.items.append(diagnostic)
+
+    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.items.extend(diagnostics)
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(set(self.items), key=Diagnostic.sort_key)

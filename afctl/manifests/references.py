@@ -1,0 +1,114 @@
+"""Checks across manifests: duplicate (kind, name) pairs, references to resources that are not
+defined, and workflows that run themselves through sub-workflows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from afctl.diagnostics import Diagnostic, did_you_mean, error
+from afctl.manifests.checks import Ref
+from afctl.manifests.graph import find_cycles
+
+
+@dataclass(frozen=True)
+class ResourceSummary:
+    """What cross-file checks need to know of one manifest (cached between runs)."""
+
+    kind: str
+    name: str
+    file: str
+    line: int
+    col: int
+    document: int
+    refs: tuple[Ref, ...]
+
+
+def check_references(resources: Sequence[ResourceSummary]) -> list[Diagnostic]:
+    """Problems visible only across files; deterministic whatever the order of `resources`."""
+    ordered = sorted(resources, key=lambda r: (r.file, r.line, r.kind, r.name))
+    diagnostics: list[Diagnostic] = []
+    by_id: dict[tuple[str, str], list[ResourceSummary]] = defaultdict(list)
+    names: dict[str, set[str]] = defaultdict(set)
+    for resource in ordered:
+        by_id[(resource.kind, resource.name)].append(resource)
+        names[resource.kind].add(resource.name)
+
+    for (kind, name), group in by_id.items():
+        first = group[0]
+        for other in group[1:]:
+            diagnostics.append(
+                error(
+                    "ref.duplicate",
+                    f'{kind} "{name}" is defined more than once '
+                    f"(also at {first.file}:{first.line})",
+                    file=other.file,
+                    line=other.line,
+                    col=other.col,
+                    document=other.document,
+                    pointer="/metadata/name",
+                    hint="names are unique per kind; rename or remove one of them",
+                )
+            )
+
+    for resource in ordered:
+        for ref in resource.refs:
+            if ref.name in names[ref.kind]:
+                continue
+            hint = did_you_mean(ref.name, names[ref.kind]) or (
+                f"define {_article(ref.kind)} {ref.kind} named {ref.name}, or validate "
+                "together with the file that defines it (-f .)"
+            )
+            if ref.kind == "Model":
+                hint += "; or write provider/model, e.g. openai/gpt-4.1-mini"
+            diagnostics.append(
+                error(
+                    "ref.dangling",
+                    f'{resource.kind} "{resource.name}" refers to {ref.kind} "{ref.name}", '
+                    "which is not defined",
+                    file=resource.file,
+                    line=ref.line,
+                    col=ref.col,
+                    document=resource.document,
+                    pointer=ref.pointer,
+                    hint=hint,
+                )
+            )
+
+    diagnostics.extend(_workflow_cycles(ordered))
+    return diagnostics
+
+
+def _workflow_cycles(resources: Iterable[ResourceSummary]) -> list[Diagnostic]:
+    graph: dict[str, list[str]] = {}
+    first_ref: dict[tuple[str, str], tuple[ResourceSummary, Ref]] = {}
+    for resource in resources:
+        if resource.kind != "Workflow" or resource.name in graph:
+            continue
+        targets = []
+        for ref in resource.refs:
+            if ref.kind == "Workflow":
+                targets.append(ref.name)
+                first_ref.setdefault((resource.name, ref.name), (resource, ref))
+        graph[resource.name] = targets
+    diagnostics = []
+    for cycle in find_cycles(graph):
+        resource, ref = first_ref[(cycle[0], cycle[1] if len(cycle) > 1 else cycle[0])]
+        diagnostics.append(
+            error(
+                "ref.cycle",
+                "workflows run each other in a cycle: " + " → ".join([*cycle, cycle[0]]),
+                file=resource.file,
+                line=ref.line,
+                col=ref.col,
+                document=resource.document,
+                pointer=ref.pointer,
+                hint="a workflow may not run itself, directly or through other workflows",
+            )
+        )
+    return diagnostics
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

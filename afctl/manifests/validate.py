@@ -1,0 +1,294 @@
+"""Validation of a set of manifest files: every file's own checks, then the checks across files.
+
+Per file: YAML (loader), envelope (apiVersion, kind), JSON Schema, semantic checks. Across
+files: duplicates, dangling references, cycles. Per-file results can come from a cache keyed
+by content hash (see `afctl.manifests.cache`); a cache hit loads no YAML or schema library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from afctl.diagnostics import Diagnostic, Severity, did_you_mean, error
+from afctl.manifests.cache import ValidationCache
+from afctl.manifests.checks import Ref
+from afctl.manifests.discovery import Source, discover
+from afctl.manifests.model import Manifest
+from afctl.manifests.references import ResourceSummary, check_references
+from afctl.manifests.schema import API_VERSION, KINDS
+from afctl.manifests.yaml_loader import MAX_FILE_BYTES
+
+RESULT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class FileResult:
+    """The outcome of one file's own checks."""
+
+    resources: list[ResourceSummary] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    manifests: list[Manifest] = field(default_factory=list)
+
+    def to_cache(self) -> dict[str, Any]:
+        """A path-independent form for the cache."""
+        return {
+            "r": [
+                [r.kind, r.name, r.line, r.col, r.document, [ref.to_list() for ref in r.refs]]
+                for r in self.resources
+            ],
+            "d": [{k: v for k, v in d.to_dict().items() if k != "file"} for d in self.diagnostics],
+        }
+
+    @classmethod
+    def from_cache(cls, entry: dict[str, Any], file: str) -> FileResult:
+        resources = [
+            ResourceSummary(kind, name, file, line, col, document, tuple(map(Ref.from_list, refs)))
+            for kind, name, line, col, document, refs in entry["r"]
+        ]
+        diagnostics = [Diagnostic.from_dict({**d, "file": file}) for d in entry["d"]]
+        return cls(resources, diagnostics)
+
+
+@dataclass
+class ValidationResult:
+    """Everything `afctl validate` reports."""
+
+    files: list[str]
+    resources: list[ResourceSummary]
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str] = field(default_factory=dict)
+    """Text of the files that have diagnostics, for source snippets."""
+    cached_files: int = 0
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented `afctl validate -o json` structure."""
+        return {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "valid": self.valid,
+            "summary": {
+                "files": len(self.files),
+                "resources": len(self.resources),
+                "errors": len(self.errors),
+                "warnings": len(self.warnings),
+            },
+            "resources": [
+                {"kind": r.kind, "name": r.name, "file": r.file, "line": r.line}
+                for r in sorted(self.resources, key=lambda r: (r.kind, r.name, r.file, r.line))
+            ],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
+
+
+def _read(source: Source) -> tuple[bytes | None, Diagnostic | None]:
+    try:
+        if source.path is None:
+            data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        else:
+            if source.path.stat().st_size > MAX_FILE_BYTES:
+                return None, error(
+                    "yaml.too-large",
+                    f"the file is larger than {MAX_FILE_BYTES:,} bytes",
+                    file=source.display,
+                    hint="split it into several files, or keep large data out of manifests",
+                )
+            data = source.path.read_bytes()
+    except OSError as exc:
+        return None, error(
+            "io.read",
+            f"cannot read the file: {exc.strerror or exc}",
+            file=source.display,
+            hint="check that the file exists and is readable",
+        )
+    return data, None
+
+
+def _envelope(
+    data: Any, where: dict[str, Any], positions: Any, diagnostics: list[Diagnostic]
+) -> tuple[str | None, bool]:
+    """The document's kind when it is known, and whether its apiVersion is right."""
+    from afctl.manifests.positions import locate
+
+    def at(*parts: str, key: bool = False) -> dict[str, Any]:
+        line, col = locate(positions, parts, key=key)
+        pointer = "".join("/" + p for p in parts)
+        return {**where, "line": line + 1, "col": col + 1, "pointer": pointer}
+
+    if not isinstance(data, dict):
+        from afctl.manifests.schema_errors import type_name
+
+        diagnostics.append(
+            error(
+                "manifest.not-mapping",
+                f"a manifest must be a mapping, not {type_name(data)}",
+                hint="start the document with apiVersion: afctl/v1, kind, metadata and spec",
+                **at(),
+            )
+        )
+        return None, False
+    api_ok = True
+    api = data.get("apiVersion")
+    if api is None:
+        diagnostics.append(
+            error(
+                "manifest.api-version",
+                "missing apiVersion",
+                hint=f"add apiVersion: {API_VERSION}"
+                + (
+                    "; if this file is not an afctl manifest, list it in .afctlignore"
+                    if "kind" not in data
+                    else ""
+                ),
+                **at(),
+            )
+        )
+        api_ok = False
+    elif api != API_VERSION:
+        hint = f"write apiVersion: {API_VERSION}"
+        if isinstance(api, str) and not api.startswith("afctl/"):
+            hint += "; if this is not an afctl manifest, list the file in .afctlignore"
+        diagnostics.append(
+            error(
+                "manifest.api-version",
+                f"unknown apiVersion {api!r}; afctl reads {API_VERSION}",
+                hint=hint,
+                **at("apiVersion"),
+            )
+        )
+        api_ok = False
+    kind = data.get("kind")
+    if kind is None:
+        diagnostics.append(
+            error(
+                "manifest.kind",
+                "missing kind",
+                hint="add kind: one of " + ", ".join(KINDS),
+                **at(),
+            )
+        )
+        return None, api_ok
+    if kind not in KINDS:
+        hint = did_you_mean(str(kind), KINDS) or "kinds: " + ", ".join(KINDS)
+        diagnostics.append(
+            error("manifest.kind", f"unknown kind {kind!r}", hint=hint, **at("kind"))
+        )
+        return None, api_ok
+    return str(kind), api_ok
+
+
+def analyze_file(data: bytes, display: str) -> FileResult:
+    """Every check on one file that depends only on its content."""
+    from afctl.manifests.checks import DocumentChecker
+    from afctl.manifests.schema import validator
+    from afctl.manifests.schema_errors import schema_diagnostics
+    from afctl.manifests.yaml_loader import load_bytes
+
+    loaded = load_bytes(data, display)
+    result = FileResult(diagnostics=list(loaded.diagnostics))
+    for document in loaded.documents:
+        where = {"file": display, "document": document.index}
+        doc = document.data
+        kind, api_ok = _envelope(doc, where, document.positions, result.diagnostics)
+        if kind is None:
+            continue
+        try:
+            schema = validator(kind)
+            if not schema.is_valid(doc):
+                found = schema_diagnostics(schema.iter_errors(doc), doc, document.positions, where)
+                if not api_ok:
+                    found = [d for d in found if d.pointer != "/apiVersion"]
+                result.diagnostics.extend(found)
+            checker = DocumentChecker(kind, doc, document.positions, where, loaded.text)
+            checker.run()
+        except Exception as exc:  # a check tripping over odd input must not become a traceback
+            result.diagnostics.append(
+                error(
+                    "manifest.unchecked",
+                    f"this document could not be fully checked ({type(exc).__name__}: {exc})",
+                    line=document.line,
+                    col=1,
+                    **where,
+                )
+            )
+            continue
+        result.diagnostics.extend(checker.diagnostics)
+        metadata = doc.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if not isinstance(name, str) or not name:
+            continue
+        from afctl.manifests.positions import locate
+
+        line, col = locate(document.positions, ("metadata", "name"))
+        result.resources.append(
+            ResourceSummary(
+                kind, name, display, line + 1, col + 1, document.index, tuple(checker.refs)
+            )
+        )
+        result.manifests.append(Manifest(kind, name, doc, display, document.line, document.index))
+    return result
+
+
+def content_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def validate_sources(
+    sources: Sequence[Source], cache: ValidationCache | None = None
+) -> tuple[ValidationResult, list[Manifest]]:
+    """Validate `sources`; manifests are returned for files that were parsed (not cached)."""
+    resources: list[ResourceSummary] = []
+    diagnostics: list[Diagnostic] = []
+    manifests: list[Manifest] = []
+    raw: dict[str, bytes] = {}
+    cached = 0
+    for source in sources:
+        data, problem = _read(source)
+        if data is None:
+            assert problem is not None
+            diagnostics.append(problem)
+            continue
+        digest = content_digest(data) if cache is not None else ""
+        entry = cache.get(digest) if cache is not None else None
+        if entry is not None:
+            result = FileResult.from_cache(entry, source.display)
+            cached += 1
+        else:
+            result = analyze_file(data, source.display)
+            if cache is not None:
+                cache.put(digest, result.to_cache())
+            manifests.extend(result.manifests)
+        resources.extend(result.resources)
+        diagnostics.extend(result.diagnostics)
+        raw[source.display] = data
+    diagnostics.extend(check_references(resources))
+    texts = {
+        display: raw[display].decode("utf-8", "replace")
+        for display in {d.file for d in diagnostics if d.file}
+        if display in raw
+    }
+    if cache is not None:
+        cache.save()
+    ordered = sorted(set(diagnostics), key=Diagnostic.sort_key)
+    report = ValidationResult([s.display for s in sources], resources, ordered, texts, cached)
+    return report, manifests
+
+
+def validate_paths(
+    paths: Sequence[str], cache: ValidationCache | None = None
+) -> tuple[ValidationResult, list[Manifest]]:
+    return validate_sources(discover(list(paths)), cache)

@@ -1,0 +1,560 @@
+"""Turn the bytes of a YAML file into plain data with positions, safely, fast, and completely.
+
+Safety by construction: the loader builds nothing but dicts, lists, str, int, float, bool and
+None from libyaml's event stream; there is no constructor that could be tricked into creating
+objects, so `!!python/...` and every other non-standard tag is reported, never honoured.
+
+Scalars follow the YAML 1.2 core schema (what ruamel.yaml reads by default): `yes`, `no`, `on`
+and `off` stay strings, `0o17` is octal, timestamps stay strings. Mapping keys are always
+strings: a scalar key is taken verbatim (`200:` is the key "200").
+
+Every problem becomes a diagnostic, and the loader carries on where it can: after a syntax error
+it resumes at the next `---` line so later documents are still checked. Limits on file size,
+nesting depth and node count (aliases included) refuse YAML bombs quickly in bounded memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from afctl.diagnostics import Diagnostic, error, warning
+from afctl.manifests.positions import Position
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 100
+MAX_NODES = 250_000
+MAX_NUMBER_DIGITS = 1000
+
+_CORE = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {None, "!", _CORE + "str"}
+_SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null")}
+_INT = re.compile(r"[-+]?[0-9]+")
+_OCT = re.compile(r"0o[0-7]+")
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_SPECIAL = {
+    "true": True, "True": True, "TRUE": True,
+    "false": False, "False": False, "FALSE": False,
+    "null": None, "Null": None, "NULL": None, "~": None, "": None,
+    ".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"),
+    "+.inf": float("inf"), "+.Inf": float("inf"), "+.INF": float("inf"),
+    "-.inf": float("-inf"), "-.Inf": float("-inf"), "-.INF": float("-inf"),
+    ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan"),
+}  # fmt: skip
+_MAYBE_NOT_STR = frozenset("0123456789+-.tTfFnN~")
+_DOC_SEPARATOR = re.compile(rb"^---(?=[ \t\r\n]|$)", re.M)
+
+
+class _Abort(Exception):
+    """Stop reading this file: the rest of the stream cannot be trusted or is too costly."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.summary)
+        self.diagnostic = diagnostic
+
+
+class _NumberError(ValueError):
+    pass
+
+
+@dataclass
+class Document:
+    """One YAML document of a file: its data and where each part of it is."""
+
+    data: Any
+    positions: Position
+    index: int
+    """0-based index of the document within its file."""
+
+    @property
+    def line(self) -> int:
+        return int(self.positions[0]) + 1
+
+
+@dataclass
+class LoadedFile:
+    """Everything read from one file: its documents and the problems found on the way."""
+
+    path: str
+    text: str | None
+    documents: list[Document] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def resolve_plain(value: str) -> Any:
+    """The value of a plain (unquoted, untagged) scalar under the YAML 1.2 core schema."""
+    if not value:
+        return None
+    if value[0] not in _MAYBE_NOT_STR:
+        return value
+    special = _SPECIAL.get(value, _SPECIAL)
+    if special is not _SPECIAL:
+        return special
+    if _INT.fullmatch(value):
+        return _to_int(value, 10)
+    if _FLOAT.fullmatch(value):
+        return float(value)
+    if _OCT.fullmatch(value):
+        return _to_int(value[2:], 8)
+    if _HEX.fullmatch(value):
+        return _to_int(value[2:], 16)
+    return value
+
+
+def _to_int(text: str, base: int) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise _NumberError(f"a number with more than {MAX_NUMBER_DIGITS} digits")
+    return int(text, base)
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+
+
+def _scalar_by_tag(tag: str, value: str) -> Any:
+    kind = tag[len(_CORE) :]
+    if kind == "str":
+        return value
+    resolved = resolve_plain(value)
+    expected = {"int": int, "float": (float, int), "bool": bool, "null": type(None)}[kind]
+    if isinstance(resolved, bool) and kind in ("int", "float"):
+        raise _NumberError(f"{value!r} is not a valid !!{kind}")
+    if not isinstance(resolved, expected):  # type: ignore[arg-type]
+        raise _NumberError(f"{value!r} is not a valid !!{kind}")
+    return float(resolved) if kind == "float" else resolved
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _line_col(data: bytes, offset: int) -> tuple[int, int]:
+    line = data.count(b"\n", 0, offset)
+    start = data.rfind(b"\n", 0, offset) + 1
+    return line, len(data[start:offset].decode("utf-8", "replace"))
+
+
+def _event_parser() -> Callable[[bytes], Iterator[Any]]:
+    """libyaml's parser through ruamel.yaml.clib, or ruamel's pure-Python one if it is missing."""
+    try:
+        from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - exercised only where the C extension is absent
+        from ruamel.yaml import YAML
+
+        pure = YAML(typ="safe", pure=True)
+        return lambda data: iter(pure.parse(data.decode("utf-8")))
+
+    def events(data: bytes) -> Iterator[Any]:
+        parser = CParser(data)
+        try:
+            get = parser.get_event
+            while True:
+                event = get()
+                if event is None:
+                    return
+                yield event
+        finally:
+            parser.dispose()
+
+    return events
+
+
+_parse_events: Callable[[bytes], Iterator[Any]] | None = None
+
+
+def load_bytes(data: bytes, path: str = "<input>") -> LoadedFile:
+    """Read every document of a YAML file, collecting each problem as a diagnostic."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(data, exc.start)
+        return LoadedFile(
+            path,
+            None,
+            diagnostics=[
+                error(
+                    "yaml.encoding",
+                    f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                    file=path,
+                    line=line + 1,
+                    col=col + 1,
+                    hint="save the file as UTF-8",
+                )
+            ],
+        )
+    result = LoadedFile(path, text)
+    if len(data) > MAX_FILE_BYTES:
+        result.diagnostics.append(
+            error(
+                "yaml.too-large",
+                f"the file is {len(data):,} bytes; manifests may be at most {MAX_FILE_BYTES:,}",
+                file=path,
+                line=1,
+                col=1,
+                hint="split it into several files, or keep large data out of manifests",
+            )
+        )
+        return result
+    _Builder(data, path, result).run()
+    if not result.documents and not result.diagnostics:
+        result.diagnostics.append(
+            warning("manifest.empty-file", "the file contains no documents", file=path)
+        )
+    return result
+
+
+class _Builder:
+    """Builds documents from events, resuming after syntax errors at the next `---` line."""
+
+    def __init__(self, data: bytes, path: str, result: LoadedFile) -> None:
+        self.data = data
+        self.path = path
+        self.result = result
+
+    def run(self) -> None:
+        global _parse_events
+        if _parse_events is None:
+            _parse_events = _event_parser()
+        from ruamel.yaml.error import YAMLError
+
+        offset, line_offset = 0, 0
+        while True:
+            chunk = self.data[offset:] if offset else self.data
+            try:
+                self._build(_parse_events(chunk), line_offset)
+                return
+            except _Abort as abort:
+                self.result.diagnostics.append(abort.diagnostic)
+                return
+            except YAMLError as exc:
+                line = self._report_syntax(exc, chunk, line_offset)
+            except (RecursionError, MemoryError):
+                self._add("yaml.too-deep", "the document is too deeply nested to read", 0, 0)
+                return
+            except Exception as exc:  # libyaml wrappers raise odd types on odd input
+                self._add("yaml.syntax", f"cannot read YAML: {exc}", line_offset, 0)
+                return
+            resume = None
+            for match in _DOC_SEPARATOR.finditer(self.data, offset):
+                if self.data.count(b"\n", 0, match.start()) > line:
+                    resume = match.start()
+                    break
+            if resume is None:
+                return
+            offset = resume
+            line_offset = self.data.count(b"\n", 0, offset)
+
+    def _add(self, code: str, summary: str, line: int, col: int, hint: str | None = None) -> None:
+        self.result.diagnostics.append(
+            error(code, summary, file=self.path, line=line + 1, col=col + 1, hint=hint)
+        )
+
+    def _report_syntax(self, exc: Any, chunk: bytes, line_offset: int) -> int:
+        """Add a diagnostic for a libyaml error; returns its absolute 0-based line."""
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        if mark is not None:
+            line, col = int(mark.line) + line_offset, int(mark.column)
+        elif getattr(exc, "position", None) is not None:
+            line, col = _line_col(chunk, int(exc.position))
+            line += line_offset
+        else:
+            line, col = line_offset, 0
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+        context = getattr(exc, "context", None)
+        summary = f"{problem} ({context})" if context else str(problem)
+        lines = self.data.splitlines()
+        source = lines[line] if 0 <= line < len(lines) else b""
+        indented_with_tab = b"\t" in source[: len(source) - len(source.lstrip())]
+        if indented_with_tab or "tab" in summary or "'\\t'" in summary:
+            self._add(
+                "yaml.tab",
+                "a tab character is used for indentation",
+                line,
+                col,
+                hint="YAML indentation must use spaces; replace the tabs with spaces",
+            )
+        elif "control character" in summary or "special characters" in summary:
+            self._add(
+                "yaml.syntax",
+                "the file contains a control character YAML does not allow",
+                line,
+                col,
+                hint="remove the invisible control character",
+            )
+        else:
+            self._add("yaml.syntax", f"invalid YAML: {summary}", line, col)
+        return line
+
+    def _build(self, events: Iterator[Any], line_offset: int) -> None:
+        # One pass over the event stream with an explicit stack: no recursion, so nesting depth
+        # is a counter we check, not a C stack we might overflow.
+        from ruamel.yaml.events import (
+            AliasEvent,
+            DocumentEndEvent,
+            DocumentStartEvent,
+            MappingEndEvent,
+            MappingStartEvent,
+            ScalarEvent,
+            SequenceEndEvent,
+            SequenceStartEvent,
+        )
+
+        result = self.result
+        add = self._add
+        documents = result.documents
+        doc_index = len(documents)
+        anchors: dict[str, tuple[Any, Position, int, int]] = {}
+        # frame: [container, children, is_map, pending_key, key_pos, anchor, line, col, nodes,
+        #         height, merges]
+        stack: list[list[Any]] = []
+        root: Any = None
+        root_pos: Position | None = None
+        nodes = 0
+        for event in events:
+            kind = type(event)
+            if kind is ScalarEvent:
+                mark = event.start_mark
+                line, col = mark.line + line_offset, mark.column
+                tag = event.tag
+                value = event.value
+                if stack and stack[-1][2] and stack[-1][3] is None:
+                    # a mapping key
+                    frame = stack[-1]
+                    if tag not in _PLAIN_TAGS:
+                        add(
+                            "yaml.tag",
+                            f"unsupported tag {_short_tag(tag)} on a mapping key",
+                            line,
+                            col,
+                            hint="mapping keys must be plain strings",
+                        )
+                    if value in frame[0] and value != "<<":
+                        first = frame[1][value]
+                        add(
+                            "yaml.duplicate-key",
+                            f'duplicate key "{value}" (first defined on line {first[0] + 1})',
+                            line,
+                            col,
+                            hint="remove one of them; YAML keys must be unique in a mapping",
+                        )
+                        frame[3] = _DUPLICATE
+                    else:
+                        frame[3] = value
+                        frame[4] = (line, col, event.implicit[0])
+                    if event.anchor:
+                        anchors[event.anchor] = (value, (line, col), 1, 0)
+                    continue
+                try:
+                    if tag is None:
+                        data = resolve_plain(value) if event.implicit[0] else value
+                    elif tag in _PLAIN_TAGS:
+                        data = value
+                    elif tag in _SCALAR_TAGS:
+                        data = _scalar_by_tag(tag, value)
+                    else:
+                        add(
+                            "yaml.tag",
+                            f"unsupported tag {_short_tag(tag)}",
+                            line,
+                            col,
+                            hint="afctl reads plain YAML data only; remove the tag",
+                        )
+                        data = value
+                except _NumberError as exc:
+                    add("yaml.number", str(exc), line, col)
+                    data = value
+                pos: Position = (line, col)
+                size, height, added = 1, 0, 1
+                if event.anchor:
+                    anchors[event.anchor] = (data, pos, 1, 0)
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                mark = event.start_mark
+                line, col = mark.line + line_offset, mark.column
+                if len(stack) >= MAX_DEPTH:
+                    raise _Abort(
+                        error(
+                            "yaml.too-deep",
+                            f"the document nests deeper than {MAX_DEPTH} levels",
+                            file=self.path,
+                            line=line + 1,
+                            col=col + 1,
+                        )
+                    )
+                is_map = kind is MappingStartEvent
+                tag = event.tag
+                if tag is not None and tag != "!" and tag != _CORE + ("map" if is_map else "seq"):
+                    add(
+                        "yaml.tag",
+                        f"unsupported tag {_short_tag(tag)}",
+                        line,
+                        col,
+                        hint="afctl reads plain YAML data only; remove the tag",
+                    )
+                if stack and stack[-1][2] and stack[-1][3] is None:
+                    add(
+                        "yaml.complex-key",
+                        "a mapping key must be a plain scalar, not a "
+                        + ("mapping" if is_map else "sequence"),
+                        line,
+                        col,
+                    )
+                    stack[-1][3] = _COMPLEX_KEY
+                    stack[-1][4] = (line, col, True)
+                stack.append(
+                    [
+                        {} if is_map else [],
+                        {} if is_map else [],
+                        is_map,
+                        None,
+                        None,
+                        event.anchor,
+                        line,
+                        col,
+                        1,
+                        0,
+                        None,
+                    ]
+                )
+                continue
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                frame = stack.pop()
+                data, children = frame[0], frame[1]
+                if frame[10]:
+                    _apply_merges(data, children, frame[10])
+                pos = (frame[6], frame[7], children)
+                size, height, added = frame[8], frame[9] + 1, 1
+                if frame[5]:
+                    anchors[frame[5]] = (data, pos, size, height)
+            elif kind is AliasEvent:
+                mark = event.start_mark
+                line, col = mark.line + line_offset, mark.column
+                anchored = anchors.get(event.anchor)
+                if anchored is None:
+                    add(
+                        "yaml.alias",
+                        f'unknown alias "*{event.anchor}"',
+                        line,
+                        col,
+                        hint="define the anchor (&name) before using it",
+                    )
+                    data, pos, size, height = None, (line, col), 1, 0
+                else:
+                    data, pos, size, height = anchored
+                    if len(stack) + height > MAX_DEPTH:
+                        raise _Abort(
+                            error(
+                                "yaml.too-deep",
+                                f"the document nests deeper than {MAX_DEPTH} levels",
+                                file=self.path,
+                                line=line + 1,
+                                col=col + 1,
+                            )
+                        )
+                    if nodes + size > MAX_NODES:
+                        raise _Abort(
+                            error(
+                                "yaml.alias-bomb",
+                                f"the document expands to more than {MAX_NODES:,} nodes "
+                                "through aliases",
+                                file=self.path,
+                                line=line + 1,
+                                col=col + 1,
+                                hint="this looks like a YAML bomb; remove the nested aliases",
+                            )
+                        )
+                    if size > 1:
+                        data = _copy(data)
+                added = size
+                if stack and stack[-1][2] and stack[-1][3] is None:
+                    # an alias used as a mapping key
+                    frame = stack[-1]
+                    if isinstance(data, (dict, list)) or data is None:
+                        add("yaml.complex-key", "a mapping key must be a plain scalar", line, col)
+                        frame[3] = _DUPLICATE
+                    else:
+                        frame[3] = str(data)
+                    frame[4] = (line, col, False)
+                    continue
+            elif kind is DocumentStartEvent:
+                root, root_pos, nodes = None, None, 0
+                anchors.clear()
+                continue
+            elif kind is DocumentEndEvent:
+                if root_pos is not None and root is not None:
+                    documents.append(Document(root, root_pos, doc_index))
+                doc_index += 1
+                continue
+            else:
+                continue
+
+            nodes += added
+            if nodes > MAX_NODES:
+                raise _Abort(
+                    error(
+                        "yaml.too-large",
+                        f"the document has more than {MAX_NODES:,} nodes",
+                        file=self.path,
+                        line=pos[0] + 1,
+                        col=pos[1] + 1,
+                    )
+                )
+            if not stack:
+                root, root_pos = data, pos
+                continue
+            parent = stack[-1]
+            parent[8] += size
+            if height >= parent[9]:
+                parent[9] = height
+            if parent[2]:
+                key = parent[3]
+                key_pos = parent[4]
+                if key is _COMPLEX_KEY:
+                    parent[3] = _DUPLICATE  # the complex key is done; drop the value that follows
+                    continue
+                parent[3] = None
+                if key is _DUPLICATE:
+                    continue
+                if key == "<<" and key_pos[2]:
+                    if isinstance(data, dict) or (
+                        isinstance(data, list) and all(isinstance(d, dict) for d in data)
+                    ):
+                        if parent[10] is None:
+                            parent[10] = []
+                        parent[10].append((data, pos))
+                    else:
+                        add(
+                            "yaml.merge",
+                            "a merge key (<<) needs a mapping or a list of mappings",
+                            pos[0],
+                            pos[1],
+                        )
+                    continue
+                parent[0][key] = data
+                parent[1][key] = (key_pos[0], key_pos[1], pos)
+            else:
+                parent[0].append(data)
+                parent[1].append(pos)
+
+
+_DUPLICATE = object()
+_COMPLEX_KEY = object()
+
+
+def _apply_merges(
+    data: dict[str, Any], children: dict[str, Any], merges: list[tuple[Any, Position]]
+) -> None:
+    """YAML merge keys (`<<: *base`): keys of the merged mappings that the mapping lacks."""
+    for value, pos in merges:
+        sources = [(value, pos)] if isinstance(value, dict) else zip(value, pos[2], strict=True)
+        for source, source_pos in sources:
+            for key, item in source.items():
+                if key not in data:
+                    data[key] = item
+                    children[key] = source_pos[2][key]

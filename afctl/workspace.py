@@ -1,0 +1,33 @@
+"""Finding the workspace: the `.afctl/` folder of a repository, found by walking up like git."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WORKSPACE_DIR = ".afctl"
+ENV_VAR = "AFCTL_WORKSPACE"
+
+
+def workspace_dir(root: Path) -> Path:
+    """The `.afctl/` folder for a repository root (or the folder itself if named `.afctl`)."""
+    return root if root.name == WORKSPACE_DIR else root / WORKSPACE_DIR
+
+
+def find_workspace(
+    override: str | os.PathLike[str] | None = None, start: Path | None = None
+) -> Path | None:
+    """The workspace folder in use, or None when there is none.
+
+    `override` (the `--workspace` flag) wins, then `AFCTL_WORKSPACE`, then the nearest
+    `.afctl/` folder in the current directory or one of its parents.
+    """
+    chosen = override if override is not None else os.environ.get(ENV_VAR) or None
+    if chosen is not None:
+        return workspace_dir(Path(chosen).resolve())
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / WORKSPACE_DIR
+        if candidate.is_dir():
+            return candidate
+    return None
