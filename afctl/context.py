@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from afctl.errors import ManifestError
-from afctl.manifests.model import ManifestSet
-from afctl.manifests.validate import ValidationResult
 from afctl.workspace import find_workspace
+
+if TYPE_CHECKING:
+    from afctl.manifests.model import ManifestSet
+    from afctl.manifests.validate import ValidationResult
 
 PathArg = str | os.PathLike[str]
 
@@ -63,6 +66,7 @@ class Context:
             ManifestError: any manifest is invalid; `diagnostics` lists every problem.
             UsageError: a path does not exist or holds no manifests.
         """
+        from afctl.manifests.model import ManifestSet
         from afctl.manifests.validate import validate_paths
 
         result, manifests = validate_paths(_as_list(paths), None)

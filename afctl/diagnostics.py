@@ -7,7 +7,6 @@ also in multi-document files.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -74,6 +73,8 @@ def warning(code: str, summary: str, **where: Any) -> Diagnostic:
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A "did you mean" hint naming the closest candidate, or None when nothing is close."""
+    import difflib
+
     options = list(candidates)
     matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if not matches:

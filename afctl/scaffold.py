@@ -121,6 +121,6 @@ def init_project(
 
 
 def _schema_names() -> list[str]:
-    from afctl.manifests.schema import KINDS
+    from afctl.manifests.kinds import KINDS
 
     return [*KINDS.values(), "afctl.json"]

@@ -1,10 +1,16 @@
-"""A cache of per-file validation results, keyed only by the file's content hash.
+"""Caches of validation results, so an unchanged repository validates in a fraction of a second.
 
 Everything a file's own checks produce depends on its bytes, the afctl version and the schemas,
-so a result stored under (content hash) inside a cache stamped with (afctl version, schema hash)
-can be reused whatever the file is called. Checks across files are never cached; they run on
-the cached summaries each time. A cache that cannot be read is ignored and rebuilt; one that
-cannot be written is skipped: the cache never changes what validate reports.
+so a result stored under the file's content hash, in a cache stamped with (afctl version,
+schema hash), can be reused whatever the file is called. Checks across files run on the
+cached per-file summaries whenever anything changed.
+
+When nothing changed at all (the same files with the same contents, under the same names) the
+whole result of the last runs is reused: a small second file holds it, so that case reads
+neither the per-file entries nor runs the cross-file checks.
+
+A cache that cannot be read is ignored and rebuilt; one that cannot be written is skipped: the
+cache never changes what validate reports.
 """
 
 from __future__ import annotations
@@ -12,72 +18,108 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2
 MAX_ENTRIES = 50_000
+MAX_RUNS = 8
+
+
+def _read_json(path: Path, stamp: str) -> dict[str, Any] | None:
+    try:
+        raw = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if isinstance(raw, dict) and raw.get("format") == FORMAT and raw.get("stamp") == stamp:
+        return raw
+    return None
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically (temp file, then rename); give up quietly when the disk says no."""
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(payload, handle, separators=(",", ":"))
+            Path(temp).replace(path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                Path(temp).unlink()
+            raise
+    except OSError:
+        return
 
 
 class ValidationCache:
     def __init__(self, path: Path, stamp: str) -> None:
         self.path = path
+        """The per-file entries; the whole-run results live beside it (`*-runs.json`)."""
+        self.runs_path = path.with_name(path.stem + "-runs.json")
         self.stamp = stamp
-        self._entries: dict[str, Any] = {}
+        self._entries: dict[str, Any] | None = None
         self._used: set[str] = set()
         self._dirty = False
-        self._load()
+        self._runs: dict[str, Any] | None = None
+        self._runs_dirty = False
 
-    def _load(self) -> None:
-        try:
-            raw = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
-            return
-        if (
-            isinstance(raw, dict)
-            and raw.get("format") == FORMAT
-            and raw.get("stamp") == self.stamp
-            and isinstance(raw.get("entries"), dict)
-        ):
-            self._entries = raw["entries"]
+    # -- whole runs ------------------------------------------------------------------------
+
+    def _load_runs(self) -> dict[str, Any]:
+        if self._runs is None:
+            raw = _read_json(self.runs_path, self.stamp)
+            runs = raw.get("runs") if raw else None
+            self._runs = runs if isinstance(runs, dict) else {}
+        return self._runs
+
+    def get_run(self, key: str) -> Any | None:
+        return self._load_runs().get(key)
+
+    def put_run(self, key: str, result: Any) -> None:
+        runs = self._load_runs()
+        runs.pop(key, None)
+        runs[key] = result
+        while len(runs) > MAX_RUNS:
+            runs.pop(next(iter(runs)))
+        self._runs_dirty = True
+
+    # -- per-file entries ------------------------------------------------------------------
+
+    def _load_entries(self) -> dict[str, Any]:
+        if self._entries is None:
+            raw = _read_json(self.path, self.stamp)
+            entries = raw.get("entries") if raw else None
+            self._entries = entries if isinstance(entries, dict) else {}
+        return self._entries
 
     def get(self, digest: str) -> Any | None:
-        entry = self._entries.get(digest)
+        entry = self._load_entries().get(digest)
         if entry is not None:
             self._used.add(digest)
         return entry
 
     def put(self, digest: str, entry: Any) -> None:
-        self._entries[digest] = entry
+        self._load_entries()[digest] = entry
         self._used.add(digest)
         self._dirty = True
 
     def save(self) -> None:
-        """Write the cache atomically; entries used in this run are kept first."""
-        if not self._dirty:
-            return
-        entries = {k: self._entries[k] for k in self._used}
-        for key, value in self._entries.items():
-            if len(entries) >= MAX_ENTRIES:
-                break
-            entries.setdefault(key, value)
-        payload = {"format": FORMAT, "stamp": self.stamp, "saved": time.time(), "entries": entries}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".validate-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(payload, handle, separators=(",", ":"))
-                Path(temp).replace(self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    Path(temp).unlink()
-                raise
-        except OSError:
-            return
-        self._dirty = False
+        """Write what changed; per-file entries used in this run are kept first."""
+        if self._dirty and self._entries is not None:
+            entries = {k: self._entries[k] for k in self._used if k in self._entries}
+            for key, value in self._entries.items():
+                if len(entries) >= MAX_ENTRIES:
+                    break
+                entries.setdefault(key, value)
+            _write_json(self.path, {"format": FORMAT, "stamp": self.stamp, "entries": entries})
+            self._dirty = False
+        if self._runs_dirty and self._runs is not None:
+            _write_json(self.runs_path, {"format": FORMAT, "stamp": self.stamp, "runs": self._runs})
+            self._runs_dirty = False
 
 
 def default_cache_path(workspace: Path | None) -> Path:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from afctl.diagnostics import Diagnostic, did_you_mean, error
 from afctl.manifests import interpolation
 from afctl.manifests.graph import find_cycles
 from afctl.manifests.positions import Position, locate, make_pointer
-from afctl.manifests.schema import instance_paths, schema_annotations
+from afctl.manifests.references import Ref
+from afctl.manifests.schema import annotated_values
 from afctl.manifests.schema_errors import dotted
 from afctl.safety.expr import ExpressionError, parse_expression
 from afctl.safety.templates import check_template
@@ -40,24 +40,6 @@ KNOWN_METASCHEMAS = frozenset(
 """Meta-schemas jsonschema-rs ships; any other `$schema` would make it fetch one: refused."""
 
 
-@dataclass(frozen=True)
-class Ref:
-    """A reference from a manifest to another resource, with where it is written."""
-
-    kind: str
-    name: str
-    pointer: str
-    line: int
-    col: int
-
-    def to_list(self) -> list[Any]:
-        return [self.kind, self.name, self.pointer, self.line, self.col]
-
-    @classmethod
-    def from_list(cls, values: Sequence[Any]) -> Ref:
-        return cls(*values)
-
-
 class DocumentChecker:
     """Runs every semantic check on one document of a known kind."""
 
@@ -68,7 +50,14 @@ class DocumentChecker:
         positions: Position,
         where: dict[str, Any],
         text: str | None,
+        *,
+        may_have_templates: bool = True,
+        may_have_references: bool = True,
     ) -> None:
+        self.may_have_templates = may_have_templates
+        """False when the file has no `{{`, `{%` or `{#`: template checks are skipped."""
+        self.may_have_references = may_have_references
+        """False when the file has no `${`: reference checks are skipped."""
         self.kind = kind
         self.data = data
         self.positions = positions
@@ -78,11 +67,12 @@ class DocumentChecker:
         self.refs: list[Ref] = []
 
     def run(self) -> None:
-        for annotation in schema_annotations(self.kind):
-            check = _CHECKS[annotation.keyword]
-            for parts, value in instance_paths(self.data, annotation.path):
-                check(self, parts, value, annotation.value)
-        self._check_references_syntax()
+        for parts, value, keyword, annotation in annotated_values(self.kind, self.data):
+            if keyword == "x-afctl-template" and not self.may_have_templates:
+                continue
+            _CHECKS[keyword](self, parts, value, annotation)
+        if self.may_have_references:
+            self._check_references_syntax()
         if self.kind == "Workflow":
             self._check_workflow_steps()
 

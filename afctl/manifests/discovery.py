@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from afctl.errors import UsageError
 
@@ -27,12 +27,13 @@ IGNORE_FILE = ".afctlignore"
 _SKIP_DIRS = {"node_modules", "__pycache__"}
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """A file to read: `display` is how diagnostics name it; `path` is None for stdin."""
 
     display: str
-    path: Path | None
+    path: str | None
+    key: str = ""
+    """The file's canonical path, to read each file once."""
 
 
 def _display(path: str) -> str:
@@ -63,31 +64,42 @@ def _ignored(relative: str, is_dir: bool, patterns: list[str]) -> bool:
 
 
 def _walk(root: Path, given: str) -> list[Source]:
+    # Plain strings and scandir: pathlib and os.walk cost more than checking cached files.
     patterns = _ignore_patterns(root)
     found: list[Source] = []
-    for current, dirs, files in os.walk(root):
-        here = Path(current)
-        relative_dir = here.relative_to(root).as_posix()
-        prefix = "" if relative_dir == "." else relative_dir + "/"
-        if here != root and "blueprint.yaml" in files:
-            dirs[:] = []
-            files = ["blueprint.yaml"]
-        kept = []
-        for name in sorted(dirs):
-            if name.startswith(".") or name in _SKIP_DIRS:
+    real_top = os.path.realpath(root)
+    shown_top = _display(given)
+    shown_prefix = "" if shown_top == "." else shown_top + "/"
+    pending = [(os.fspath(root), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError:
+            continue
+        names = {entry.name for entry in entries}
+        if prefix and "blueprint.yaml" in names:
+            entries = [e for e in entries if e.name == "blueprint.yaml"]
+        subfolders = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
-            if (here / name / "pyvenv.cfg").exists():
-                continue
-            if _ignored(prefix + name, True, patterns):
-                continue
-            kept.append(name)
-        dirs[:] = kept
-        for name in sorted(files):
-            if name.startswith(".") or not name.endswith(MANIFEST_SUFFIXES):
-                continue
-            if _ignored(prefix + name, False, patterns):
-                continue
-            found.append(Source(_display(f"{given}/{prefix}{name}"), here / name))
+            if entry.is_dir(follow_symlinks=False):
+                if name in _SKIP_DIRS or (prefix and "blueprint.yaml" in names):
+                    continue
+                if os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):  # noqa: PTH110, PTH118
+                    continue
+                if patterns and _ignored(prefix + name, True, patterns):
+                    continue
+                subfolders.append((entry.path, prefix + name + "/"))
+            elif name.endswith(MANIFEST_SUFFIXES):
+                if patterns and _ignored(prefix + name, False, patterns):
+                    continue
+                relative = prefix + name
+                found.append(Source(shown_prefix + relative, entry.path, f"{real_top}/{relative}"))
+        pending.extend(reversed(subfolders))
     return found
 
 
@@ -102,10 +114,10 @@ def discover(paths: list[str] | tuple[str, ...]) -> list[Source]:
             "no manifests given", hint="pass -f PATH (a file, a folder, or - for stdin)"
         )
     sources: list[Source] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for given in paths:
         if given == STDIN:
-            sources.append(Source("<stdin>", None))
+            sources.append(Source("<stdin>", None, STDIN))
             continue
         path = Path(given)
         if path.is_dir():
@@ -116,13 +128,11 @@ def discover(paths: list[str] | tuple[str, ...]) -> list[Source]:
                     hint="point -f at a folder with manifests, or at a manifest file",
                 )
         elif path.exists() or path.is_symlink():
-            found = [Source(_display(given), path)]
+            found = [Source(_display(given), given, os.path.realpath(given))]
         else:
             raise UsageError(f"-f {given}: no such file or folder")
         for source in found:
-            assert source.path is not None
-            key = source.path.resolve()
-            if key not in seen:
-                seen.add(key)
+            if source.key not in seen:
+                seen.add(source.key)
                 sources.append(source)
     return sources

@@ -11,7 +11,8 @@ from typing import Any
 
 from afctl.diagnostics import did_you_mean
 from afctl.errors import UsageError
-from afctl.manifests.schema import API_VERSION, BASE_URI, KINDS, kind_schema, resolve
+from afctl.manifests.kinds import API_VERSION, KINDS
+from afctl.manifests.schema import BASE_URI, kind_schema, resolve
 
 _NO_DEFAULT = object()
 

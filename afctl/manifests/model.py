@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from afctl.manifests.schema import KINDS
+from afctl.manifests.kinds import KINDS
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,35 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from afctl.diagnostics import Diagnostic, did_you_mean, error
-from afctl.manifests.checks import Ref
 from afctl.manifests.graph import find_cycles
 
 
-@dataclass(frozen=True)
-class ResourceSummary:
+class Ref(NamedTuple):
+    """A reference from a manifest to another resource, with where it is written."""
+
+    kind: str
+    name: str
+    pointer: str
+    line: int
+    col: int
+
+
+class Resource(NamedTuple):
+    """A resource found in the files: what it is and where it is defined."""
+
+    kind: str
+    name: str
+    file: str
+    line: int
+    """1-based line of `metadata.name`."""
+    col: int
+    document: int
+
+
+class ResourceSummary(NamedTuple):
     """What cross-file checks need to know of one manifest (cached between runs)."""
 
     kind: str
@@ -22,7 +42,8 @@ class ResourceSummary:
     line: int
     col: int
     document: int
-    refs: tuple[Ref, ...]
+    refs: Sequence[Sequence[Any]]
+    """The references, as `Ref`s (or, from the cache, lists in the same order)."""
 
 
 def check_references(resources: Sequence[ResourceSummary]) -> list[Diagnostic]:
@@ -53,25 +74,25 @@ def check_references(resources: Sequence[ResourceSummary]) -> list[Diagnostic]:
             )
 
     for resource in ordered:
-        for ref in resource.refs:
-            if ref.name in names[ref.kind]:
+        for kind, name, pointer, line, col in resource.refs:
+            if name in names[kind]:
                 continue
-            hint = did_you_mean(ref.name, names[ref.kind]) or (
-                f"define {_article(ref.kind)} {ref.kind} named {ref.name}, or validate "
+            hint = did_you_mean(name, names[kind]) or (
+                f"define {_article(kind)} {kind} named {name}, or validate "
                 "together with the file that defines it (-f .)"
             )
-            if ref.kind == "Model":
+            if kind == "Model":
                 hint += "; or write provider/model, e.g. openai/gpt-4.1-mini"
             diagnostics.append(
                 error(
                     "ref.dangling",
-                    f'{resource.kind} "{resource.name}" refers to {ref.kind} "{ref.name}", '
+                    f'{resource.kind} "{resource.name}" refers to {kind} "{name}", '
                     "which is not defined",
                     file=resource.file,
-                    line=ref.line,
-                    col=ref.col,
+                    line=line,
+                    col=col,
                     document=resource.document,
-                    pointer=ref.pointer,
+                    pointer=pointer,
                     hint=hint,
                 )
             )
@@ -87,7 +108,7 @@ def _workflow_cycles(resources: Iterable[ResourceSummary]) -> list[Diagnostic]:
         if resource.kind != "Workflow" or resource.name in graph:
             continue
         targets = []
-        for ref in resource.refs:
+        for ref in map(Ref._make, resource.refs):
             if ref.kind == "Workflow":
                 targets.append(ref.name)
                 first_ref.setdefault((resource.name, ref.name), (resource, ref))

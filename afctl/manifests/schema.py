@@ -28,18 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from afctl._resources import data_dir
+from afctl.manifests.kinds import API_VERSION, KINDS
 
-API_VERSION = "afctl/v1"
 BASE_URI = "https://afctl.dev/schemas/v1/"
-KINDS: dict[str, str] = {
-    "Model": "model.json",
-    "Agent": "agent.json",
-    "Tool": "tool.json",
-    "Workflow": "workflow.json",
-    "KnowledgePack": "knowledgepack.json",
-    "EvalSuite": "evalsuite.json",
-    "Blueprint": "blueprint.json",
-}
 SHARED = "defs.json"
 ANNOTATIONS = (
     "x-afctl-ref",
@@ -66,11 +57,12 @@ def schema_documents() -> dict[str, dict[str, Any]]:
 
 @cache
 def schema_hash() -> str:
-    """A digest of all schemas: validation results cached under another digest are stale."""
+    """A digest of all schema files: validation results cached under another one are stale."""
     digest = hashlib.sha256()
-    for uri, document in sorted(schema_documents().items()):
-        digest.update(uri.encode())
-        digest.update(json.dumps(document, sort_keys=True).encode())
+    folder = data_dir("schemas")
+    for name in (SHARED, *KINDS.values()):
+        digest.update(name.encode())
+        digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -153,23 +145,42 @@ def schema_annotations(kind: str) -> tuple[Annotation, ...]:
     return tuple(found.values())
 
 
-def instance_paths(
-    data: Any, path: tuple[str, ...], prefix: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], Any]]:
-    """The values in `data` matching an annotation path, with their concrete paths."""
-    if not path:
-        yield prefix, data
-        return
-    head, rest = path[0], path[1:]
-    if head == ANY:
-        if isinstance(data, list):
-            for index, item in enumerate(data):
-                yield from instance_paths(item, rest, (*prefix, index))
-        elif isinstance(data, dict):
-            for key, item in data.items():
-                yield from instance_paths(item, rest, (*prefix, key))
-    elif isinstance(data, dict) and head in data:
-        yield from instance_paths(data[head], rest, (*prefix, head))
+_HERE = ""
+"""Trie key holding the annotations of the node itself (never a property name we use)."""
+
+
+@cache
+def _annotation_trie(kind: str) -> dict[str, Any]:
+    trie: dict[str, Any] = {}
+    for annotation in schema_annotations(kind):
+        node = trie
+        for part in annotation.path:
+            node = node.setdefault(part, {})
+        node.setdefault(_HERE, []).append((annotation.keyword, annotation.value))
+    return trie
+
+
+def annotated_values(kind: str, data: Any) -> Iterator[tuple[tuple[str | int, ...], Any, str, Any]]:
+    """(path, value, keyword, annotation value) for every annotated value in a document.
+
+    One walk over the document follows all of the kind's annotation paths at once.
+    """
+    stack: list[tuple[dict[str, Any], Any, tuple[str | int, ...]]] = [
+        (_annotation_trie(kind), data, ())
+    ]
+    while stack:
+        trie, value, path = stack.pop()
+        for key, sub in trie.items():
+            if key == _HERE:
+                for keyword, annotation in sub:
+                    yield path, value, keyword, annotation
+            elif key == ANY:
+                if isinstance(value, list):
+                    stack.extend((sub, item, (*path, i)) for i, item in enumerate(value))
+                elif isinstance(value, dict):
+                    stack.extend((sub, item, (*path, k)) for k, item in value.items())
+            elif isinstance(value, dict) and key in value:
+                stack.append((sub, value[key], (*path, key)))
 
 
 def bundled(kind: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ by content hash (see `afctl.manifests.cache`); a cache hit loads no YAML or sche
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,12 +16,11 @@ from typing import Any
 
 from afctl.diagnostics import Diagnostic, Severity, did_you_mean, error
 from afctl.manifests.cache import ValidationCache
-from afctl.manifests.checks import Ref
 from afctl.manifests.discovery import Source, discover
+from afctl.manifests.kinds import API_VERSION, KINDS
+from afctl.manifests.limits import MAX_FILE_BYTES
 from afctl.manifests.model import Manifest
-from afctl.manifests.references import ResourceSummary, check_references
-from afctl.manifests.schema import API_VERSION, KINDS
-from afctl.manifests.yaml_loader import MAX_FILE_BYTES
+from afctl.manifests.references import Resource, ResourceSummary, check_references
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -36,17 +36,16 @@ class FileResult:
     def to_cache(self) -> dict[str, Any]:
         """A path-independent form for the cache."""
         return {
-            "r": [
-                [r.kind, r.name, r.line, r.col, r.document, [ref.to_list() for ref in r.refs]]
-                for r in self.resources
-            ],
+            "r": [[r.kind, r.name, r.line, r.col, r.document, r.refs] for r in self.resources],
             "d": [{k: v for k, v in d.to_dict().items() if k != "file"} for d in self.diagnostics],
         }
 
     @classmethod
     def from_cache(cls, entry: dict[str, Any], file: str) -> FileResult:
+        # Refs stay the lists JSON gave: they unpack like `Ref`s, and building 30,000
+        # tuples would cost more than the rest of a cached run's checks.
         resources = [
-            ResourceSummary(kind, name, file, line, col, document, tuple(map(Ref.from_list, refs)))
+            ResourceSummary(kind, name, file, line, col, document, refs)
             for kind, name, line, col, document, refs in entry["r"]
         ]
         diagnostics = [Diagnostic.from_dict({**d, "file": file}) for d in entry["d"]]
@@ -58,7 +57,7 @@ class ValidationResult:
     """Everything `afctl validate` reports."""
 
     files: list[str]
-    resources: list[ResourceSummary]
+    resources: list[Resource]
     diagnostics: list[Diagnostic]
     sources: dict[str, str] = field(default_factory=dict)
     """Text of the files that have diagnostics, for source snippets."""
@@ -75,6 +74,20 @@ class ValidationResult:
     @property
     def valid(self) -> bool:
         return not self.errors
+
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "resources": [list(r) for r in self.resources],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
+
+    @classmethod
+    def from_cache(cls, entry: dict[str, Any], raw: dict[str, bytes]) -> ValidationResult:
+        diagnostics = [Diagnostic.from_dict(d) for d in entry["diagnostics"]]
+        resources = [Resource(*r) for r in entry["resources"]]
+        files = entry["files"]
+        return cls(files, resources, diagnostics, _texts(diagnostics, raw), len(files))
 
     def to_dict(self) -> dict[str, Any]:
         """The documented `afctl validate -o json` structure."""
@@ -95,19 +108,41 @@ class ValidationResult:
         }
 
 
+def _read_file(path: str) -> bytes | None:
+    """The file's bytes, or None when it is too large to read (checked before reading)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_FILE_BYTES:
+            return None
+        data = os.read(fd, size + 1)
+        if len(data) <= size:
+            return data
+        chunks = [data]  # the file grew since fstat: read on, within the limit
+        total = len(data)
+        while chunk := os.read(fd, 65536):
+            total += len(chunk)
+            if total > MAX_FILE_BYTES:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _read(source: Source) -> tuple[bytes | None, Diagnostic | None]:
     try:
         if source.path is None:
             data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
         else:
-            if source.path.stat().st_size > MAX_FILE_BYTES:
-                return None, error(
-                    "yaml.too-large",
-                    f"the file is larger than {MAX_FILE_BYTES:,} bytes",
-                    file=source.display,
-                    hint="split it into several files, or keep large data out of manifests",
-                )
-            data = source.path.read_bytes()
+            data = _read_file(source.path)
+        if data is None or len(data) > MAX_FILE_BYTES:
+            return None, error(
+                "yaml.too-large",
+                f"the file is larger than {MAX_FILE_BYTES:,} bytes",
+                file=source.display,
+                hint="split it into several files, or keep large data out of manifests",
+            )
     except OSError as exc:
         return None, error(
             "io.read",
@@ -200,6 +235,8 @@ def analyze_file(data: bytes, display: str) -> FileResult:
 
     loaded = load_bytes(data, display)
     result = FileResult(diagnostics=list(loaded.diagnostics))
+    may_have_templates = b"{{" in data or b"{%" in data or b"{#" in data
+    may_have_references = b"${" in data
     for document in loaded.documents:
         where = {"file": display, "document": document.index}
         doc = document.data
@@ -213,7 +250,15 @@ def analyze_file(data: bytes, display: str) -> FileResult:
                 if not api_ok:
                     found = [d for d in found if d.pointer != "/apiVersion"]
                 result.diagnostics.extend(found)
-            checker = DocumentChecker(kind, doc, document.positions, where, loaded.text)
+            checker = DocumentChecker(
+                kind,
+                doc,
+                document.positions,
+                where,
+                loaded.text,
+                may_have_templates=may_have_templates,
+                may_have_references=may_have_references,
+            )
             checker.run()
         except Exception as exc:  # a check tripping over odd input must not become a traceback
             result.diagnostics.append(
@@ -243,6 +288,12 @@ def analyze_file(data: bytes, display: str) -> FileResult:
     return result
 
 
+def _texts(diagnostics: Sequence[Diagnostic], raw: dict[str, bytes]) -> dict[str, str]:
+    """Text of the files that have diagnostics, for source snippets."""
+    files = {d.file for d in diagnostics if d.file}
+    return {name: raw[name].decode("utf-8", "replace") for name in files if name in raw}
+
+
 def content_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -255,14 +306,30 @@ def validate_sources(
     diagnostics: list[Diagnostic] = []
     manifests: list[Manifest] = []
     raw: dict[str, bytes] = {}
-    cached = 0
+    digests: dict[str, str] = {}
     for source in sources:
         data, problem = _read(source)
         if data is None:
             assert problem is not None
             diagnostics.append(problem)
             continue
-        digest = content_digest(data) if cache is not None else ""
+        raw[source.display] = data
+        if cache is not None:
+            digests[source.display] = content_digest(data)
+    run_key = None
+    if cache is not None and not diagnostics:
+        run_key = content_digest(
+            "\n".join(f"{name}\0{digest}" for name, digest in digests.items()).encode()
+        )
+        reused = cache.get_run(run_key)
+        if reused is not None:
+            return ValidationResult.from_cache(reused, raw), []
+    cached = 0
+    for source in sources:
+        data = raw.get(source.display)
+        if data is None:
+            continue
+        digest = digests.get(source.display, "")
         entry = cache.get(digest) if cache is not None else None
         if entry is not None:
             result = FileResult.from_cache(entry, source.display)
@@ -274,17 +341,15 @@ def validate_sources(
             manifests.extend(result.manifests)
         resources.extend(result.resources)
         diagnostics.extend(result.diagnostics)
-        raw[source.display] = data
     diagnostics.extend(check_references(resources))
-    texts = {
-        display: raw[display].decode("utf-8", "replace")
-        for display in {d.file for d in diagnostics if d.file}
-        if display in raw
-    }
+    texts = _texts(diagnostics, raw)
+    ordered = sorted(set(diagnostics), key=Diagnostic.sort_key)
+    found = [Resource(*r[:6]) for r in resources]
+    report = ValidationResult([s.display for s in sources], found, ordered, texts, cached)
+    if cache is not None and run_key is not None:
+        cache.put_run(run_key, report.to_cache())
     if cache is not None:
         cache.save()
-    ordered = sorted(set(diagnostics), key=Diagnostic.sort_key)
-    report = ValidationResult([s.display for s in sources], resources, ordered, texts, cached)
     return report, manifests
 
 

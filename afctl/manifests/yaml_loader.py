@@ -16,17 +16,13 @@ nesting depth and node count (aliases included) refuse YAML bombs quickly in bou
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from afctl.diagnostics import Diagnostic, error, warning
+from afctl.manifests.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, MAX_NUMBER_DIGITS
 from afctl.manifests.positions import Position
-
-MAX_FILE_BYTES = 8 * 1024 * 1024
-MAX_DEPTH = 100
-MAX_NODES = 250_000
-MAX_NUMBER_DIGITS = 1000
 
 _CORE = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {None, "!", _CORE + "str"}
@@ -141,32 +137,30 @@ def _line_col(data: bytes, offset: int) -> tuple[int, int]:
     return line, len(data[start:offset].decode("utf-8", "replace"))
 
 
-def _event_parser() -> Callable[[bytes], Iterator[Any]]:
-    """libyaml's parser through ruamel.yaml.clib, or ruamel's pure-Python one if it is missing."""
-    try:
-        from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - exercised only where the C extension is absent
-        from ruamel.yaml import YAML
+class _EventSource:
+    """libyaml's parser through ruamel.yaml.clib, or ruamel's pure-Python one if it is missing.
 
-        pure = YAML(typ="safe", pure=True)
-        return lambda data: iter(pure.parse(data.decode("utf-8")))
+    `open(data)` returns a function giving the next event (None at the end) and a closer.
+    """
 
-    def events(data: bytes) -> Iterator[Any]:
-        parser = CParser(data)
+    def __init__(self) -> None:
         try:
-            get = parser.get_event
-            while True:
-                event = get()
-                if event is None:
-                    return
-                yield event
-        finally:
-            parser.dispose()
+            from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
+        except ImportError:  # pragma: no cover - only where the C extension is absent
+            CParser = None
+        self._c_parser = CParser
 
-    return events
+    def open(self, data: bytes) -> tuple[Callable[[], Any], Callable[[], None]]:
+        if self._c_parser is not None:
+            parser = self._c_parser(data)
+            return parser.get_event, parser.dispose
+        from ruamel.yaml import YAML  # pragma: no cover
+
+        events = iter(YAML(typ="safe", pure=True).parse(data.decode("utf-8")))  # pragma: no cover
+        return (lambda: next(events, None)), (lambda: None)  # pragma: no cover
 
 
-_parse_events: Callable[[bytes], Iterator[Any]] | None = None
+_events: _EventSource | None = None
 
 
 def load_bytes(data: bytes, path: str = "<input>") -> LoadedFile:
@@ -219,16 +213,17 @@ class _Builder:
         self.result = result
 
     def run(self) -> None:
-        global _parse_events
-        if _parse_events is None:
-            _parse_events = _event_parser()
+        global _events
+        if _events is None:
+            _events = _EventSource()
         from ruamel.yaml.error import YAMLError
 
         offset, line_offset = 0, 0
         while True:
             chunk = self.data[offset:] if offset else self.data
+            get_event, close = _events.open(chunk)
             try:
-                self._build(_parse_events(chunk), line_offset)
+                self._build(get_event, line_offset)
                 return
             except _Abort as abort:
                 self.result.diagnostics.append(abort.diagnostic)
@@ -241,6 +236,8 @@ class _Builder:
             except Exception as exc:  # libyaml wrappers raise odd types on odd input
                 self._add("yaml.syntax", f"cannot read YAML: {exc}", line_offset, 0)
                 return
+            finally:
+                close()
             resume = None
             for match in _DOC_SEPARATOR.finditer(self.data, offset):
                 if self.data.count(b"\n", 0, match.start()) > line:
@@ -292,9 +289,10 @@ class _Builder:
             self._add("yaml.syntax", f"invalid YAML: {summary}", line, col)
         return line
 
-    def _build(self, events: Iterator[Any], line_offset: int) -> None:
+    def _build(self, get_event: Callable[[], Any], line_offset: int) -> None:
         # One pass over the event stream with an explicit stack: no recursion, so nesting depth
-        # is a counter we check, not a C stack we might overflow.
+        # is a counter we check, not a C stack we might overflow. This is the hottest loop of
+        # `afctl validate`; it keeps the current frame in locals and avoids helper calls.
         from ruamel.yaml.events import (
             AliasEvent,
             DocumentEndEvent,
@@ -306,28 +304,28 @@ class _Builder:
             SequenceStartEvent,
         )
 
-        result = self.result
         add = self._add
-        documents = result.documents
+        documents = self.result.documents
         doc_index = len(documents)
         anchors: dict[str, tuple[Any, Position, int, int]] = {}
-        # frame: [container, children, is_map, pending_key, key_pos, anchor, line, col, nodes,
-        #         height, merges]
-        stack: list[list[Any]] = []
+        stack: list[_Frame] = []
+        frame: _Frame | None = None  # the innermost open mapping or sequence
         root: Any = None
         root_pos: Position | None = None
         nodes = 0
-        for event in events:
+        while True:
+            event = get_event()
+            if event is None:
+                return
             kind = type(event)
             if kind is ScalarEvent:
                 mark = event.start_mark
                 line, col = mark.line + line_offset, mark.column
-                tag = event.tag
                 value = event.value
-                if stack and stack[-1][2] and stack[-1][3] is None:
+                tag = event.tag
+                if frame is not None and frame.is_map and frame.key is None:
                     # a mapping key
-                    frame = stack[-1]
-                    if tag not in _PLAIN_TAGS:
+                    if tag is not None and tag not in _PLAIN_TAGS:
                         add(
                             "yaml.tag",
                             f"unsupported tag {_short_tag(tag)} on a mapping key",
@@ -335,8 +333,8 @@ class _Builder:
                             col,
                             hint="mapping keys must be plain strings",
                         )
-                    if value in frame[0] and value != "<<":
-                        first = frame[1][value]
+                    if value in frame.data and value != "<<":
+                        first = frame.children[value]
                         add(
                             "yaml.duplicate-key",
                             f'duplicate key "{value}" (first defined on line {first[0] + 1})',
@@ -344,10 +342,11 @@ class _Builder:
                             col,
                             hint="remove one of them; YAML keys must be unique in a mapping",
                         )
-                        frame[3] = _DUPLICATE
+                        frame.key = _DUPLICATE
                     else:
-                        frame[3] = value
-                        frame[4] = (line, col, event.implicit[0])
+                        frame.key = value
+                        frame.key_line, frame.key_col = line, col
+                        frame.key_plain = event.implicit[0]
                     if event.anchor:
                         anchors[event.anchor] = (value, (line, col), 1, 0)
                     continue
@@ -371,21 +370,19 @@ class _Builder:
                     add("yaml.number", str(exc), line, col)
                     data = value
                 pos: Position = (line, col)
-                size, height, added = 1, 0, 1
+                size = height = 0
                 if event.anchor:
                     anchors[event.anchor] = (data, pos, 1, 0)
+                nodes += 1
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 mark = event.start_mark
                 line, col = mark.line + line_offset, mark.column
                 if len(stack) >= MAX_DEPTH:
-                    raise _Abort(
-                        error(
-                            "yaml.too-deep",
-                            f"the document nests deeper than {MAX_DEPTH} levels",
-                            file=self.path,
-                            line=line + 1,
-                            col=col + 1,
-                        )
+                    self._abort(
+                        "yaml.too-deep",
+                        f"the document nests deeper than {MAX_DEPTH} levels",
+                        line,
+                        col,
                     )
                 is_map = kind is MappingStartEvent
                 tag = event.tag
@@ -397,7 +394,7 @@ class _Builder:
                         col,
                         hint="afctl reads plain YAML data only; remove the tag",
                     )
-                if stack and stack[-1][2] and stack[-1][3] is None:
+                if frame is not None and frame.is_map and frame.key is None:
                     add(
                         "yaml.complex-key",
                         "a mapping key must be a plain scalar, not a "
@@ -405,33 +402,21 @@ class _Builder:
                         line,
                         col,
                     )
-                    stack[-1][3] = _COMPLEX_KEY
-                    stack[-1][4] = (line, col, True)
-                stack.append(
-                    [
-                        {} if is_map else [],
-                        {} if is_map else [],
-                        is_map,
-                        None,
-                        None,
-                        event.anchor,
-                        line,
-                        col,
-                        1,
-                        0,
-                        None,
-                    ]
-                )
+                    frame.key = _COMPLEX_KEY
+                frame = _Frame(is_map, event.anchor, line, col)
+                stack.append(frame)
                 continue
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
-                frame = stack.pop()
-                data, children = frame[0], frame[1]
-                if frame[10]:
-                    _apply_merges(data, children, frame[10])
-                pos = (frame[6], frame[7], children)
-                size, height, added = frame[8], frame[9] + 1, 1
-                if frame[5]:
-                    anchors[frame[5]] = (data, pos, size, height)
+                done = stack.pop()
+                frame = stack[-1] if stack else None
+                data = done.data
+                if done.merges:
+                    _apply_merges(data, done.children, done.merges)
+                pos = (done.line, done.col, done.children)
+                size, height = done.size, done.height + 1
+                if done.anchor:
+                    anchors[done.anchor] = (data, pos, size + 1, height)
+                nodes += 1
             elif kind is AliasEvent:
                 mark = event.start_mark
                 line, col = mark.line + line_offset, mark.column
@@ -444,43 +429,37 @@ class _Builder:
                         col,
                         hint="define the anchor (&name) before using it",
                     )
-                    data, pos, size, height = None, (line, col), 1, 0
+                    data, pos, size, height = None, (line, col), 0, 0
                 else:
-                    data, pos, size, height = anchored
+                    data, pos, count, height = anchored
+                    size = count - 1
                     if len(stack) + height > MAX_DEPTH:
-                        raise _Abort(
-                            error(
-                                "yaml.too-deep",
-                                f"the document nests deeper than {MAX_DEPTH} levels",
-                                file=self.path,
-                                line=line + 1,
-                                col=col + 1,
-                            )
+                        self._abort(
+                            "yaml.too-deep",
+                            f"the document nests deeper than {MAX_DEPTH} levels",
+                            line,
+                            col,
                         )
-                    if nodes + size > MAX_NODES:
-                        raise _Abort(
-                            error(
-                                "yaml.alias-bomb",
-                                f"the document expands to more than {MAX_NODES:,} nodes "
-                                "through aliases",
-                                file=self.path,
-                                line=line + 1,
-                                col=col + 1,
-                                hint="this looks like a YAML bomb; remove the nested aliases",
-                            )
+                    if nodes + count > MAX_NODES:
+                        self._abort(
+                            "yaml.alias-bomb",
+                            f"the document expands to more than {MAX_NODES:,} nodes "
+                            "through aliases",
+                            line,
+                            col,
+                            hint="this looks like a YAML bomb; remove the nested aliases",
                         )
-                    if size > 1:
+                    if count > 1:
                         data = _copy(data)
-                added = size
-                if stack and stack[-1][2] and stack[-1][3] is None:
+                nodes += size + 1
+                if frame is not None and frame.is_map and frame.key is None:
                     # an alias used as a mapping key
-                    frame = stack[-1]
                     if isinstance(data, (dict, list)) or data is None:
                         add("yaml.complex-key", "a mapping key must be a plain scalar", line, col)
-                        frame[3] = _DUPLICATE
+                        frame.key = _DUPLICATE
                     else:
-                        frame[3] = str(data)
-                    frame[4] = (line, col, False)
+                        frame.key = str(data)
+                        frame.key_line, frame.key_col, frame.key_plain = line, col, False
                     continue
             elif kind is DocumentStartEvent:
                 root, root_pos, nodes = None, None, 0
@@ -494,40 +473,31 @@ class _Builder:
             else:
                 continue
 
-            nodes += added
             if nodes > MAX_NODES:
-                raise _Abort(
-                    error(
-                        "yaml.too-large",
-                        f"the document has more than {MAX_NODES:,} nodes",
-                        file=self.path,
-                        line=pos[0] + 1,
-                        col=pos[1] + 1,
-                    )
+                self._abort(
+                    "yaml.too-large",
+                    f"the document has more than {MAX_NODES:,} nodes",
+                    pos[0],
+                    pos[1],
                 )
-            if not stack:
+            if frame is None:
                 root, root_pos = data, pos
                 continue
-            parent = stack[-1]
-            parent[8] += size
-            if height >= parent[9]:
-                parent[9] = height
-            if parent[2]:
-                key = parent[3]
-                key_pos = parent[4]
+            frame.size += size + 1
+            if height > frame.height:
+                frame.height = height
+            if frame.is_map:
+                key = frame.key
+                frame.key = None
                 if key is _COMPLEX_KEY:
-                    parent[3] = _DUPLICATE  # the complex key is done; drop the value that follows
-                    continue
-                parent[3] = None
-                if key is _DUPLICATE:
-                    continue
-                if key == "<<" and key_pos[2]:
+                    frame.key = _DUPLICATE  # the complex key is done; drop the value that follows
+                elif key is _DUPLICATE:
+                    pass
+                elif key == "<<" and frame.key_plain:
                     if isinstance(data, dict) or (
                         isinstance(data, list) and all(isinstance(d, dict) for d in data)
                     ):
-                        if parent[10] is None:
-                            parent[10] = []
-                        parent[10].append((data, pos))
+                        frame.merges.append((data, pos))
                     else:
                         add(
                             "yaml.merge",
@@ -535,12 +505,51 @@ class _Builder:
                             pos[0],
                             pos[1],
                         )
-                    continue
-                parent[0][key] = data
-                parent[1][key] = (key_pos[0], key_pos[1], pos)
+                else:
+                    frame.data[key] = data
+                    frame.children[key] = (frame.key_line, frame.key_col, pos)
             else:
-                parent[0].append(data)
-                parent[1].append(pos)
+                frame.data.append(data)
+                frame.children.append(pos)
+
+    def _abort(self, code: str, summary: str, line: int, col: int, hint: str | None = None) -> None:
+        raise _Abort(error(code, summary, file=self.path, line=line + 1, col=col + 1, hint=hint))
+
+
+class _Frame:
+    """An open mapping or sequence while its events are being read."""
+
+    __slots__ = (
+        "anchor",
+        "children",
+        "col",
+        "data",
+        "height",
+        "is_map",
+        "key",
+        "key_col",
+        "key_line",
+        "key_plain",
+        "line",
+        "merges",
+        "size",
+    )
+
+    def __init__(self, is_map: bool, anchor: str | None, line: int, col: int) -> None:
+        self.is_map = is_map
+        self.data: Any = {} if is_map else []
+        self.children: Any = {} if is_map else []
+        self.anchor = anchor
+        self.line = line
+        self.col = col
+        self.key: Any = None
+        self.key_line = 0
+        self.key_col = 0
+        self.key_plain = True
+        self.size = 0
+        """Nodes below this one (aliases counted at their expanded size)."""
+        self.height = 0
+        self.merges: list[tuple[Any, Position]] = []
 
 
 _DUPLICATE = object()

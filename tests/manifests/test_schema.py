@@ -6,7 +6,8 @@ import jsonschema_rs
 import pytest
 
 from afctl.manifests import schema as schemas
-from afctl.manifests.schema import ANY, KINDS, bundled, bundled_all, resolve, schema_annotations
+from afctl.manifests.kinds import KINDS
+from afctl.manifests.schema import ANY, bundled, bundled_all, resolve, schema_annotations
 
 
 def _all_subschemas(node: Any, uri: str, path: str) -> list[tuple[str, str, dict[str, Any]]]:

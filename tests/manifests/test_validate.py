@@ -320,7 +320,7 @@ def test_embedded_json_schemas_are_checked_and_never_fetch(tmp_path):
 
 
 def test_unreadable_and_oversized_files(tmp_path):
-    from afctl.manifests.yaml_loader import MAX_FILE_BYTES
+    from afctl.manifests.limits import MAX_FILE_BYTES
 
     write_repo(tmp_path, {"big.yaml": "a: " + "x" * (MAX_FILE_BYTES + 10) + "\n"})
     (tmp_path / "link.yaml").symlink_to(tmp_path / "gone.yaml")
@@ -368,6 +368,18 @@ def test_cache_reuses_results_and_notices_changes(tmp_path):
     (repo / "b.yaml").unlink()
     fourth, _ = _validate_cached(repo, cache_file)
     assert fourth.cached_files == 1 and any(d.code == "ref.dangling" for d in fourth.diagnostics)
+
+
+def test_an_unchanged_run_is_reused_whole_with_its_diagnostics(tmp_path):
+    bad = AGENT.replace("max_turns: 8", "max_turns: 0")
+    repo = write_repo(tmp_path / "repo", {"a.yaml": bad, "b.yaml": SUPPORTING})
+    cache_file = tmp_path / "cache.json"
+    first, _ = _validate_cached(repo, cache_file)
+    (cache_file.parent / "cache.json").unlink()  # only the whole-run entry is left
+    second, parsed = _validate_cached(repo, cache_file)
+    assert parsed == [] and second.cached_files == 2
+    assert second.diagnostics == first.diagnostics and second.resources == first.resources
+    assert second.sources == first.sources and second.to_dict() == first.to_dict()
 
 
 def test_cached_diagnostics_follow_the_file_they_are_in(tmp_path):

@@ -8,8 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from afctl.manifests.dump import dump_yaml
+from afctl.manifests.limits import MAX_DEPTH
 from afctl.manifests.positions import locate
-from afctl.manifests.yaml_loader import MAX_DEPTH, load_bytes, resolve_plain
+from afctl.manifests.yaml_loader import load_bytes, resolve_plain
 
 
 def load(text: str | bytes):

@@ -1,0 +1,9 @@
+"""Bounds on what the manifest loader accepts, so hostile input fails fast in bounded memory."""
+
+from __future__ import annotations
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 100
+MAX_NODES = 250_000
+"""Per document, aliases counted at their expanded size."""
+MAX_NUMBER_DIGITS = 1000

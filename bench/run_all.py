@@ -1,0 +1,15 @@
+"""Run every benchmark in bench/ (`make bench`), one after the other."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = ["startup_bench.py", "validate_bench.py"]
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent
+    for name in BENCHMARKS:
+        print(f"\n== {name} ==", flush=True)
+        subprocess.run([sys.executable, str(here / name), *sys.argv[1:]], check=True)
