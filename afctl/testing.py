@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ def invoke(
     runner = CliRunner()
     with runner.isolation(input=input, env=dict(env or {})) as streams, _cwd(cwd):
         code = main(list(args))
+        sys.stdout.flush()
+        sys.stderr.flush()
     stdout, stderr = streams[0], streams[1]
     return Invocation(code, stdout.getvalue().decode(), stderr.getvalue().decode())
 

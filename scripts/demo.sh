@@ -19,23 +19,21 @@ step afctl validate -f .
 step afctl explain Agent.spec
 "$AFCTL" explain Agent.spec
 
-step "afctl validate -f broken.yaml   # a manifest with mistakes: every problem, one pass, exit 3"
-cat > broken.yaml <<'YAML'
+step "afctl validate -f .    # after adding agents/helper.yaml, which has a typo: exit 3"
+cat > agents/helper.yaml <<'YAML'
 apiVersion: afctl/v1
 kind: Agent
 metadata:
   name: helper
 spec:
   model: local/echo
-  instuctions: "You help with {{ vars.topic }"
-  tools: [word_cont]
-  limits: {max_turns: "eight"}
+  instuctions: "You help"
 YAML
 set +e
-"$AFCTL" validate -f . -f broken.yaml
+"$AFCTL" validate -f .
 code=$?
 set -e
-rm broken.yaml
+rm agents/helper.yaml
 echo "(exit code $code)"
 [ "$code" -eq 3 ]
 

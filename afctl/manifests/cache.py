@@ -26,14 +26,17 @@ MAX_ENTRIES = 50_000
 MAX_RUNS = 8
 
 
-def _read_json(path: Path, stamp: str) -> dict[str, Any] | None:
+def _read_section(path: Path, stamp: str, key: str) -> dict[str, Any]:
+    """The mapping stored under `key`, or an empty one if the file is missing, foreign or bad."""
     try:
         raw = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return None
+        return {}
     if isinstance(raw, dict) and raw.get("format") == FORMAT and raw.get("stamp") == stamp:
-        return raw
-    return None
+        section = raw.get(key)
+        if isinstance(section, dict):
+            return section
+    return {}
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -71,9 +74,7 @@ class ValidationCache:
 
     def _load_runs(self) -> dict[str, Any]:
         if self._runs is None:
-            raw = _read_json(self.runs_path, self.stamp)
-            runs = raw.get("runs") if raw else None
-            self._runs = runs if isinstance(runs, dict) else {}
+            self._runs = _read_section(self.runs_path, self.stamp, "runs")
         return self._runs
 
     def get_run(self, key: str) -> Any | None:
@@ -91,9 +92,7 @@ class ValidationCache:
 
     def _load_entries(self) -> dict[str, Any]:
         if self._entries is None:
-            raw = _read_json(self.path, self.stamp)
-            entries = raw.get("entries") if raw else None
-            self._entries = entries if isinstance(entries, dict) else {}
+            self._entries = _read_section(self.path, self.stamp, "entries")
         return self._entries
 
     def get(self, digest: str) -> Any | None:

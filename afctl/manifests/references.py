@@ -33,26 +33,22 @@ class Resource(NamedTuple):
     document: int
 
 
-class ResourceSummary(NamedTuple):
-    """What cross-file checks need to know of one manifest (cached between runs)."""
-
-    kind: str
-    name: str
-    file: str
-    line: int
-    col: int
-    document: int
-    refs: Sequence[Sequence[Any]]
-    """The references, as `Ref`s (or, from the cache, lists in the same order)."""
+RefRows = Sequence[Sequence[Any]]
+"""One resource's references: `Ref`s, or from the cache, lists in the same field order."""
 
 
-def check_references(resources: Sequence[ResourceSummary]) -> list[Diagnostic]:
-    """Problems visible only across files; deterministic whatever the order of `resources`."""
-    ordered = sorted(resources, key=lambda r: (r.file, r.line, r.kind, r.name))
+def check_references(resources: Sequence[Resource], refs: Sequence[RefRows]) -> list[Diagnostic]:
+    """Problems visible only across files; deterministic whatever the order of `resources`.
+
+    Args:
+        resources: every resource found.
+        refs: the references of each resource, in the same order.
+    """
+    ordered = sorted(zip(resources, refs, strict=True), key=lambda p: (p[0].file, p[0].line))
     diagnostics: list[Diagnostic] = []
-    by_id: dict[tuple[str, str], list[ResourceSummary]] = defaultdict(list)
+    by_id: dict[tuple[str, str], list[Resource]] = defaultdict(list)
     names: dict[str, set[str]] = defaultdict(set)
-    for resource in ordered:
+    for resource, _ in ordered:
         by_id[(resource.kind, resource.name)].append(resource)
         names[resource.kind].add(resource.name)
 
@@ -73,8 +69,8 @@ def check_references(resources: Sequence[ResourceSummary]) -> list[Diagnostic]:
                 )
             )
 
-    for resource in ordered:
-        for kind, name, pointer, line, col in resource.refs:
+    for resource, rows in ordered:
+        for kind, name, pointer, line, col in rows:
             if name in names[kind]:
                 continue
             hint = did_you_mean(name, names[kind]) or (
@@ -101,14 +97,14 @@ def check_references(resources: Sequence[ResourceSummary]) -> list[Diagnostic]:
     return diagnostics
 
 
-def _workflow_cycles(resources: Iterable[ResourceSummary]) -> list[Diagnostic]:
+def _workflow_cycles(resources: Iterable[tuple[Resource, RefRows]]) -> list[Diagnostic]:
     graph: dict[str, list[str]] = {}
-    first_ref: dict[tuple[str, str], tuple[ResourceSummary, Ref]] = {}
-    for resource in resources:
+    first_ref: dict[tuple[str, str], tuple[Resource, Ref]] = {}
+    for resource, rows in resources:
         if resource.kind != "Workflow" or resource.name in graph:
             continue
         targets = []
-        for ref in map(Ref._make, resource.refs):
+        for ref in map(Ref._make, rows):
             if ref.kind == "Workflow":
                 targets.append(ref.name)
                 first_ref.setdefault((resource.name, ref.name), (resource, ref))

@@ -20,7 +20,7 @@ from afctl.manifests.discovery import Source, discover
 from afctl.manifests.kinds import API_VERSION, KINDS
 from afctl.manifests.limits import MAX_FILE_BYTES
 from afctl.manifests.model import Manifest
-from afctl.manifests.references import Resource, ResourceSummary, check_references
+from afctl.manifests.references import RefRows, Resource, check_references
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -29,14 +29,19 @@ RESULT_SCHEMA_VERSION = 1
 class FileResult:
     """The outcome of one file's own checks."""
 
-    resources: list[ResourceSummary] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    refs: list[RefRows] = field(default_factory=list)
+    """The references of each resource, in the same order."""
     diagnostics: list[Diagnostic] = field(default_factory=list)
     manifests: list[Manifest] = field(default_factory=list)
 
     def to_cache(self) -> dict[str, Any]:
         """A path-independent form for the cache."""
         return {
-            "r": [[r.kind, r.name, r.line, r.col, r.document, r.refs] for r in self.resources],
+            "r": [
+                [r.kind, r.name, r.line, r.col, r.document, refs]
+                for r, refs in zip(self.resources, self.refs, strict=True)
+            ],
             "d": [{k: v for k, v in d.to_dict().items() if k != "file"} for d in self.diagnostics],
         }
 
@@ -44,12 +49,12 @@ class FileResult:
     def from_cache(cls, entry: dict[str, Any], file: str) -> FileResult:
         # Refs stay the lists JSON gave: they unpack like `Ref`s, and building 30,000
         # tuples would cost more than the rest of a cached run's checks.
+        rows = entry["r"]
         resources = [
-            ResourceSummary(kind, name, file, line, col, document, refs)
-            for kind, name, line, col, document, refs in entry["r"]
+            Resource(kind, name, file, line, col, doc) for kind, name, line, col, doc, _ in rows
         ]
         diagnostics = [Diagnostic.from_dict({**d, "file": file}) for d in entry["d"]]
-        return cls(resources, diagnostics)
+        return cls(resources, [row[5] for row in rows], diagnostics)
 
 
 @dataclass
@@ -279,11 +284,8 @@ def analyze_file(data: bytes, display: str) -> FileResult:
         from afctl.manifests.positions import locate
 
         line, col = locate(document.positions, ("metadata", "name"))
-        result.resources.append(
-            ResourceSummary(
-                kind, name, display, line + 1, col + 1, document.index, tuple(checker.refs)
-            )
-        )
+        result.resources.append(Resource(kind, name, display, line + 1, col + 1, document.index))
+        result.refs.append(checker.refs)
         result.manifests.append(Manifest(kind, name, doc, display, document.line, document.index))
     return result
 
@@ -302,7 +304,8 @@ def validate_sources(
     sources: Sequence[Source], cache: ValidationCache | None = None
 ) -> tuple[ValidationResult, list[Manifest]]:
     """Validate `sources`; manifests are returned for files that were parsed (not cached)."""
-    resources: list[ResourceSummary] = []
+    resources: list[Resource] = []
+    refs: list[RefRows] = []
     diagnostics: list[Diagnostic] = []
     manifests: list[Manifest] = []
     raw: dict[str, bytes] = {}
@@ -340,12 +343,12 @@ def validate_sources(
                 cache.put(digest, result.to_cache())
             manifests.extend(result.manifests)
         resources.extend(result.resources)
+        refs.extend(result.refs)
         diagnostics.extend(result.diagnostics)
-    diagnostics.extend(check_references(resources))
+    diagnostics.extend(check_references(resources, refs))
     texts = _texts(diagnostics, raw)
     ordered = sorted(set(diagnostics), key=Diagnostic.sort_key)
-    found = [Resource(*r[:6]) for r in resources]
-    report = ValidationResult([s.display for s in sources], found, ordered, texts, cached)
+    report = ValidationResult([s.display for s in sources], resources, ordered, texts, cached)
     if cache is not None and run_key is not None:
         cache.put_run(run_key, report.to_cache())
     if cache is not None:

@@ -358,13 +358,7 @@ class _Builder:
                     elif tag in _SCALAR_TAGS:
                         data = _scalar_by_tag(tag, value)
                     else:
-                        add(
-                            "yaml.tag",
-                            f"unsupported tag {_short_tag(tag)}",
-                            line,
-                            col,
-                            hint="afctl reads plain YAML data only; remove the tag",
-                        )
+                        self._unsupported_tag(tag, line, col)
                         data = value
                 except _NumberError as exc:
                     add("yaml.number", str(exc), line, col)
@@ -387,13 +381,7 @@ class _Builder:
                 is_map = kind is MappingStartEvent
                 tag = event.tag
                 if tag is not None and tag != "!" and tag != _CORE + ("map" if is_map else "seq"):
-                    add(
-                        "yaml.tag",
-                        f"unsupported tag {_short_tag(tag)}",
-                        line,
-                        col,
-                        hint="afctl reads plain YAML data only; remove the tag",
-                    )
+                    self._unsupported_tag(tag, line, col)
                 if frame is not None and frame.is_map and frame.key is None:
                     add(
                         "yaml.complex-key",
@@ -511,6 +499,15 @@ class _Builder:
             else:
                 frame.data.append(data)
                 frame.children.append(pos)
+
+    def _unsupported_tag(self, tag: str, line: int, col: int) -> None:
+        self._add(
+            "yaml.tag",
+            f"unsupported tag {_short_tag(tag)}",
+            line,
+            col,
+            hint="afctl reads plain YAML data only; remove the tag",
+        )
 
     def _abort(self, code: str, summary: str, line: int, col: int, hint: str | None = None) -> None:
         raise _Abort(error(code, summary, file=self.path, line=line + 1, col=col + 1, hint=hint))

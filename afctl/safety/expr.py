@@ -17,6 +17,7 @@ walrus, starred arguments, keyword arguments, and anything not listed above.
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -149,7 +150,9 @@ def _parse(source: str, allowed_names: frozenset[str] | None) -> Expression:
     # Newlines would let a multi-line YAML scalar smuggle statements; expressions are one line.
     text = " ".join(text.splitlines())
     try:
-        tree = ast.parse(text, mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid escape sequence": not for the user
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         offset = max((exc.offset or 1) - 1, 0)
         raise ExpressionError(
@@ -199,6 +202,9 @@ def _parse(source: str, allowed_names: frozenset[str] | None) -> Expression:
 
 def _check_call(node: ast.Call) -> None:
     if not isinstance(node.func, ast.Name):
+        if not isinstance(node.func, _ALLOWED):
+            what = _DESCRIBE.get(type(node.func), type(node.func).__name__)
+            raise ExpressionError(f"{what} are not allowed in expressions", offset=_offset(node))
         if isinstance(node.func, ast.Attribute) and node.func.attr in FUNCTIONS:
             hint = f"write {node.func.attr}(x, ...) instead of x.{node.func.attr}(...)"
         else:
