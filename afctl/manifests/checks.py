@@ -236,7 +236,8 @@ class DocumentChecker:
                     self.add("ref.malformed", found.message, parts, hint=found.hint)
 
     def _check_workflow_steps(self) -> None:
-        steps = self.data.get("spec", {}).get("steps") if isinstance(self.data, dict) else None
+        spec = self.data.get("spec")
+        steps = spec.get("steps") if isinstance(spec, dict) else None
         if not isinstance(steps, list):
             return
         ids: dict[str, int] = {}

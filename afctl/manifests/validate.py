@@ -12,13 +12,16 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afctl.diagnostics import Diagnostic, Severity, did_you_mean, error
 from afctl.manifests.cache import ValidationCache
 from afctl.manifests.discovery import Source, discover
 from afctl.manifests.kinds import API_VERSION, KINDS
 from afctl.manifests.limits import MAX_FILE_BYTES
+
+if TYPE_CHECKING:
+    from afctl.manifests.yaml_loader import Document
 from afctl.manifests.model import Manifest
 from afctl.manifests.references import RefRows, Resource, check_references
 
@@ -222,7 +225,7 @@ def _envelope(
             )
         )
         return None, api_ok
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         hint = did_you_mean(str(kind), KINDS) or "kinds: " + ", ".join(KINDS)
         diagnostics.append(
             error("manifest.kind", f"unknown kind {kind!r}", hint=hint, **at("kind"))
@@ -233,38 +236,18 @@ def _envelope(
 
 def analyze_file(data: bytes, display: str) -> FileResult:
     """Every check on one file that depends only on its content."""
-    from afctl.manifests.checks import DocumentChecker
-    from afctl.manifests.schema import validator
-    from afctl.manifests.schema_errors import schema_diagnostics
     from afctl.manifests.yaml_loader import load_bytes
 
     loaded = load_bytes(data, display)
     result = FileResult(diagnostics=list(loaded.diagnostics))
-    may_have_templates = b"{{" in data or b"{%" in data or b"{#" in data
-    may_have_references = b"${" in data
+    hints = {
+        "may_have_templates": b"{{" in data or b"{%" in data or b"{#" in data,
+        "may_have_references": b"${" in data,
+    }
     for document in loaded.documents:
         where = {"file": display, "document": document.index}
-        doc = document.data
-        kind, api_ok = _envelope(doc, where, document.positions, result.diagnostics)
-        if kind is None:
-            continue
         try:
-            schema = validator(kind)
-            if not schema.is_valid(doc):
-                found = schema_diagnostics(schema.iter_errors(doc), doc, document.positions, where)
-                if not api_ok:
-                    found = [d for d in found if d.pointer != "/apiVersion"]
-                result.diagnostics.extend(found)
-            checker = DocumentChecker(
-                kind,
-                doc,
-                document.positions,
-                where,
-                loaded.text,
-                may_have_templates=may_have_templates,
-                may_have_references=may_have_references,
-            )
-            checker.run()
+            _analyze_document(document, where, loaded.text, hints, result)
         except Exception as exc:  # a check tripping over odd input must not become a traceback
             result.diagnostics.append(
                 error(
@@ -275,19 +258,43 @@ def analyze_file(data: bytes, display: str) -> FileResult:
                     **where,
                 )
             )
-            continue
-        result.diagnostics.extend(checker.diagnostics)
-        metadata = doc.get("metadata")
-        name = metadata.get("name") if isinstance(metadata, dict) else None
-        if not isinstance(name, str) or not name:
-            continue
-        from afctl.manifests.positions import locate
-
-        line, col = locate(document.positions, ("metadata", "name"))
-        result.resources.append(Resource(kind, name, display, line + 1, col + 1, document.index))
-        result.refs.append(checker.refs)
-        result.manifests.append(Manifest(kind, name, doc, display, document.line, document.index))
     return result
+
+
+def _analyze_document(
+    document: Document,
+    where: dict[str, Any],
+    text: str | None,
+    hints: dict[str, bool],
+    result: FileResult,
+) -> None:
+    from afctl.manifests.checks import DocumentChecker
+    from afctl.manifests.positions import locate
+    from afctl.manifests.schema import validator
+    from afctl.manifests.schema_errors import schema_diagnostics
+
+    doc = document.data
+    found: list[Diagnostic] = []
+    kind, api_ok = _envelope(doc, where, document.positions, found)
+    if kind is None:
+        result.diagnostics.extend(found)
+        return
+    schema = validator(kind)
+    if not schema.is_valid(doc):
+        problems = schema_diagnostics(schema.iter_errors(doc), doc, document.positions, where)
+        found.extend(d for d in problems if api_ok or d.pointer != "/apiVersion")
+    checker = DocumentChecker(kind, doc, document.positions, where, text, **hints)
+    checker.run()
+    found.extend(checker.diagnostics)
+    result.diagnostics.extend(found)
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or not name:
+        return
+    line, col = locate(document.positions, ("metadata", "name"))
+    result.resources.append(Resource(kind, name, where["file"], line + 1, col + 1, document.index))
+    result.refs.append(checker.refs)
+    result.manifests.append(Manifest(kind, name, doc, where["file"], document.line, document.index))
 
 
 def _texts(diagnostics: Sequence[Diagnostic], raw: dict[str, bytes]) -> dict[str, str]:
