@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,26 +72,33 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="afctl-bench-"))
-    repo = generate(work / "repo", args.count)
+    try:
+        measure(work, args.count, args.repeat)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path, count: int, repeat: int) -> None:
+    repo = generate(work / "repo", count)
     files = sorted(repo.rglob("*.yaml"))
     print(f"repository: {len(files):,} manifests in {repo}")
     bare_parse(files)  # warm the page cache and imports for both sides
     afctl_validate(repo)
 
     bare, cold = [], []
-    for _ in range(args.repeat):  # interleaved, so drift hits both sides alike
+    for _ in range(repeat):  # interleaved, so drift hits both sides alike
         bare.append(timed(bare_parse, files))
         cold.append(timed(afctl_validate, repo))
     bare_s, cold_s = statistics.median(bare), statistics.median(cold)
-    print(f"bare libyaml parse (PyYAML CSafeLoader) : {bare_s:7.3f} s  (median of {args.repeat})")
+    print(f"bare libyaml parse (PyYAML CSafeLoader) : {bare_s:7.3f} s  (median of {repeat})")
     ratio = cold_s / bare_s
     print(f"afctl validate, cold, in-process        : {cold_s:7.3f} s  -> {ratio:.2f}x bare"
           "  (target <= 2.00x)")  # fmt: skip
 
     cache_dir = work / "cache"
-    cli_cold = [command(repo, cache_dir, "--no-cache") for _ in range(max(2, args.repeat // 2))]
+    cli_cold = [command(repo, cache_dir, "--no-cache") for _ in range(max(2, repeat // 2))]
     command(repo, cache_dir)  # fill the cache
-    cli_warm = [command(repo, cache_dir) for _ in range(args.repeat)]
+    cli_warm = [command(repo, cache_dir) for _ in range(repeat)]
     print(f"afctl validate command, cold            : {statistics.median(cli_cold):7.3f} s")
     warm = statistics.median(cli_warm)
     print(f"afctl validate command, nothing changed : {warm:7.3f} s  (target <= 0.50 s)")

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 100
-MAX_NODES = 250_000
-"""Per document, aliases counted at their expanded size."""
+MAX_NODES = 100_000
+"""Per document, keys included and aliases counted at their expanded size."""
 MAX_NUMBER_DIGITS = 1000

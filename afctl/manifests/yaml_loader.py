@@ -349,6 +349,7 @@ class _Builder:
                         frame.key_plain = event.implicit[0]
                     if event.anchor:
                         anchors[event.anchor] = (value, (line, col), 1, 0)
+                    nodes += 1
                     continue
                 try:
                     if tag is None:
