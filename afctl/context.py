@@ -16,7 +16,7 @@ from afctl.workspace import find_workspace
 
 if TYPE_CHECKING:
     from afctl.manifests.model import ManifestSet
-    from afctl.manifests.validate import ValidationResult
+    from afctl.manifests.validate import Progress, ValidationResult
 
 PathArg = str | os.PathLike[str]
 
@@ -40,9 +40,18 @@ class Context:
         self.env = env or os.environ.get("AFCTL_ENV") or "default"
 
     def validate(
-        self, paths: PathArg | Sequence[PathArg], *, use_cache: bool = True
+        self,
+        paths: PathArg | Sequence[PathArg],
+        *,
+        use_cache: bool = True,
+        progress: Progress | None = None,
     ) -> ValidationResult:
         """Check manifests (YAML, schema, references); never raises for problems in them.
+
+        Args:
+            paths: files, folders, or "-" for stdin.
+            use_cache: reuse results of unchanged files (see `afctl.manifests.cache`).
+            progress: called with (files done, files in all) while checking.
 
         Raises:
             UsageError: a path does not exist or holds no manifests.
@@ -56,7 +65,7 @@ class Context:
         if use_cache:
             stamp = f"{__version__}:{schema_hash()}"
             cache = ValidationCache(default_cache_path(self.workspace), stamp)
-        result, _ = validate_paths(_as_list(paths), cache)
+        result, _ = validate_paths(_as_list(paths), cache, progress)
         return result
 
     def load(self, paths: PathArg | Sequence[PathArg]) -> ManifestSet:

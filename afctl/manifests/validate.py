@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -307,8 +307,14 @@ def content_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+Progress = Callable[[int, int], None]
+"""Called as files are checked with (files done, files in all); the CLI draws a bar from it."""
+
+
 def validate_sources(
-    sources: Sequence[Source], cache: ValidationCache | None = None
+    sources: Sequence[Source],
+    cache: ValidationCache | None = None,
+    progress: Progress | None = None,
 ) -> tuple[ValidationResult, list[Manifest]]:
     """Validate `sources`; manifests are returned for files that were parsed (not cached)."""
     resources: list[Resource] = []
@@ -335,7 +341,9 @@ def validate_sources(
         if reused is not None:
             return ValidationResult.from_cache(reused, raw), []
     cached = 0
-    for source in sources:
+    for done, source in enumerate(sources, start=1):
+        if progress is not None:
+            progress(done, len(sources))
         data = raw.get(source.display)
         if data is None:
             continue
@@ -364,6 +372,6 @@ def validate_sources(
 
 
 def validate_paths(
-    paths: Sequence[str], cache: ValidationCache | None = None
+    paths: Sequence[str], cache: ValidationCache | None = None, progress: Progress | None = None
 ) -> tuple[ValidationResult, list[Manifest]]:
-    return validate_sources(discover(list(paths)), cache)
+    return validate_sources(discover(list(paths)), cache, progress)

@@ -429,3 +429,10 @@ def test_order_of_files_and_documents_never_changes_validation(tmp_path_factory,
     random.Random(rnd.random()).shuffle(paths)
     shuffled, _ = validate_paths(paths)
     assert shuffled.diagnostics == separate.diagnostics
+
+
+def test_progress_is_reported_per_file(tmp_path):
+    write_repo(tmp_path, {"a.yaml": AGENT, "b.yaml": SUPPORTING, "c/d.yaml": AGENT})
+    seen: list[tuple[int, int]] = []
+    validate_paths([str(tmp_path)], progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
