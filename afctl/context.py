@@ -1,30 +1,76 @@
 """`Context`: the one façade the CLI, the Python API and tests drive.
 
 A command parses its flags, calls one method here, and renders what comes back. Nothing here
-prints; problems come back as values (diagnostics) or as `afctl.errors` exceptions.
+prints; problems come back as values (diagnostics, plans) or as `afctl.errors` exceptions.
+Questions for the user (confirming an apply) are callbacks the caller supplies.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from afctl.errors import ManifestError
-from afctl.workspace import find_workspace
+from afctl.errors import ManifestError, UsageError
+from afctl.workspace import WORKSPACE_DIR, find_workspace
 
 if TYPE_CHECKING:
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
+    from afctl.state.plan import Plan
+    from afctl.state.store import (
+        AppliedResource,
+        ApplyRecord,
+        LockInfo,
+        Revision,
+        StateStore,
+    )
 
 PathArg = str | os.PathLike[str]
+Confirm = Callable[["Plan"], bool]
+"""Shown a plan with changes; returns whether to apply it."""
+DEFAULT_LOCK_TIMEOUT_S = 10.0
+_ENV_NAME = re.compile(r"[a-z0-9]([-_a-z0-9]{0,61}[a-z0-9])?")
 
 
 def _as_list(paths: PathArg | Sequence[PathArg]) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         return [os.fspath(paths)]
     return [os.fspath(p) for p in paths]
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What an apply (or delete, or rollback) did."""
+
+    plan: Plan
+    record: ApplyRecord | None
+    """None when there was nothing to do or the user declined."""
+
+    @property
+    def applied(self) -> bool:
+        return self.record is not None
+
+
+@dataclass(frozen=True)
+class ResourceDiff:
+    """`afctl diff` of one resource: the plan's change and a unified YAML diff."""
+
+    action: str
+    ref: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Description:
+    """`afctl describe`: a resource, its history and where it came from."""
+
+    resource: AppliedResource
+    revisions: list[Revision]
+    last_apply: ApplyRecord | None
 
 
 class Context:
@@ -38,6 +84,18 @@ class Context:
     def __init__(self, workspace: PathArg | None = None, env: str | None = None) -> None:
         self.workspace: Path | None = find_workspace(workspace)
         self.env = env or os.environ.get("AFCTL_ENV") or "default"
+        if not _ENV_NAME.fullmatch(self.env):
+            raise UsageError(
+                f"--env {self.env}: not a valid environment name",
+                hint="use lowercase letters, digits, '-' and '_' (e.g. prod, staging-eu)",
+            )
+
+    @property
+    def root(self) -> Path:
+        """The repository root: the folder holding `.afctl/` (the current one if none yet)."""
+        return self.workspace.parent if self.workspace is not None else Path.cwd()
+
+    # -- manifests -------------------------------------------------------------------------
 
     def validate(
         self,
@@ -80,8 +138,302 @@ class Context:
 
         result, manifests = validate_paths(_as_list(paths), None)
         if not result.valid:
-            raise ManifestError(result.diagnostics)
+            raise ManifestError(result.diagnostics, sources=result.sources)
         return ManifestSet(manifests)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _open_state(self, *, create: bool) -> StateStore | None:
+        from afctl.state.store import STATE_FILE, StateStore
+
+        if self.workspace is None:
+            if not create:
+                return None
+            self.workspace = Path.cwd() / WORKSPACE_DIR
+        if not (self.workspace / STATE_FILE).exists() and not create:
+            return None
+        return StateStore.open(self.workspace, create=True)
+
+    def _require_state(self) -> StateStore:
+        store = self._open_state(create=False)
+        if store is None:
+            raise UsageError(
+                "nothing has been applied in this workspace yet",
+                hint="apply manifests first: afctl apply -f .",
+            )
+        return store
+
+    def _snapshot(
+        self, store: StateStore | None
+    ) -> tuple[dict[tuple[str, str], AppliedResource], int, str | None]:
+        if store is None:
+            return {}, 0, None
+        applied = store.resources(self.env, documents=False)
+        return applied, store.serial(self.env), store.workspace_id
+
+    def _plan_with(self, store: StateStore | None, paths: list[str], prune: bool) -> Plan:
+        from afctl.state.plan import build_plan, source_set_of
+
+        desired = self.load(paths)
+        applied, serial, workspace_id = self._snapshot(store)
+        return build_plan(
+            desired,
+            applied,
+            env=self.env,
+            workspace_id=workspace_id,
+            serial=serial,
+            source_set=source_set_of(paths, self.root),
+            prune=prune,
+        )
+
+    def plan(self, paths: PathArg | Sequence[PathArg], *, prune: bool = False) -> Plan:
+        """What applying `paths` would change; writes nothing.
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            ProtectedResources: the plan would delete protected resources.
+        """
+        store = self._open_state(create=False)
+        try:
+            return self._plan_with(store, _as_list(paths), prune)
+        finally:
+            if store is not None:
+                store.close()
+
+    def _apply_locked(
+        self,
+        make_plan: Callable[[StateStore], Plan],
+        *,
+        confirm: Confirm | None,
+        lock_timeout: float,
+        command: str,
+    ) -> ApplyOutcome:
+        from afctl.state.apply import apply_plan
+
+        store = self._open_state(create=True)
+        assert store is not None
+        try:
+            lock = store.acquire_lock(command, lock_timeout)
+            try:
+                plan = make_plan(store)
+                if not plan.has_changes or (confirm is not None and not confirm(plan)):
+                    return ApplyOutcome(plan, None)
+                return ApplyOutcome(plan, apply_plan(store, plan, lock, command))
+            finally:
+                store.release_lock(lock)
+        finally:
+            store.close()
+
+    def apply(
+        self,
+        paths: PathArg | Sequence[PathArg],
+        *,
+        prune: bool = False,
+        confirm: Confirm | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+        command: str = "afctl apply",
+    ) -> ApplyOutcome:
+        """Plan `paths` under the workspace lock and apply the plan in one transaction.
+
+        `confirm` sees the plan first and may decline; without it, the plan is applied.
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            ProtectedResources: the plan would delete protected resources.
+            StateConflict: the workspace stayed locked for `lock_timeout` seconds.
+        """
+        files = _as_list(paths)
+        return self._apply_locked(
+            lambda store: self._plan_with(store, files, prune),
+            confirm=confirm,
+            lock_timeout=lock_timeout,
+            command=command,
+        )
+
+    @staticmethod
+    def read_plan(path: PathArg) -> Plan:
+        """A plan saved with `save_plan` (`afctl plan --out`)."""
+        import json
+
+        from afctl.state.plan import Plan
+
+        try:
+            data = json.loads(Path(path).read_text("utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read the plan {os.fspath(path)}: {exc.strerror}") from None
+        except ValueError:
+            raise UsageError(f"{os.fspath(path)} is not a plan file (not JSON)") from None
+        return Plan.from_dict(data)
+
+    @staticmethod
+    def save_plan(plan: Plan, path: PathArg) -> None:
+        import json
+
+        Path(path).write_text(json.dumps(plan.to_dict(), indent=2) + "\n", "utf-8")
+
+    def apply_saved_plan(
+        self,
+        plan: Plan,
+        *,
+        confirm: Confirm | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+        command: str = "afctl apply PLAN",
+    ) -> ApplyOutcome:
+        """Apply exactly `plan`, or refuse it when the state moved on since it was made.
+
+        Raises:
+            StateConflict: the plan is stale, or for another workspace or environment.
+        """
+        from afctl.errors import StateConflict
+        from afctl.state.apply import check_plan_applies
+
+        if plan.env != self.env:
+            raise StateConflict(
+                f"the plan is for environment {plan.env}, not {self.env}",
+                hint=f"apply it with --env {plan.env}",
+            )
+
+        def checked(store: StateStore) -> Plan:
+            check_plan_applies(store, plan)
+            return plan
+
+        return self._apply_locked(
+            checked, confirm=confirm, lock_timeout=lock_timeout, command=command
+        )
+
+    def diff(
+        self, paths: PathArg | Sequence[PathArg], *, prune: bool = False
+    ) -> list[ResourceDiff]:
+        """Unified YAML diffs of applied versus desired, one per resource that would change."""
+        from afctl.state.diff import unified_yaml_diff
+
+        plan = self.plan(paths, prune=prune)
+        diffs = []
+        for change in plan.changes:
+            before = f"applied/{change.ref}" if change.action != "create" else "/dev/null"
+            after = f"desired/{change.ref}" if change.action != "delete" else "/dev/null"
+            text = unified_yaml_diff(change.before, change.document, before, after)
+            diffs.append(ResourceDiff(change.action, change.ref, text))
+        return diffs
+
+    def get(
+        self, kind: str | None = None, name: str | None = None, selector: str | None = None
+    ) -> list[AppliedResource]:
+        """Applied resources of this environment, optionally of one kind, name or label set."""
+        from afctl.manifests.kinds import KINDS, find_kind
+        from afctl.state.selectors import parse_selector
+
+        wanted_kind = find_kind(kind) if kind and kind.lower() != "all" else None
+        matches = parse_selector(selector) if selector else None
+        store = self._open_state(create=False)
+        if store is None:
+            return []
+        with store:
+            found = [
+                r
+                for (k, n), r in store.resources(self.env).items()
+                if (wanted_kind is None or k == wanted_kind)
+                and (name is None or n == name)
+                and (matches is None or matches(r.labels))
+            ]
+        if name is not None and not found:
+            label = f"{(wanted_kind or 'resource').lower()}/{name}"
+            raise UsageError(f"{label} is not applied in environment {self.env}")
+        order = {k: i for i, k in enumerate(KINDS)}
+        return sorted(found, key=lambda r: (order.get(r.kind, 99), r.name))
+
+    def describe(self, kind: str, name: str) -> Description:
+        (resource,) = self.get(kind, name)
+        with self._require_state() as store:
+            revisions = store.revisions(self.env, resource.kind, name)
+            return Description(resource, revisions, store.apply_record(resource.apply_id))
+
+    def history(self, kind: str, name: str) -> list[Revision]:
+        """Every revision of a resource, deletions included, oldest first."""
+        from afctl.manifests.kinds import find_kind
+
+        kind = find_kind(kind)
+        with self._require_state() as store:
+            revisions = store.revisions(self.env, kind, name)
+        if not revisions:
+            raise UsageError(f"{kind.lower()}/{name} has no history in environment {self.env}")
+        return revisions
+
+    def delete(
+        self,
+        refs: Sequence[tuple[str, str]] = (),
+        paths: PathArg | Sequence[PathArg] = (),
+        *,
+        confirm: Confirm | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+        command: str = "afctl delete",
+    ) -> ApplyOutcome:
+        """Remove resources from the applied state (their history is kept).
+
+        Raises:
+            UsageError: a resource is not applied.
+            ProtectedResources: one of them is protected.
+        """
+        from afctl.state.plan import build_delete_plan
+
+        targets = list(refs)
+        files = _as_list(paths)
+        if files:
+            targets += [(m.kind, m.name) for m in self.load(files)]
+        if not targets:
+            raise UsageError("nothing to delete", hint="name KIND/NAME or pass -f PATH")
+        self._require_state().close()
+
+        def make(store: StateStore) -> Plan:
+            applied, serial, workspace_id = self._snapshot(store)
+            return build_delete_plan(
+                targets, applied, env=self.env, workspace_id=workspace_id, serial=serial
+            )
+
+        return self._apply_locked(make, confirm=confirm, lock_timeout=lock_timeout, command=command)
+
+    def rollback(
+        self,
+        kind: str,
+        name: str,
+        to: int,
+        *,
+        confirm: Confirm | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+        command: str = "afctl rollback",
+    ) -> ApplyOutcome:
+        """Apply revision `to` of a resource again, as a new revision.
+
+        Raises:
+            UsageError: no such revision, or it was a deletion.
+        """
+        from afctl.manifests.model import Manifest
+        from afctl.state.plan import build_rollback_plan
+
+        revisions = {r.revision: r for r in self.history(kind, name)}
+        old = revisions.get(to)
+        if old is None or old.document is None:
+            what = "is a deletion" if old is not None else "does not exist"
+            raise UsageError(
+                f"revision {to} of {kind.lower()}/{name} {what}",
+                hint="afctl history " + f"{kind.lower()}/{name} lists the revisions",
+            )
+        document = old.document
+        kind = str(document["kind"])
+        manifest = Manifest(kind, name, document, old.source_file or "", 0)
+
+        def make(store: StateStore) -> Plan:
+            applied, serial, workspace_id = self._snapshot(store)
+            return build_rollback_plan(
+                manifest, to, applied, env=self.env, workspace_id=workspace_id, serial=serial
+            )
+
+        return self._apply_locked(make, confirm=confirm, lock_timeout=lock_timeout, command=command)
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Clear a workspace lock left behind by a process that died."""
+        with self._require_state() as store:
+            return store.force_unlock(lock_id)
 
 
 def validate(paths: PathArg | Sequence[PathArg], *, use_cache: bool = False) -> ValidationResult:

@@ -13,7 +13,7 @@ The CLI maps these in one place; the core raises them and never prints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -55,10 +55,17 @@ class UserError(AfctlError):
 class ManifestError(UserError):
     """Manifests failed validation; `diagnostics` lists every problem found."""
 
-    def __init__(self, diagnostics: Sequence[Diagnostic], message: str | None = None) -> None:
+    def __init__(
+        self,
+        diagnostics: Sequence[Diagnostic],
+        message: str | None = None,
+        sources: Mapping[str, str] | None = None,
+    ) -> None:
         errors = [d for d in diagnostics if d.is_error]
         super().__init__(message or f"{len(errors)} problem(s) found in the manifests")
         self.diagnostics = list(diagnostics)
+        self.sources = dict(sources or {})
+        """Text of the files with problems, for source snippets."""
 
 
 class StateConflict(AfctlError):

@@ -37,4 +37,37 @@ rm agents/helper.yaml
 echo "(exit code $code)"
 [ "$code" -eq 3 ]
 
+step afctl plan -f .
+"$AFCTL" plan -f .
+
+step afctl apply -f . --yes
+"$AFCTL" apply -f . --yes
+
+step afctl get all
+"$AFCTL" get all
+
+step afctl describe agent/assistant
+"$AFCTL" describe agent/assistant
+
+step "# change the tool's timeout, add a description, and remove the workflow"
+sed -i 's/timeout_s: 5/timeout_s: 9\n  description: Counts words/' tools/word_count.yaml
+rm workflows/summarize.yaml
+
+step afctl plan -f . --prune
+"$AFCTL" plan -f . --prune
+
+step "afctl diff -f . --prune    # exit 2: something differs"
+set +e
+"$AFCTL" diff -f . --prune
+code=$?
+set -e
+echo "(exit code $code)"
+[ "$code" -eq 2 ]
+
+step afctl apply -f . --prune --yes
+"$AFCTL" apply -f . --prune --yes
+
+step afctl history tool/word_count
+"$AFCTL" history tool/word_count
+
 printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo\n'

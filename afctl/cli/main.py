@@ -27,11 +27,47 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "explain": (
         "afctl.cli.commands.explain:explain",
-        "Show the documentation of a kind or field, like kubectl explain.",
+        "Document a kind or field, like kubectl explain.",
     ),
     "schema": (
         "afctl.cli.commands.schema:schema",
         "Export the JSON Schemas of the manifest kinds.",
+    ),
+    "plan": (
+        "afctl.cli.commands.plan:plan",
+        "Show what an apply would create, update and delete.",
+    ),
+    "apply": (
+        "afctl.cli.commands.apply:apply",
+        "Apply manifests or a saved plan to the workspace state.",
+    ),
+    "diff": (
+        "afctl.cli.commands.diff:diff",
+        "Diff the applied state against manifests (unified).",
+    ),
+    "get": (
+        "afctl.cli.commands.get:get",
+        "List applied resources, or show one.",
+    ),
+    "describe": (
+        "afctl.cli.commands.get:describe",
+        "Show an applied resource with its source and history.",
+    ),
+    "delete": (
+        "afctl.cli.commands.delete:delete",
+        "Delete applied resources by KIND/NAME or by manifest (-f).",
+    ),
+    "history": (
+        "afctl.cli.commands.history:history",
+        "List the revisions of a resource.",
+    ),
+    "rollback": (
+        "afctl.cli.commands.history:rollback",
+        "Apply an earlier revision of a resource again.",
+    ),
+    "force-unlock": (
+        "afctl.cli.commands.unlock:force_unlock",
+        "Remove a workspace lock left by an apply that died.",
     ),
 }
 """Command name -> ("module:attribute", one-line help)."""
@@ -105,7 +141,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Write agents, tools, workflows, knowledge packs, eval suites and blueprints as YAML
     manifests; validate, plan and apply them; run, replay and evaluate agents.
     """
-    ctx.obj = {"debug": debug}
+    ctx.ensure_object(dict)["debug"] = debug
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
         ctx.exit(EXIT_OK)
@@ -119,7 +155,7 @@ def main(args: list[str] | None = None) -> int:
     """Run afctl and return its exit code (the console script exits with it)."""
     argv = list(sys.argv[1:] if args is None else args)
     try:
-        code = cli.main(args=argv, prog_name="afctl", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="afctl", standalone_mode=False, obj={"argv": argv})
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.UsageError as exc:

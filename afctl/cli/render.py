@@ -79,7 +79,7 @@ def render_error(exc: AfctlError) -> None:
         out.print(Text("hint: ", style="cyan") + Text(exc.hint))
     diagnostics = getattr(exc, "diagnostics", None)
     if diagnostics:
-        render_diagnostics(out, diagnostics, {})
+        render_diagnostics(out, diagnostics, getattr(exc, "sources", {}))
 
 
 def _underline_width(line: str, col: int) -> int:

@@ -23,6 +23,8 @@ def _yaml() -> Any:
             # Unicode line breaks (NEL, LS, PS) would be folded inside single quotes.
             odd_breaks = any(c in data for c in "\x85\u2028\u2029\r")
             style = '"' if plain_changes or looks_like_date or odd_breaks else None
+            if style is None and "\n" in data and data.strip("\n") and _fits_block(data):
+                style = "|"  # multi-line text (instructions, prompts) reads best as a block
             return self.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
     Representer.add_representer(str, Representer.represent_str)
@@ -33,6 +35,16 @@ def _yaml() -> Any:
     yaml.allow_unicode = True
     yaml.width = 100
     return yaml
+
+
+def _fits_block(text: str) -> bool:
+    """Whether a literal block scalar can carry `text` exactly."""
+    lines = text.split("\n")
+    return (
+        not text.startswith((" ", "\t"))
+        and all(line == line.rstrip(" \t") for line in lines)
+        and all(c == "\n" or c == "\t" or c.isprintable() for c in text)
+    )
 
 
 def dump_yaml(data: Any) -> str:

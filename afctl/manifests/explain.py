@@ -11,7 +11,7 @@ from typing import Any
 
 from afctl.diagnostics import did_you_mean
 from afctl.errors import UsageError
-from afctl.manifests.kinds import API_VERSION, KINDS
+from afctl.manifests.kinds import API_VERSION, KINDS, find_kind
 from afctl.manifests.schema import BASE_URI, kind_schema, resolve
 
 _NO_DEFAULT = object()
@@ -214,16 +214,6 @@ def _field_infos(node: _Node, depth: int, seen: frozenset[str]) -> tuple[FieldIn
             )
         )
     return tuple(infos)
-
-
-def find_kind(word: str) -> str:
-    """The kind a user means by `agent`, `Agents` or `knowledgepack`."""
-    lowered = word.lower()
-    for kind in KINDS:
-        if lowered in (kind.lower(), kind.lower() + "s"):
-            return kind
-    hint = did_you_mean(word, KINDS) or "kinds: " + ", ".join(KINDS)
-    raise UsageError(f"unknown kind {word!r}", hint=hint)
 
 
 def explain(target: str, *, recursive: bool = False) -> Explanation:

@@ -13,3 +13,34 @@ KINDS: dict[str, str] = {
     "Blueprint": "blueprint.json",
 }
 """Kind -> its schema file in `schemas/`, in the order resources are listed and applied."""
+
+
+def find_kind(word: str) -> str:
+    """The kind a user means by `agent`, `Agents` or `knowledgepack`.
+
+    Raises:
+        UsageError: no kind is called that (with a "did you mean" hint).
+    """
+    lowered = word.lower()
+    for kind in KINDS:
+        if lowered in (kind.lower(), kind.lower() + "s"):
+            return kind
+    from afctl.diagnostics import did_you_mean
+    from afctl.errors import UsageError
+
+    hint = did_you_mean(word, KINDS) or "kinds: " + ", ".join(KINDS)
+    raise UsageError(f"unknown kind {word!r}", hint=hint)
+
+
+def parse_ref(text: str) -> tuple[str, str]:
+    """`agent/support` (any case, singular or plural) as ("Agent", "support").
+
+    Raises:
+        UsageError: not KIND/NAME, or an unknown kind.
+    """
+    kind, slash, name = text.partition("/")
+    if not slash or not kind or not name:
+        from afctl.errors import UsageError
+
+        raise UsageError(f"{text!r} is not KIND/NAME", hint="write it like agent/support")
+    return find_kind(kind), name

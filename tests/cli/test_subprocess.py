@@ -73,3 +73,39 @@ def test_fast_start_never_imports_heavy_libraries(tmp_path, args, forbidden):
     line = next(x for x in result.stdout.splitlines() if x.startswith("MODULES="))
     loaded = set(line.removeprefix("MODULES=").split(","))
     assert not loaded & set(forbidden), loaded & set(forbidden)
+
+
+@pytest.mark.parametrize(("answer", "applied"), [("no", False), ("yes", True)])
+def test_apply_asks_on_a_terminal(tmp_path, answer, applied):
+    import pty
+
+    (tmp_path / ".afctl").mkdir()
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: fast}\n"
+        "spec: {provider: local, model: echo}\n"
+    )
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [str(AFCTL), "apply", "-f", "."],
+        cwd=tmp_path,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    os.close(terminal)
+    output = b""
+    while b"Only 'yes' will be accepted" not in output:
+        output += os.read(controller, 4096)
+    os.write(controller, f"{answer}\n".encode())
+    assert process.wait(timeout=60) == 0
+    try:
+        while chunk := os.read(controller, 4096):
+            output += chunk
+    except OSError:  # the terminal closes with the process
+        pass
+    os.close(controller)
+    text = output.decode()
+    assert "+ model/fast" in text
+    assert ("Apply complete: 1 created" in text) is applied
+    assert ("Apply cancelled" in text) is not applied

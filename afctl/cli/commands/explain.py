@@ -18,7 +18,7 @@ from afctl.manifests.explain import FieldInfo
 @click.option("--recursive", is_flag=True, help="List the fields of the fields, all the way down.")
 @output_option("text", "json")
 def explain(target: str, recursive: bool, output: str) -> int:
-    """Show the documentation of a kind or field, like kubectl explain.
+    """Document a kind or field, like kubectl explain.
 
     Examples: afctl explain Agent, afctl explain Agent.spec.tools,
     afctl explain tool.spec --recursive.

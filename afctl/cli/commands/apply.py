@@ -1,0 +1,113 @@
+"""`afctl apply`: make the applied state match the manifests, or apply a saved plan."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from afctl.cli.params import (
+    filename_option,
+    lock_timeout_option,
+    prune_option,
+    state_options,
+    yes_option,
+)
+from afctl.errors import EXIT_OK, UsageError
+
+
+def confirmation(yes: bool, workspace: Path | None, verb: str = "Apply"):  # type: ignore[no-untyped-def]
+    """A confirm callback: shows the plan, then asks on a terminal (or trusts --yes).
+
+    Raises:
+        UsageError: not on a terminal and --yes not given (checked before anything runs).
+    """
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(
+            f"{verb.lower()} asks for confirmation, and this is not a terminal",
+            hint="pass --yes to apply without asking",
+        )
+    from afctl.cli.render import console
+    from afctl.cli.render_state import render_plan
+
+    def confirm(plan) -> bool:  # type: ignore[no-untyped-def]
+        out = console()
+        render_plan(out, plan, workspace)
+        if yes:
+            return True
+        out.print()
+        answer = click.prompt(
+            f"{verb} these changes to environment {plan.env}? Only 'yes' will be accepted",
+            default="",
+            show_default=False,
+        )
+        if answer.strip() != "yes":
+            out.print(f"{verb} cancelled: nothing was changed.", markup=False)
+            return False
+        return True
+
+    return confirm
+
+
+def command_line() -> str:
+    """The command as typed, recorded with the lock and the apply."""
+    context = click.get_current_context(silent=True)
+    argv = (context.find_root().obj or {}).get("argv", []) if context else []
+    return " ".join(["afctl", *argv])[:500]
+
+
+@click.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@filename_option(required=False)
+@prune_option
+@yes_option
+@lock_timeout_option
+@state_options
+def apply(
+    plan_file: Path | None,
+    paths: tuple[str, ...],
+    prune: bool,
+    yes: bool,
+    lock_timeout: float,
+    workspace: str | None,
+    env: str,
+) -> int:
+    """Apply manifests or a saved plan to the workspace state.
+
+    Plans under the workspace lock, shows the plan, asks (unless --yes), and writes everything
+    in one transaction. A saved plan is refused if the state changed since it was made.
+    """
+    from afctl.cli.render import console
+    from afctl.cli.render_state import render_outcome
+    from afctl.context import Context
+
+    if bool(plan_file) == bool(paths):
+        raise UsageError(
+            "give either -f PATH or a saved plan file",
+            hint="afctl apply -f .   or   afctl apply plan.json",
+        )
+    context = Context(workspace=workspace, env=env)
+    confirm = confirmation(yes, context.workspace)
+    if plan_file is not None:
+        if prune:
+            raise UsageError("--prune is part of a saved plan already", hint="plan with --prune")
+        saved = context.read_plan(plan_file)
+        outcome = context.apply_saved_plan(
+            saved, confirm=confirm, lock_timeout=lock_timeout, command=command_line()
+        )
+    else:
+        outcome = context.apply(
+            list(paths),
+            prune=prune,
+            confirm=confirm,
+            lock_timeout=lock_timeout,
+            command=command_line(),
+        )
+    out = console()
+    if not outcome.plan.has_changes:
+        from afctl.cli.render_state import render_plan
+
+        render_plan(out, outcome.plan, context.workspace)
+    render_outcome(out, outcome)
+    return EXIT_OK

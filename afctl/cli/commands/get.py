@@ -1,0 +1,70 @@
+"""`afctl get` and `afctl describe`: applied resources."""
+
+from __future__ import annotations
+
+import click
+
+from afctl.cli.params import output_option, state_options
+from afctl.errors import EXIT_OK
+
+
+def _split(kind: str, name: str | None) -> tuple[str, str | None]:
+    if "/" in kind and name is None:
+        kind, name = kind.split("/", 1)
+    return kind, name
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("name", required=False)
+@click.option("-l", "--selector", help="Only resources whose labels match (team=cx,tier!=3).")
+@output_option("table", "wide", "yaml", "json", "name", default="table")
+@state_options
+def get(
+    kind: str, name: str | None, selector: str | None, output: str, workspace: str | None, env: str
+) -> int:
+    """List applied resources, or show one.
+
+    KIND may be singular or plural, any case, or `all`; KIND/NAME works too.
+    """
+    from afctl.cli.render import console, print_json
+    from afctl.cli.render_state import print_columns, resource_json, resource_rows
+    from afctl.context import Context
+
+    kind, name = _split(kind, name)
+    found = Context(workspace=workspace, env=env).get(kind, name, selector)
+    if output == "json":
+        items = [resource_json(r) for r in found]
+        print_json(items[0] if name is not None else items)
+        return EXIT_OK
+    if output == "yaml":
+        from afctl.manifests.dump import dump_all_yaml
+
+        if found:
+            click.echo(dump_all_yaml([r.document for r in found]), nl=False)
+        return EXIT_OK
+    if output == "name":
+        for resource in found:
+            click.echo(resource.ref)
+        return EXIT_OK
+    out = console()
+    if not found:
+        out.print(f"No {kind} resources applied in environment {env}.", markup=False)
+        return EXIT_OK
+    print_columns(out, resource_rows(found, wide=output == "wide"))
+    return EXIT_OK
+
+
+@click.command()
+@click.argument("target", metavar="KIND/NAME")
+@state_options
+def describe(target: str, workspace: str | None, env: str) -> int:
+    """Show an applied resource with its source and history."""
+    from afctl.cli.render import console
+    from afctl.cli.render_state import render_description
+    from afctl.context import Context
+    from afctl.manifests.kinds import parse_ref
+
+    kind, name = parse_ref(target)
+    render_description(console(), Context(workspace=workspace, env=env).describe(kind, name))
+    return EXIT_OK

@@ -1,0 +1,74 @@
+"""`afctl history` and `afctl rollback`: revisions of a resource."""
+
+from __future__ import annotations
+
+import click
+
+from afctl.cli.params import lock_timeout_option, output_option, state_options, yes_option
+from afctl.errors import EXIT_OK
+
+
+@click.command()
+@click.argument("target", metavar="KIND/NAME")
+@output_option("table", "json", default="table")
+@state_options
+def history(target: str, output: str, workspace: str | None, env: str) -> int:
+    """List the revisions of a resource."""
+    from afctl.cli.render import console, print_json
+    from afctl.cli.render_state import print_columns, revision_rows
+    from afctl.context import Context
+    from afctl.manifests.kinds import parse_ref
+
+    kind, name = parse_ref(target)
+    revisions = Context(workspace=workspace, env=env).history(kind, name)
+    if output == "json":
+        print_json(
+            [
+                {
+                    "revision": r.revision,
+                    "action": r.action,
+                    "hash": r.hash,
+                    "applied_at": r.applied_at,
+                    "applied_by": r.applied_by,
+                    "apply_id": r.apply_id,
+                    "source_file": r.source_file,
+                    "document": r.document,
+                }
+                for r in revisions
+            ]
+        )
+    else:
+        print_columns(console(), revision_rows(revisions))
+    return EXIT_OK
+
+
+@click.command()
+@click.argument("target", metavar="KIND/NAME")
+@click.option("--to", "revision", type=int, required=True, help="The revision to go back to.")
+@yes_option
+@lock_timeout_option
+@state_options
+def rollback(
+    target: str, revision: int, yes: bool, lock_timeout: float, workspace: str | None, env: str
+) -> int:
+    """Apply an earlier revision of a resource again."""
+    from afctl.cli.commands.apply import command_line, confirmation
+    from afctl.cli.render import console
+    from afctl.cli.render_state import render_outcome, render_plan
+    from afctl.context import Context
+    from afctl.manifests.kinds import parse_ref
+
+    kind, name = parse_ref(target)
+    context = Context(workspace=workspace, env=env)
+    outcome = context.rollback(
+        kind,
+        name,
+        revision,
+        confirm=confirmation(yes, context.workspace, "Roll back"),
+        lock_timeout=lock_timeout,
+        command=command_line(),
+    )
+    if not outcome.plan.has_changes:
+        render_plan(console(), outcome.plan, context.workspace)
+    render_outcome(console(), outcome)
+    return EXIT_OK

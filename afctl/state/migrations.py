@@ -1,0 +1,90 @@
+"""Numbered, append-only migrations of `state.db`. Never edit a shipped migration: add one.
+
+Each migration runs in the same transaction as the record of it having run (sqlite-utils'
+`Migrations`, inside afctl's own `BEGIN IMMEDIATE`), so two processes opening an old database
+at once cannot both migrate it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils.migrations import Migrations
+
+state_migrations = Migrations("afctl-state")
+
+
+@state_migrations(name="0001_initial")
+def _initial(db: Any) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["environments"].create(
+        {"name": str, "serial": int, "created_at": str, "updated_at": str}, pk="name"
+    )
+    db["resources"].create(
+        {
+            "env": str,
+            "kind": str,
+            "name": str,
+            "revision": int,
+            "hash": str,
+            "document": str,
+            "labels": str,
+            "source_file": str,
+            "source_set": str,
+            "protect": int,
+            "applied_at": str,
+            "applied_by": str,
+            "apply_id": str,
+        },
+        pk=("env", "kind", "name"),
+        not_null={"revision", "hash", "document", "protect"},
+    )
+    db["revisions"].create(
+        {
+            "env": str,
+            "kind": str,
+            "name": str,
+            "revision": int,
+            "action": str,
+            "hash": str,
+            "document": str,
+            "source_file": str,
+            "source_set": str,
+            "applied_at": str,
+            "applied_by": str,
+            "apply_id": str,
+        },
+        pk=("env", "kind", "name", "revision"),
+    )
+    db["applies"].create(
+        {
+            "id": str,
+            "env": str,
+            "plan_id": str,
+            "serial_before": int,
+            "serial_after": int,
+            "started_at": str,
+            "finished_at": str,
+            "actor": str,
+            "command": str,
+            "source_set": str,
+            "creates": int,
+            "updates": int,
+            "deletes": int,
+            "summary": str,
+        },
+        pk="id",
+    )
+    db["applies"].create_index(["env", "finished_at"])
+    db["locks"].create(
+        {
+            "scope": str,
+            "lock_id": str,
+            "pid": int,
+            "host": str,
+            "actor": str,
+            "command": str,
+            "acquired_at": str,
+        },
+        pk="scope",
+    )

@@ -1,0 +1,387 @@
+"""The workspace's `state.db`: applied resources per environment, their revisions, the apply
+log and the workspace lock.
+
+SQLite in WAL mode with a busy timeout, written through sqlite-utils. Every write happens in
+one `BEGIN IMMEDIATE` transaction (the write lock is taken up front, never upgraded from a
+read), so a crash or Ctrl-C leaves the previous state intact. The workspace lock is a row that
+names its holder; `force_unlock` clears one left behind by a dead process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from afctl.errors import StateConflict, UsageError
+from afctl.ids import actor, new_ulid, utc_now
+
+STATE_FILE = "state.db"
+RESOURCE_COLUMNS = (
+    "env", "kind", "name", "revision", "hash", "document", "labels", "source_file", "source_set",
+    "protect", "applied_at", "applied_by", "apply_id",
+)  # fmt: skip
+BUSY_TIMEOUT_S = 10.0
+LOCK_SCOPE = "workspace"
+
+
+class AppliedResource:
+    """A resource as applied in one environment."""
+
+    __slots__ = (
+        "__dict__",
+        "_fetch_document",
+        "applied_at",
+        "applied_by",
+        "apply_id",
+        "document_json",
+        "env",
+        "hash",
+        "kind",
+        "labels_json",
+        "name",
+        "protect",
+        "revision",
+        "source_file",
+        "source_set",
+    )
+
+    def __init__(
+        self, row: dict[str, Any], fetch_document: Callable[[], str] | None = None
+    ) -> None:
+        self._fetch_document = fetch_document
+        self.env: str = row["env"]
+        self.kind: str = row["kind"]
+        self.name: str = row["name"]
+        self.revision: int = row["revision"]
+        self.hash: str = row["hash"]
+        self.document_json: str | None = row.get("document")
+        self.labels_json: str = row["labels"] or "{}"
+        self.source_file: str | None = row["source_file"]
+        self.source_set: str | None = row["source_set"]
+        self.protect = bool(row["protect"])
+        self.applied_at: str = row["applied_at"]
+        self.applied_by: str = row["applied_by"]
+        self.apply_id: str = row["apply_id"]
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The applied manifest, decoded (and, for plans, read) on first use: a plan needs
+        the documents of changed resources only."""
+        if self.document_json is None:
+            assert self._fetch_document is not None
+            self.document_json = self._fetch_document()
+        value: dict[str, Any] = json.loads(self.document_json)
+        return value
+
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        value: dict[str, str] = json.loads(self.labels_json)
+        return value
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind.lower()}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One entry of a resource's history."""
+
+    revision: int
+    action: str
+    """create, update, delete or rollback."""
+    hash: str
+    document_json: str | None
+    source_file: str | None
+    source_set: str | None
+    applied_at: str
+    applied_by: str
+    apply_id: str
+
+    @property
+    def document(self) -> dict[str, Any] | None:
+        return None if self.document_json is None else json.loads(self.document_json)
+
+
+@dataclass(frozen=True)
+class ApplyRecord:
+    id: str
+    env: str
+    plan_id: str
+    serial_before: int
+    serial_after: int
+    started_at: str
+    finished_at: str
+    actor: str
+    command: str
+    source_set: str | None
+    creates: int
+    updates: int
+    deletes: int
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds the workspace lock."""
+
+    lock_id: str
+    pid: int
+    host: str
+    actor: str
+    command: str
+    acquired_at: str
+
+    def describe(self) -> str:
+        return (
+            f"lock {self.lock_id} held by {self.actor} (pid {self.pid} on {self.host}) "
+            f"since {self.acquired_at}: {self.command}"
+        )
+
+    def holder_is_gone(self) -> bool:
+        """True when the holder ran on this host and its process no longer exists."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+class StateStore:
+    """An open `state.db`. Use `StateStore.open(workspace)`; close it when done."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        import sqlite_utils
+
+        self.path = path
+        self.conn = connection
+        self.db = sqlite_utils.Database(connection)
+
+    @classmethod
+    def open(cls, workspace: Path, *, create: bool = False) -> StateStore:
+        """Open (and migrate) the state of `workspace`.
+
+        Raises:
+            UsageError: there is no state yet and `create` is false.
+        """
+        path = workspace / STATE_FILE
+        if not path.exists() and not create:
+            raise UsageError(
+                f"no applied state in {workspace}", hint="run afctl apply -f . to create it"
+            )
+        workspace.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        store = cls(path, connection)
+        store._migrate()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction that holds SQLite's write lock from its first statement."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        from afctl.state.migrations import state_migrations
+
+        if not state_migrations.pending(self.db):
+            return
+        with self.transaction():
+            state_migrations.apply(self.db)
+            self.db.table("meta").insert({"key": "workspace_id", "value": new_ulid()}, ignore=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @cached_property
+    def workspace_id(self) -> str:
+        """A random id given to the state when it was created (a plan records it)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'workspace_id'").fetchone()
+        return str(row[0])
+
+    def serial(self, env: str) -> int:
+        """How many applies have changed `env`'s state (0 when it has none yet)."""
+        row = self.conn.execute("SELECT serial FROM environments WHERE name = ?", [env]).fetchone()
+        return int(row[0]) if row else 0
+
+    def environments(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM environments ORDER BY name")]
+
+    def resources(
+        self, env: str, *, documents: bool = True
+    ) -> dict[tuple[str, str], AppliedResource]:
+        """The applied resources of `env`; without `documents`, each is read when first used
+        (while this store is open)."""
+        if documents:
+            rows = self.db.query("SELECT * FROM resources WHERE env = ? ORDER BY kind, name", [env])
+            return {(r["kind"], r["name"]): AppliedResource(r) for r in rows}
+        columns = ", ".join(c for c in RESOURCE_COLUMNS if c != "document")
+        rows = self.db.query(f"SELECT {columns} FROM resources WHERE env = ?", [env])
+        return {
+            (r["kind"], r["name"]): AppliedResource(
+                r, self._document_reader(env, r["kind"], r["name"])
+            )
+            for r in rows
+        }
+
+    def _document_reader(self, env: str, kind: str, name: str) -> Callable[[], str]:
+        def read() -> str:
+            row = self.conn.execute(
+                "SELECT document FROM resources WHERE env = ? AND kind = ? AND name = ?",
+                [env, kind, name],
+            ).fetchone()
+            return str(row[0])
+
+        return read
+
+    def resource(self, env: str, kind: str, name: str) -> AppliedResource | None:
+        rows = list(
+            self.db.query(
+                "SELECT * FROM resources WHERE env = ? AND kind = ? AND name = ?",
+                [env, kind, name],
+            )
+        )
+        return AppliedResource(rows[0]) if rows else None
+
+    def revisions(self, env: str, kind: str, name: str) -> list[Revision]:
+        rows = self.db.query(
+            "SELECT revision, action, hash, document, source_file, source_set, applied_at, "
+            "applied_by, apply_id FROM revisions WHERE env = ? AND kind = ? AND name = ? "
+            "ORDER BY revision",
+            [env, kind, name],
+        )
+        return [
+            Revision(
+                r["revision"],
+                r["action"],
+                r["hash"],
+                r["document"],
+                r["source_file"],
+                r["source_set"],
+                r["applied_at"],
+                r["applied_by"],
+                r["apply_id"],
+            )
+            for r in rows
+        ]
+
+    def applies(self, env: str, limit: int = 20) -> list[ApplyRecord]:
+        rows = self.db.query(
+            "SELECT id, env, plan_id, serial_before, serial_after, started_at, finished_at, "
+            "actor, command, source_set, creates, updates, deletes FROM applies WHERE env = ? "
+            "ORDER BY finished_at DESC, id DESC LIMIT ?",
+            [env, limit],
+        )
+        return [ApplyRecord(**r) for r in rows]
+
+    def apply_record(self, apply_id: str) -> ApplyRecord | None:
+        rows = list(
+            self.db.query(
+                "SELECT id, env, plan_id, serial_before, serial_after, started_at, finished_at, "
+                "actor, command, source_set, creates, updates, deletes FROM applies WHERE id = ?",
+                [apply_id],
+            )
+        )
+        return ApplyRecord(**rows[0]) if rows else None
+
+    # -- the workspace lock ----------------------------------------------------------------
+
+    def current_lock(self) -> LockInfo | None:
+        row = self.conn.execute(
+            "SELECT lock_id, pid, host, actor, command, acquired_at FROM locks WHERE scope = ?",
+            [LOCK_SCOPE],
+        ).fetchone()
+        return LockInfo(*row) if row else None
+
+    def acquire_lock(self, command: str, timeout_s: float) -> LockInfo:
+        """Take the workspace lock, waiting up to `timeout_s` for its holder to let go.
+
+        Raises:
+            StateConflict: the lock is still held when the time is up (names the holder).
+        """
+        mine = LockInfo(new_ulid(), os.getpid(), socket.gethostname(), actor(), command, utc_now())
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        while True:
+            with self.transaction():
+                held = self.current_lock()
+                if held is None:
+                    self.conn.execute(
+                        "INSERT INTO locks (scope, lock_id, pid, host, actor, command, "
+                        "acquired_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [LOCK_SCOPE, *vars(mine).values()],
+                    )
+                    return mine
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                hint = "wait for it to finish, or raise --lock-timeout"
+                if held.holder_is_gone():
+                    hint = (
+                        f"process {held.pid} is no longer running; if no apply is in progress, "
+                        f"run: afctl force-unlock {held.lock_id}"
+                    )
+                raise StateConflict(f"the workspace is locked: {held.describe()}", hint=hint)
+            time.sleep(min(0.1, remaining))
+
+    def release_lock(self, lock: LockInfo) -> None:
+        """Let go of `lock` if it is still ours (it is gone after a successful apply)."""
+        with self.transaction():
+            self.conn.execute(
+                "DELETE FROM locks WHERE scope = ? AND lock_id = ?", [LOCK_SCOPE, lock.lock_id]
+            )
+
+    def check_lock(self, lock: LockInfo) -> None:
+        """Inside a write transaction: make sure nobody force-unlocked us meanwhile."""
+        held = self.current_lock()
+        if held is None or held.lock_id != lock.lock_id:
+            raise StateConflict(
+                "the workspace lock was taken away during the apply; nothing was written",
+                hint="someone ran afctl force-unlock; plan and apply again",
+            )
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Remove the lock `lock_id`, left behind by a process that died.
+
+        Raises:
+            StateConflict: there is no lock, or it has another id.
+        """
+        with self.transaction():
+            held = self.current_lock()
+            if held is None:
+                raise StateConflict("the workspace is not locked")
+            if held.lock_id != lock_id:
+                raise StateConflict(
+                    f"the workspace lock has another id: {held.describe()}",
+                    hint=f"to remove this lock: afctl force-unlock {held.lock_id}",
+                )
+            self.conn.execute("DELETE FROM locks WHERE scope = ?", [LOCK_SCOPE])
+        return held
