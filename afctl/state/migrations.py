@@ -12,9 +12,16 @@ from typing import Any
 from sqlite_utils.migrations import Migrations
 
 state_migrations = Migrations("afctl-state")
+MIGRATION_NAMES: list[str] = []
+"""Every migration this afctl knows, in order; a state with others is from a newer afctl."""
 
 
-@state_migrations(name="0001_initial")
+def migration(name: str) -> Any:
+    MIGRATION_NAMES.append(name)
+    return state_migrations(name=name)
+
+
+@migration("0001_initial")
 def _initial(db: Any) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
     db["environments"].create(

@@ -213,8 +213,15 @@ class StateStore:
         self.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
-        from afctl.state.migrations import state_migrations
+        from afctl.state.migrations import MIGRATION_NAMES, state_migrations
 
+        known = set(MIGRATION_NAMES)
+        newer = [m.name for m in state_migrations.applied(self.db) if m.name not in known]
+        if newer:
+            raise StateConflict(
+                f"{self.path} was written by a newer afctl (migration {newer[-1]})",
+                hint="upgrade afctl to read this workspace",
+            )
         if not state_migrations.pending(self.db):
             return
         with self.transaction():

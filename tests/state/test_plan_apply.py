@@ -307,3 +307,16 @@ def test_state_database_is_wal_migrated_and_sound(repo):
     assert names == ["0001_initial"]
     applies = connection.execute("SELECT env, creates, actor, command FROM applies").fetchall()
     assert applies == [("default", 3, applies[0][2], "afctl apply")]
+
+
+def test_state_from_a_newer_afctl_is_refused(repo):
+    ctx(repo).apply(str(repo / "models"))
+    connection = sqlite3.connect(repo / ".afctl" / "state.db")
+    with connection:
+        connection.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES ('afctl-state', '0099_future', 'later')"
+        )
+    connection.close()
+    with pytest.raises(StateConflict, match="newer afctl"):
+        ctx(repo).get()
