@@ -7,6 +7,7 @@ at once cannot both migrate it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlite_utils.migrations import Migrations
@@ -16,9 +17,14 @@ MIGRATION_NAMES: list[str] = []
 """Every migration this afctl knows, in order; a state with others is from a newer afctl."""
 
 
-def migration(name: str) -> Any:
+Step = Callable[[Any], None]
+
+
+def migration(name: str) -> Callable[[Step], Step]:
+    """Register a numbered migration step (sqlite-utils runs it; we remember its name)."""
     MIGRATION_NAMES.append(name)
-    return state_migrations(name=name)
+    register: Callable[[Step], Step] = state_migrations(name=name)
+    return register
 
 
 @migration("0001_initial")
