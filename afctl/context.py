@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from afctl.errors import ManifestError, UsageError
 from afctl.workspace import WORKSPACE_DIR, find_workspace
@@ -20,6 +20,9 @@ from afctl.workspace import WORKSPACE_DIR, find_workspace
 if TYPE_CHECKING:
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
+    from afctl.promptlog.store import PromptLog
+    from afctl.runtime.agent import RunResult
+    from afctl.runtime.environment import Catalog
     from afctl.state.plan import Plan
     from afctl.state.store import (
         AppliedResource,
@@ -429,6 +432,72 @@ class Context:
             )
 
         return self._apply_locked(make, confirm=confirm, lock_timeout=lock_timeout, command=command)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def _catalog(self, paths: list[str] | None) -> Catalog:
+        from afctl.runtime.environment import Catalog
+
+        if paths:
+            return Catalog.of((m.kind, m.name, m.data) for m in self.load(paths))
+        store = self._open_state(create=False)
+        if store is None:
+            return Catalog({})
+        with store:
+            resources = store.resources(self.env)
+            return Catalog.of((r.kind, r.name, r.document) for r in resources.values())
+
+    def prompt_log(self) -> PromptLog:
+        """The workspace's prompt log (created with the workspace if there is none yet)."""
+        from afctl.promptlog.store import PromptLog
+
+        if self.workspace is None:
+            self.workspace = Path.cwd() / WORKSPACE_DIR
+        return PromptLog.open(self.workspace)
+
+    def run(
+        self,
+        target: str,
+        user_input: str,
+        *,
+        paths: PathArg | Sequence[PathArg] | None = None,
+        variables: dict[str, Any] | None = None,
+        session: str | None = None,
+        model: str | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> RunResult:
+        """Run an agent (`agent/NAME`) on one input; the run is recorded in the prompt log.
+
+        The agent and what it uses come from `paths` when given, else from the applied state of
+        this environment. A failing run returns a result with status `failed`; only mistakes in
+        the request itself (an unknown agent, a bad flag) raise.
+
+        Raises:
+            UsageError: the target is not an agent that is available.
+        """
+        import asyncio
+
+        from afctl.manifests.kinds import parse_ref
+        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.environment import RunEnvironment
+        from afctl.safety.secrets import Secrets
+
+        kind, name = parse_ref(target)
+        if kind != "Agent":
+            raise UsageError(f"afctl run runs agents; {target} is a {kind}")
+        catalog = self._catalog(_as_list(paths) if paths else None)
+        if catalog.find("Agent", name) is None:
+            where = "in the given files" if paths else f"in environment {self.env}"
+            raise UsageError(
+                f"agent/{name} is not defined {where}",
+                hint="apply it first (afctl apply -f .), or pass its manifest with -f",
+            )
+        variables = dict(variables or {})
+        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
+        environment = RunEnvironment(self.root, secrets, catalog)
+        with self.prompt_log() as log:
+            options = RunOptions(variables, session, model, on_text, self.env)
+            return asyncio.run(AgentRun(name, environment, log, options).run(user_input))
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Clear a workspace lock left behind by a process that died."""

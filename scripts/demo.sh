@@ -70,4 +70,16 @@ step afctl apply -f . --prune --yes
 step afctl history tool/word_count
 "$AFCTL" history tool/word_count
 
+step 'afctl run agent/counter "count the words in this sentence please"    # python tool, offline scripted model'
+"$AFCTL" run agent/counter "count the words in this sentence please"
+
+step 'afctl run agent/assistant "Where is order 123?"    # local/echo'
+"$AFCTL" run agent/assistant "Where is order 123?"
+
+step afctl runs
+"$AFCTL" runs
+
+step "afctl runs show <the counter run>"
+"$AFCTL" runs show "$("$AFCTL" runs --agent counter -n 1 -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
+
 printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo\n'

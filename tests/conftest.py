@@ -66,3 +66,19 @@ def _isolated_env(
     monkeypatch.setenv("AFCTL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     for name in ("AFCTL_WORKSPACE", "AFCTL_ENV", "AFCTL_DEBUG", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def llm_server() -> Iterator[Any]:
+    """A loopback server speaking the OpenAI and Anthropic wire protocols (see llm_server.py)."""
+    from tests.llm_server import LLMServer
+
+    server = LLMServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Third-party plugins stay out of tests unless a test asks for them."""
+    monkeypatch.setenv("AFCTL_PLUGINS", "0")

@@ -65,6 +65,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.history:rollback",
         "Apply an earlier revision of a resource again.",
     ),
+    "run": ("afctl.cli.commands.run:run", "Run an agent on one input and print its answer."),
+    "runs": (
+        "afctl.cli.commands.runs:runs",
+        "List recent runs from the prompt log, newest first.",
+    ),
     "force-unlock": (
         "afctl.cli.commands.unlock:force_unlock",
         "Remove a workspace lock left by an apply that died.",

@@ -125,7 +125,7 @@ def test_the_starter_template_is_valid(tmp_path):
     result = run(tmp_path / "repo")
     assert result.valid and result.diagnostics == []
     assert {r.kind for r in result.resources} == {
-        "Agent", "Tool", "Workflow", "KnowledgePack", "EvalSuite"
+        "Model", "Agent", "Tool", "Workflow", "KnowledgePack", "EvalSuite"
     }  # fmt: skip
 
 

@@ -1,0 +1,118 @@
+"""`afctl run`: run an agent on one input."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from afctl.cli.params import filename_option, output_option, state_options
+from afctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
+
+
+def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise UsageError(f"--var {pair}: write NAME=VALUE")
+        values[name.strip()] = value
+    return values
+
+
+_TARGET = re.compile(r"[A-Za-z]+/[A-Za-z0-9_.-]+")
+
+
+def _split(args: tuple[str, ...], from_files: bool) -> tuple[str | None, str | None]:
+    """(target, input) from the positional arguments.
+
+    With -f, a single argument is the input unless it looks like `agent/NAME`.
+    """
+    if len(args) > 2:
+        raise UsageError("afctl run takes TARGET and INPUT", hint='afctl run agent/support "hi"')
+    if len(args) == 2:
+        return args[0], args[1]
+    if len(args) == 1:
+        if from_files and not _TARGET.fullmatch(args[0]):
+            return None, args[0]
+        return args[0], None
+    return None, None
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[agent/NAME] [INPUT]")
+@filename_option(required=False, help="Run from these manifests instead of the applied state.")
+@click.option(
+    "--var", "variables", multiple=True, metavar="NAME=VALUE", help="A template variable."
+)
+@click.option("--session", help="Continue (or start) the conversation with this id.")
+@click.option("--model", help="Use this model instead of the agent's (provider/model or a Model).")
+@click.option(
+    "--stream/--no-stream", default=None, help="Print tokens as they come (default: on a terminal)."
+)
+@output_option("text", "json")
+@state_options
+def run(
+    args: tuple[str, ...],
+    paths: tuple[str, ...],
+    variables: tuple[str, ...],
+    session: str | None,
+    model: str | None,
+    stream: bool | None,
+    output: str,
+    workspace: str | None,
+    env: str,
+) -> int:
+    """Run an agent on one input and print its answer.
+
+    The agent comes from the applied state of the environment, or from -f PATH. INPUT `-`
+    (or no INPUT, off a terminal) reads standard input. The run id goes to stderr; every step
+    is in the prompt log (afctl runs show RUN).
+    """
+    from afctl.context import Context
+
+    target, text = _split(args, bool(paths))
+    context = Context(workspace=workspace, env=env)
+    if target is None:
+        agents = [m for m in context.load(list(paths)) if m.kind == "Agent"] if paths else []
+        if len(agents) != 1:
+            raise UsageError(
+                "name the agent to run", hint='afctl run agent/NAME "input" (or -f with one agent)'
+            )
+        target = agents[0].ref
+    if text is None or text == "-":
+        if text is None and sys.stdin.isatty():
+            raise UsageError("give the input", hint=f'afctl run {target} "your question"')
+        text = sys.stdin.read()
+    streaming = stream if stream is not None else (output == "text" and sys.stdout.isatty())
+    printed = []
+
+    def on_text(piece: str) -> None:
+        printed.append(piece)
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    result = context.run(
+        target,
+        text,
+        paths=list(paths) or None,
+        variables=parse_vars(variables),
+        session=session,
+        model=model,
+        on_text=on_text if streaming and output == "text" else None,
+    )
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(result.to_dict())
+    elif result.output is not None and not printed:
+        click.echo(result.output)
+    elif printed:
+        click.echo()
+    from afctl.cli.render_runs import run_summary
+
+    click.echo(run_summary(result), err=True)
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_ERROR

@@ -1,0 +1,73 @@
+"""`afctl runs`: the prompt log, a run at a time."""
+
+from __future__ import annotations
+
+import click
+
+from afctl.cli.params import output_option, workspace_option
+from afctl.errors import EXIT_OK
+
+
+@click.group(invoke_without_command=True)
+@click.option("--agent", help="Only runs of this agent.")
+@click.option(
+    "--status", type=click.Choice(["running", "succeeded", "failed", "blocked", "interrupted"])
+)
+@click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True)
+@output_option("table", "json", default="table")
+@workspace_option
+@click.pass_context
+def runs(
+    ctx: click.Context,
+    agent: str | None,
+    status: str | None,
+    limit: int,
+    output: str,
+    workspace: str | None,
+) -> int:
+    """List recent runs from the prompt log, newest first."""
+    ctx.ensure_object(dict)["workspace"] = workspace
+    if ctx.invoked_subcommand is not None:
+        return EXIT_OK
+    from afctl.cli.render import console, print_json
+    from afctl.cli.render_runs import run_rows
+    from afctl.cli.render_state import print_columns
+    from afctl.context import Context
+
+    with Context(workspace=workspace).prompt_log() as log:
+        found = log.runs(agent=agent, status=status, limit=limit)
+    if output == "json":
+        print_json([r.to_dict() for r in found])
+    elif found:
+        print_columns(console(), run_rows(found))
+    else:
+        console().print("No runs yet.", markup=False)
+    return EXIT_OK
+
+
+@runs.command()
+@click.argument("run_id", metavar="RUN")
+@output_option("text", "json")
+@click.pass_context
+def show(ctx: click.Context, run_id: str, output: str) -> int:
+    """Show a run's transcript: messages, tool calls, tokens, cost and latency per step."""
+    from afctl.cli.render import console, print_json
+    from afctl.cli.render_runs import render_transcript
+    from afctl.context import Context
+
+    workspace = (ctx.obj or {}).get("workspace")
+    with Context(workspace=workspace).prompt_log() as log:
+        record = log.run(run_id)
+        payload = log.payload(record.id)
+        events = list(log.events(record.id))
+    if output == "json":
+        print_json(
+            {
+                **record.to_dict(),
+                **payload,
+                "events": [{**vars(e)} for e in events],
+            }
+        )
+    else:
+        render_transcript(console(), record, payload, events)
+    return EXIT_OK

@@ -1,0 +1,135 @@
+"""Terminal rendering of runs: the one-line summary, listings, and transcripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from afctl.promptlog.store import EventRecord, RunRecord
+    from afctl.runtime.agent import RunResult
+
+_WIDTH = 400
+
+
+def money(value: float | None) -> str:
+    return "cost unknown" if value is None else f"${value:.4f}"
+
+
+def run_summary(result: RunResult) -> str:
+    parts = [
+        f"run {result.run_id} {result.status}",
+        f"{result.turns} turn{'s' if result.turns != 1 else ''}",
+        f"{result.tool_calls} tool call{'s' if result.tool_calls != 1 else ''}",
+        f"{result.usage.input_tokens + result.usage.output_tokens} tokens",
+        money(result.cost_usd),
+        f"{result.latency_ms / 1000:.2f} s",
+    ]
+    line = " · ".join(parts)
+    if result.error:
+        line += f"\nerror: {result.error}"
+    return line
+
+
+def run_rows(runs: Iterable[RunRecord]) -> list[list[str]]:
+    rows = [["RUN", "TARGET", "STATUS", "MODEL", "STARTED", "LATENCY", "TOKENS", "COST"]]
+    for r in runs:
+        tokens = (r.input_tokens or 0) + (r.output_tokens or 0)
+        latency = f"{(r.latency_ms or 0) / 1000:.2f}s" if r.latency_ms is not None else "-"
+        cost = "-" if r.cost_usd is None else f"${r.cost_usd:.4f}"
+        rows.append(
+            [r.id, r.target, r.status, r.model or "", r.started_at, latency, str(tokens), cost]
+        )
+    return rows
+
+
+def _short(value: Any, width: int = _WIDTH) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\n", "⏎ ") if len(text) > 120 else text
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_transcript(
+    out: Console, run: RunRecord, payload: dict[str, Any], events: Iterable[EventRecord]
+) -> None:
+    from rich.text import Text
+
+    out.print(Text(f"run {run.id}", style="bold") + Text(f"  {run.target}  ({run.status})"))
+    out.print(
+        f"model {run.model or '-'} · revision {(run.revision_hash or '')[:12]} · env {run.env} · "
+        f"started {run.started_at}" + (f" · session {run.session_id}" if run.session_id else ""),
+        markup=False,
+        highlight=False,
+    )
+    out.print()
+    shown_system = False
+    for event in events:
+        data = event.payload
+        if event.type == "model_request":
+            request = data.get("request", {})
+            if not shown_system:
+                shown_system = True
+                for message in request.get("messages", []):
+                    if message["role"] == "system":
+                        out.print(
+                            Text("system  ", style="dim")
+                            + Text(_short(message["content"] or ""), style="dim")
+                        )
+                    elif message["role"] == "user":
+                        out.print(
+                            Text("user    ", style="bold cyan")
+                            + Text(_short(message["content"] or ""))
+                        )
+                    else:
+                        out.print(
+                            Text(f"{message['role']:<8}", style="dim")
+                            + Text(_short(message.get("content") or ""))
+                        )
+            else:
+                last = (request.get("messages") or [{}])[-1]
+                if last.get("role") == "user":
+                    out.print(
+                        Text("user    ", style="bold cyan")
+                        + Text(_short(last.get("content") or ""))
+                    )
+        elif event.type == "model_response":
+            response = data.get("response", {})
+            message = response.get("message", {})
+            stats = (
+                f"  [{event.model} · turn {event.turn} · {event.latency_ms or 0:.0f} ms · "
+                f"{event.input_tokens or 0}→{event.output_tokens or 0} tokens · "
+                f"{money(event.cost_usd)} · {event.status}]"
+            )
+            if message.get("content"):
+                out.print(Text("agent   ", style="bold green") + Text(_short(message["content"])))
+            for call in message.get("tool_calls") or []:
+                out.print(
+                    Text("  → ", style="magenta")
+                    + Text(f"{call['name']}({_short(call.get('arguments') or {}, 200)})")
+                )
+            out.print(Text(stats, style="dim"))
+        elif event.type == "tool_result":
+            style = "red" if event.status == "error" else "magenta"
+            out.print(
+                Text("  ← ", style=style)
+                + Text(f"{event.tool}: {_short(data.get('result', ''), 300)}")
+                + Text(f"  [{event.latency_ms or 0:.0f} ms]", style="dim")
+            )
+        elif event.type in ("retry", "fallback", "model_error", "output_invalid", "error"):
+            out.print(
+                Text(f"{event.type:<8}", style="yellow" if event.type != "error" else "bold red")
+                + Text(_short(data))
+            )
+    out.print()
+    out.print(
+        f"{run.status} · {run.turns or 0} turns · {run.tool_calls or 0} tool calls · "
+        f"{(run.input_tokens or 0) + (run.output_tokens or 0)} tokens · {money(run.cost_usd)} · "
+        f"{(run.latency_ms or 0) / 1000:.2f} s",
+        markup=False,
+        highlight=False,
+    )
+    if run.error:
+        out.print(Text(f"error ({run.error_type}): {run.error}", style="red"))

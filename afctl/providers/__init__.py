@@ -1,0 +1,1 @@
+"""Model providers: one adapter per API family behind one small async interface."""

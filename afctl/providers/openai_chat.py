@@ -1,0 +1,225 @@
+"""OpenAI Chat Completions through the official `openai` SDK, for OpenAI itself and every
+OpenAI-compatible server (Ollama, vLLM, LM Studio, llama.cpp, any base_url).
+
+The SDK's own retries are off (afctl's policy retries); a stream that ends without a finish
+reason, or with a chunk that cannot be read, is an error, never a silently short answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from afctl.providers.http_errors import (
+    error_message,
+    is_transport_failure,
+    status_error,
+    transport_error,
+)
+from afctl.providers.models import ModelConfig
+from afctl.providers.types import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    OnText,
+    ProviderError,
+    ToolCall,
+    Usage,
+)
+
+_FINISH = {"stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_calls",
+           "length": "length", "content_filter": "content_filter"}  # fmt: skip
+
+
+def _parse_arguments(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    converted: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "tool":
+            converted.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message.tool_call_id,
+                    "content": message.content or "",
+                }
+            )
+        elif message.role == "assistant":
+            item: dict[str, Any] = {"role": "assistant", "content": message.content}
+            if message.tool_calls:
+                item["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                    }
+                    for call in message.tool_calls
+                ]
+            converted.append(item)
+        else:
+            converted.append({"role": message.role, "content": message.content or ""})
+    return converted
+
+
+class OpenAIChatProvider:
+    def __init__(
+        self, config: ModelConfig, api_key: str, headers: dict[str, str], *, compatible: bool
+    ) -> None:
+        from openai import AsyncOpenAI
+
+        self.config = config
+        self.compatible = compatible
+        self.name = config.provider
+        self.client = AsyncOpenAI(
+            api_key=api_key,
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=config.timeout_s,
+            default_headers=headers or None,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    def _arguments(self, request: ModelRequest) -> dict[str, Any]:
+        params = dict(request.params)
+        extra = params.pop("extra", None) or {}
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": to_openai_messages(request.messages),
+        }
+        if "max_tokens" in params:
+            key = "max_tokens" if self.compatible else "max_completion_tokens"
+            kwargs[key] = params.pop("max_tokens")
+        for name in ("temperature", "top_p", "stop", "seed", "presence_penalty",
+                     "frequency_penalty", "reasoning_effort"):  # fmt: skip
+            if name in params:
+                kwargs[name] = params.pop(name)
+        if request.tools:
+            kwargs["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": tool.parameters,
+                    },
+                }
+                for tool in request.tools
+            ]
+            for name in ("tool_choice", "parallel_tool_calls"):
+                if name in params:
+                    kwargs[name] = params.pop(name)
+        if extra:
+            kwargs["extra_body"] = extra
+        return kwargs
+
+    async def complete(self, request: ModelRequest, on_text: OnText | None = None) -> ModelResponse:
+        import openai
+
+        kwargs = self._arguments(request)
+        try:
+            if request.stream or on_text is not None:
+                return await self._stream(kwargs, on_text)
+            response = await self.client.chat.completions.create(**kwargs)
+            return self._response(response)
+        except openai.APIStatusError as exc:
+            raise status_error(
+                self.name, exc.status_code, error_message(exc), exc.response.headers
+            ) from None
+        except openai.APITimeoutError:
+            raise transport_error(self.name, "the request timed out") from None
+        except openai.APIConnectionError as exc:
+            raise transport_error(
+                self.name, f"connection failed ({exc.__cause__ or exc})"
+            ) from None
+        except (openai.APIResponseValidationError, ValueError) as exc:
+            raise transport_error(self.name, f"unreadable response ({exc})") from None
+        except Exception as exc:
+            if not is_transport_failure(exc):
+                raise
+            raise transport_error(self.name, f"{type(exc).__name__}: {exc}") from None
+
+    def _response(self, response: Any) -> ModelResponse:
+        if not response.choices:
+            raise ProviderError(f"{self.name} returned no choices", retryable=True)
+        choice = response.choices[0]
+        message = choice.message
+        calls = tuple(
+            ToolCall(
+                call.id,
+                call.function.name,
+                _parse_arguments(call.function.arguments),
+                call.function.arguments or "",
+            )
+            for call in (message.tool_calls or [])
+        )
+        if choice.finish_reason is None:
+            raise ProviderError(f"{self.name} returned no finish reason", retryable=True)
+        return ModelResponse(
+            Message("assistant", message.content, tool_calls=calls),
+            _usage(response.usage),
+            _FINISH.get(choice.finish_reason, choice.finish_reason),
+            response.model or "",
+            response.id,
+        )
+
+    async def _stream(self, kwargs: dict[str, Any], on_text: OnText | None) -> ModelResponse:
+        stream = await self.client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        finish: str | None = None
+        usage = Usage()
+        model = ""
+        response_id = None
+        async for chunk in stream:
+            model = chunk.model or model
+            response_id = chunk.id or response_id
+            if chunk.usage is not None:
+                usage = _usage(chunk.usage)
+            for choice in chunk.choices or []:
+                delta = choice.delta
+                if delta is not None and delta.content:
+                    text.append(delta.content)
+                    if on_text is not None:
+                        on_text(delta.content)
+                for call in (delta.tool_calls or []) if delta is not None else []:
+                    slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                    slot["id"] = call.id or slot["id"]
+                    if call.function is not None:
+                        slot["name"] += call.function.name or ""
+                        slot["arguments"] += call.function.arguments or ""
+                if choice.finish_reason is not None:
+                    finish = choice.finish_reason
+        if finish is None:
+            raise transport_error(self.name, "the stream ended without a finish reason")
+        tool_calls = tuple(
+            ToolCall(
+                slot["id"], slot["name"], _parse_arguments(slot["arguments"]), slot["arguments"]
+            )
+            for _, slot in sorted(calls.items())
+        )
+        return ModelResponse(
+            Message("assistant", "".join(text) or None, tool_calls=tool_calls),
+            usage,
+            _FINISH.get(finish, finish),
+            model,
+            response_id,
+        )
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", 0) if details is not None else 0
+    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0, cached or 0)

@@ -1,0 +1,1 @@
+"""The runtime: the agent loop, and what a run needs around it."""

@@ -1,0 +1,565 @@
+"""The agent loop: instructions, model calls, tool calls, limits, structured output, and a
+complete record of every step in the prompt log.
+
+One run: render the instructions (sandboxed jinja2, StrictUndefined), send the conversation
+to the model (afctl's retry policy, then the fallback models), run the tool calls it asks for
+(concurrently; arguments validated against each tool's JSON Schema; a failure goes back to the
+model as the tool's result, never a crash), and repeat until the model answers, a limit is
+reached, or something fails. Every request, response, tool call and result is written to the
+prompt log as it happens, redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from afctl.errors import RunError
+from afctl.ids import new_ulid
+from afctl.promptlog.store import PromptLog
+from afctl.providers.models import ModelConfig, resolve_model
+from afctl.providers.retry import RetryPolicy, call_with_retries
+from afctl.providers.types import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    OnText,
+    Provider,
+    ProviderError,
+    ToolCall,
+    Usage,
+)
+from afctl.runtime.environment import RunEnvironment
+from afctl.state.diff import content_hash
+
+DEFAULT_MAX_TURNS = 10
+DEFAULT_TOOL_TIMEOUT_S = 60.0
+DEFAULT_MEMORY_MESSAGES = 40
+MAX_TOOL_RESULT_CHARS = 100_000
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced; everything else about it is in the prompt log under `run_id`."""
+
+    run_id: str
+    status: str
+    output: str | None
+    error: str | None = None
+    error_type: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+    turns: int = 0
+    tool_calls: int = 0
+    model: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "error_type": self.error_type,
+            "usage": {
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+            },
+            "cost_usd": self.cost_usd,
+            "latency_ms": round(self.latency_ms, 1),
+            "turns": self.turns,
+            "tool_calls": self.tool_calls,
+            "model": self.model,
+        }
+
+
+class _Stop(Exception):
+    """Ends a run early with a status (a limit, an invalid output): not an error of afctl's."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass
+class RunOptions:
+    variables: dict[str, Any] = field(default_factory=dict)
+    session: str | None = None
+    model: str | None = None
+    """Use this model instead of the agent's (`afctl run --model`)."""
+    on_text: OnText | None = None
+    env: str = "default"
+    parent_id: str | None = None
+    provider_factory: Callable[[ModelConfig, RunEnvironment], Provider] | None = None
+    """Builds providers; afctl's registry (with plugins) by default. Replay serves recorded ones."""
+
+
+def render_instructions(template: str, variables: dict[str, Any]) -> str:
+    """The system prompt, from the agent's jinja2 template over `vars`.
+
+    Raises:
+        RunError: the template uses a variable that has no value.
+    """
+    from jinja2 import TemplateError, UndefinedError
+
+    from afctl.safety.templates import environment
+
+    try:
+        return environment().from_string(template).render(vars=variables)
+    except UndefinedError as exc:
+        raise RunError(
+            f"the instructions use an undefined value: {exc.message}",
+            hint="give it with --var NAME=VALUE or under spec.vars",
+        ) from None
+    except TemplateError as exc:
+        raise RunError(f"cannot render the instructions: {exc}") from None
+
+
+def resource_bundle(name: str, environment: RunEnvironment) -> dict[str, Any]:
+    """The agent with every resource it uses: the exact revision a run records."""
+    catalog = environment.catalog
+    agent = catalog.get("Agent", name)
+    spec = agent.get("spec") or {}
+    bundle: dict[str, Any] = {"Agent": {name: agent}, "Tool": {}, "Model": {}}
+    for tool in spec.get("tools") or []:
+        document = catalog.find("Tool", tool)
+        if document is not None:
+            bundle["Tool"][tool] = document
+    pending = [str(spec.get("model", ""))]
+    while pending:
+        model = pending.pop()
+        if "/" in model or model in bundle["Model"]:
+            continue
+        document = catalog.find("Model", model)
+        if document is not None:
+            bundle["Model"][model] = document
+            pending.extend(str(f) for f in (document.get("spec") or {}).get("fallback") or [])
+    return bundle
+
+
+class AgentRun:
+    """One run of one agent. Create, then `await run(input)` once."""
+
+    def __init__(
+        self,
+        agent: str,
+        environment: RunEnvironment,
+        log: PromptLog,
+        options: RunOptions | None = None,
+    ) -> None:
+        self.agent = agent
+        self.environment = environment
+        self.log = log
+        self.options = options or RunOptions()
+        self.run_id = new_ulid()
+        self.redact = environment.secrets.redact
+        self._seq = 0
+        self._providers: dict[str, Provider] = {}
+        self.usage = Usage()
+        self.cost: float | None = 0.0
+        self.turns = 0
+        self.tool_call_count = 0
+        self.model_label: str | None = None
+        self._new_messages: list[Message] = []
+
+    # -- the prompt log --------------------------------------------------------------------
+
+    def event(self, kind: str, payload: dict[str, Any], **narrow: Any) -> None:
+        self._seq += 1
+        self.log.record_event(self.run_id, self._seq, kind, payload, self.redact, **narrow)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self, user_input: str) -> RunResult:
+        started = time.perf_counter()
+        bundle = resource_bundle(self.agent, self.environment)
+        revision = content_hash(bundle)
+        spec = bundle["Agent"][self.agent].get("spec") or {}
+        variables = {**(spec.get("vars") or {}), **self.options.variables}
+        resolve = self.environment.secrets.resolve
+        variables = {k: resolve(v) if isinstance(v, str) else v for k, v in variables.items()}
+        model_ref = self.options.model or str(spec.get("model"))
+        self.log.store_revision(revision, f"agent/{self.agent}", bundle, self.redact)
+        self.log.start_run(
+            {
+                "id": self.run_id,
+                "kind": "agent",
+                "target": f"agent/{self.agent}",
+                "agent": self.agent,
+                "revision_hash": revision,
+                "env": self.options.env,
+                "model": model_ref,
+                "session_id": self.options.session,
+                "parent_id": self.options.parent_id,
+            },
+            user_input,
+            variables,
+            self.redact,
+        )
+        status, output, error_type, error = "failed", None, None, None
+        try:
+            limits = spec.get("limits") or {}
+            timeout = limits.get("timeout_s")
+            coroutine = self._loop(spec, user_input, variables, model_ref)
+            output = await (asyncio.wait_for(coroutine, timeout) if timeout else coroutine)
+            status = "succeeded"
+        except _Stop as stop:
+            error_type, error = stop.error_type, stop.message
+        except TimeoutError:
+            error_type, error = "timeout", f"limit: the run took longer than {timeout} s"
+        except ProviderError as exc:
+            error_type, error = "provider", exc.message
+        except RunError as exc:
+            error_type, error = "config", exc.message + (f" ({exc.hint})" if exc.hint else "")
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            status, error_type, error = "interrupted", "interrupted", "interrupted by the user"
+            self._finish(status, None, error_type, error, started)
+            raise
+        finally:
+            await self._close_providers()
+        if error is not None:
+            self.event("error", {"error_type": error_type, "message": error}, status=error_type)
+        self._finish(status, output, error_type, error, started)
+        if self.options.session is not None and status == "succeeded":
+            self.log.append_session(
+                self.options.session,
+                self.agent,
+                self.run_id,
+                [m.to_dict() for m in self._new_messages],
+                self.redact,
+            )
+        return RunResult(
+            self.run_id,
+            status,
+            output,
+            error,
+            error_type,
+            self.usage,
+            self.cost,
+            (time.perf_counter() - started) * 1000,
+            self.turns,
+            self.tool_call_count,
+            self.model_label,
+        )
+
+    def _finish(
+        self,
+        status: str,
+        output: str | None,
+        error_type: str | None,
+        error: str | None,
+        started: float,
+    ) -> None:
+        self.log.finish_run(
+            self.run_id,
+            {
+                "status": status,
+                "model": self.model_label,
+                "latency_ms": (time.perf_counter() - started) * 1000,
+                "turns": self.turns,
+                "tool_calls": self.tool_call_count,
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+                "cost_usd": self.cost,
+                "error_type": error_type,
+                "error": error,
+            },
+            output,
+            {},
+            self.redact,
+        )
+
+    async def _loop(
+        self, spec: dict[str, Any], user_input: str, variables: dict[str, Any], model_ref: str
+    ) -> str:
+        from afctl.tools.base import Validator
+        from afctl.tools.registry import build_tools
+
+        models = self.environment.catalog.of_kind("Model")
+        chain = [resolve_model(model_ref, models)]
+        for fallback in chain[0].fallback:
+            chain.append(resolve_model(fallback, models))
+        tools = build_tools(list(spec.get("tools") or []), self.environment)
+        by_name = {tool.spec.name: tool for tool in tools}
+        if len(by_name) != len(tools):
+            raise RunError("two of the agent's tools have the same name")
+        validators = {name: Validator(tool.spec.parameters) for name, tool in by_name.items()}
+        limits = spec.get("limits") or {}
+        max_turns = int(limits.get("max_turns", DEFAULT_MAX_TURNS))
+        messages: list[Message] = []
+        instructions = spec.get("instructions")
+        if instructions:
+            rendered = render_instructions(str(instructions), variables)
+            messages.append(Message("system", self.environment.secrets.resolve(rendered)))
+        if self.options.session is not None:
+            memory = spec.get("memory") or {}
+            limit = int(memory.get("max_messages", DEFAULT_MEMORY_MESSAGES))
+            history = self.log.session_messages(self.options.session, limit)
+            messages.extend(Message.from_dict(m) for m in _whole_turns(history))
+        user = Message("user", user_input)
+        messages.append(user)
+        self._new_messages.append(user)
+        output_schema = spec.get("output_schema")
+        schema_validator = Validator(output_schema) if isinstance(output_schema, dict) else None
+        repaired = False
+        for turn in range(1, max_turns + 1):
+            self.turns = turn
+            response = await self._call_model(chain, messages, tools, spec, turn)
+            self._check_limits(limits)
+            messages.append(response.message)
+            self._new_messages.append(response.message)
+            calls = response.message.tool_calls
+            if calls:
+                self.tool_call_count += len(calls)
+                cap = limits.get("max_tool_calls")
+                if cap is not None and self.tool_call_count > int(cap):
+                    raise _Stop("limit", f"limit: more than max_tool_calls={cap} tool calls")
+                results = await asyncio.gather(
+                    *(self._call_tool(call, by_name, validators, turn) for call in calls)
+                )
+                messages.extend(results)
+                self._new_messages.extend(results)
+                continue
+            output = response.message.content or ""
+            if schema_validator is not None:
+                problems = _output_problems(output, schema_validator)
+                if problems:
+                    self.event(
+                        "output_invalid", {"problems": problems, "repair": not repaired}, turn=turn
+                    )
+                    if repaired:
+                        raise _Stop(
+                            "output_schema",
+                            "the output does not match output_schema: " + "; ".join(problems),
+                        )
+                    repaired = True
+                    repair = Message(
+                        "user",
+                        "Your answer does not match the required JSON Schema: "
+                        + "; ".join(problems)
+                        + ". Reply again with only the JSON.",
+                    )
+                    messages.append(repair)
+                    continue
+            return output
+        raise _Stop("limit", f"limit: the agent did not finish within max_turns={max_turns}")
+
+    async def _call_model(
+        self,
+        chain: list[ModelConfig],
+        messages: list[Message],
+        tools: list[Any],
+        spec: dict[str, Any],
+        turn: int,
+    ) -> ModelResponse:
+        last_error: ProviderError | None = None
+        for index, config in enumerate(chain):
+            params = {**config.params, **(spec.get("params") or {})}
+            request = ModelRequest(
+                config.model,
+                tuple(messages),
+                tuple(t.spec for t in tools),
+                params,
+                stream=self.options.on_text is not None,
+                turn=turn,
+            )
+            if index > 0:
+                self.event(
+                    "fallback",
+                    {"from": chain[index - 1].label, "to": config.label, "error": str(last_error)},
+                    turn=turn,
+                    model=config.label,
+                )
+            self.event(
+                "model_request",
+                {
+                    "provider": config.provider,
+                    "model_ref": config.ref,
+                    "request": request.to_dict(),
+                },
+                turn=turn,
+                model=config.label,
+            )
+            provider = self._provider(config)
+            started = time.perf_counter()
+
+            def retried(
+                attempt: int, error: ProviderError, delay: float, label: str = config.label
+            ) -> None:
+                self.event(
+                    "retry",
+                    {
+                        "attempt": attempt,
+                        "error": error.message,
+                        "status": error.status,
+                        "delay_s": delay,
+                    },
+                    turn=turn,
+                    model=label,
+                    status=str(error.status or "transport"),
+                )
+
+            try:
+                response = await call_with_retries(
+                    _completion(provider, request, self.options.on_text),
+                    RetryPolicy(max_retries=config.max_retries),
+                    on_retry=retried,
+                )
+            except ProviderError as error:
+                last_error = error
+                self.event(
+                    "model_error",
+                    {"error": error.message, "status": error.status, "retryable": error.retryable},
+                    turn=turn,
+                    model=config.label,
+                    status=str(error.status or "transport"),
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                )
+                if error.retryable and index + 1 < len(chain):
+                    continue
+                raise
+            latency = (time.perf_counter() - started) * 1000
+            from afctl.providers.pricing import cost_usd
+
+            cost = cost_usd(config, response.usage)
+            self.usage = Usage(
+                self.usage.input_tokens + response.usage.input_tokens,
+                self.usage.output_tokens + response.usage.output_tokens,
+                self.usage.cached_input_tokens + response.usage.cached_input_tokens,
+            )
+            self.cost = None if cost is None or self.cost is None else self.cost + cost
+            self.model_label = config.label
+            self.event(
+                "model_response",
+                {
+                    "response": response.to_dict(),
+                    "pricing": config.pricing.to_dict() if config.pricing else None,
+                },
+                turn=turn,
+                model=config.label,
+                status=response.finish_reason,
+                latency_ms=latency,
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                cost_usd=cost,
+            )
+            return response
+        assert last_error is not None
+        raise last_error
+
+    def _check_limits(self, limits: dict[str, Any]) -> None:
+        max_tokens = limits.get("max_tokens")
+        if max_tokens is not None and self.usage.total > int(max_tokens):
+            raise _Stop(
+                "limit", f"limit: {self.usage.total} tokens used, over max_tokens={max_tokens}"
+            )
+        max_cost = limits.get("max_cost_usd")
+        if max_cost is not None and self.cost is not None and self.cost > float(max_cost):
+            raise _Stop("limit", f"limit: cost ${self.cost:.4f}, over max_cost_usd={max_cost}")
+
+    def _provider(self, config: ModelConfig) -> Provider:
+        provider = self._providers.get(config.ref)
+        if provider is None:
+            factory = self.options.provider_factory
+            if factory is None:
+                from afctl.providers.builtin import make_provider
+
+                factory = make_provider
+            provider = factory(config, self.environment)
+            self._providers[config.ref] = provider
+        return provider
+
+    async def _close_providers(self) -> None:
+        for provider in self._providers.values():
+            try:
+                await provider.aclose()
+            except Exception:  # closing must never hide the run's own outcome
+                pass
+        self._providers.clear()
+
+    async def _call_tool(
+        self, call: ToolCall, tools: dict[str, Any], validators: dict[str, Any], turn: int
+    ) -> Message:
+        from afctl.tools.base import result_text
+
+        self.event("tool_call", call.to_dict(), turn=turn, tool=call.name)
+        started = time.perf_counter()
+        tool = tools.get(call.name)
+        error: str | None = None
+        value: Any = None
+        if tool is None:
+            error = f"there is no tool named {call.name!r}; tools: {', '.join(sorted(tools))}"
+        elif call.raw_arguments and not _is_json_object(call.raw_arguments):
+            error = "the arguments are not a JSON object"
+        else:
+            problems = validators[call.name].problems(call.arguments)
+            if problems:
+                error = "invalid arguments: " + "; ".join(problems)
+        if error is None and tool is not None:
+            timeout = tool.timeout_s or DEFAULT_TOOL_TIMEOUT_S
+            try:
+                value = await asyncio.wait_for(tool.call(dict(call.arguments)), timeout)
+            except TimeoutError:
+                error = f"the tool did not finish within {timeout:g} s"
+            except RunError as exc:
+                error = exc.message
+            except Exception as exc:  # the tool's own failure goes back to the model
+                error = f"{type(exc).__name__}: {exc}"
+        text = f"error: {error}" if error is not None else result_text(value)
+        if len(text) > MAX_TOOL_RESULT_CHARS:
+            text = text[:MAX_TOOL_RESULT_CHARS] + " …[truncated]"
+        self.event(
+            "tool_result",
+            {"id": call.id, "name": call.name, "arguments": call.arguments, "result": text,
+             "error": error},
+            turn=turn,
+            tool=call.name,
+            status="error" if error is not None else "ok",
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )  # fmt: skip
+        return Message(
+            "tool", text, tool_call_id=call.id, name=call.name, is_error=error is not None
+        )
+
+
+def _completion(
+    provider: Provider, request: ModelRequest, on_text: OnText | None
+) -> Callable[[], Awaitable[ModelResponse]]:
+    return lambda: provider.complete(request, on_text)
+
+
+def _is_json_object(raw: str) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
+
+
+def _output_problems(output: str, validator: Any) -> list[str]:
+    text = output.strip()
+    if text.startswith("```"):
+        text = text.strip("`").removeprefix("json").strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ["the answer is not JSON"]
+    problems: list[str] = validator.problems(value)
+    return problems
+
+
+def _whole_turns(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop leading messages that would start the history mid-exchange (tool results whose
+    calls were cut off by the memory limit)."""
+    start = 0
+    while start < len(history) and history[start].get("role") != "user":
+        start += 1
+    return history[start:]

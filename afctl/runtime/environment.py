@@ -1,0 +1,50 @@
+"""What a run needs from around it: the repository root, its secrets, and the resources it can
+see (from the applied state, or from manifest files)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from afctl.errors import RunError
+from afctl.safety.secrets import Secrets
+
+
+class Catalog:
+    """Resource documents by (kind, name)."""
+
+    def __init__(self, documents: Mapping[tuple[str, str], dict[str, Any]]) -> None:
+        self.documents = dict(documents)
+
+    @classmethod
+    def of(cls, items: Iterable[tuple[str, str, dict[str, Any]]]) -> Catalog:
+        return cls({(kind, name): document for kind, name, document in items})
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        document: dict[str, Any] | None = self.documents.get((kind, name))
+        if document is None:
+            raise RunError(
+                f"{kind.lower()}/{name} is not available to this run",
+                hint="apply it (afctl apply -f .), or run with -f pointing at its manifest too",
+            )
+        return document
+
+    def find(self, kind: str, name: str) -> dict[str, Any] | None:
+        return self.documents.get((kind, name))
+
+    def of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: doc for (k, name), doc in self.documents.items() if k == kind}
+
+
+@dataclass
+class RunEnvironment:
+    root: Path
+    """The repository root: python tools import from here, builtin tools are confined to it."""
+    secrets: Secrets = field(default_factory=Secrets)
+    catalog: Catalog = field(default_factory=lambda: Catalog({}))
+
+    def env(self, name: str) -> str | None:
+        """An environment variable, remembered as a secret (so it is redacted everywhere)."""
+        return self.secrets.env(name)

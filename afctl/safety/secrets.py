@@ -1,0 +1,70 @@
+"""Secrets: resolved at the moment of use, remembered, and redacted from everything written.
+
+A `Secrets` object belongs to one run. Every value it hands out (API keys, `${env:...}`
+values) is remembered, and `redact` replaces each of them, plus strings shaped like common API
+keys and tokens, before anything reaches the prompt log, an error message or a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+
+from afctl.manifests import interpolation
+
+REDACTED = "[REDACTED]"
+MIN_SECRET_LENGTH = 4
+"""Shorter values are not redacted: replacing every "ab" would wreck the log, not protect it."""
+
+TOKEN_SHAPES = re.compile(
+    r"(?:sk-ant-[A-Za-z0-9_\-]{20,}"
+    r"|sk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}"
+    r"|AKIA[0-9A-Z]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|AIza[0-9A-Za-z_\-]{35}"
+    r"|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,})"
+)
+"""Well-known credential formats: OpenAI, Anthropic, AWS, GitHub, Slack, Google, JWTs."""
+
+
+class Secrets:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, variables: Mapping[str, str] | None = None
+    ) -> None:
+        self._env = os.environ if env is None else env
+        self._variables = variables or {}
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def remember(self, value: str | None) -> None:
+        if value and len(value) >= MIN_SECRET_LENGTH and value not in self._values:
+            self._values.add(value)
+            self._values.add(json.dumps(value)[1:-1])  # as it appears inside JSON text
+            self._pattern = None
+
+    def env(self, name: str) -> str | None:
+        """An environment variable's value, remembered as a secret."""
+        value = self._env.get(name)
+        self.remember(value)
+        return value
+
+    def resolve(self, text: str) -> str:
+        """`text` with its `${env:...}`/`${var:...}` references replaced; env values remembered."""
+        for found in interpolation.scan(text):
+            if isinstance(found, interpolation.Reference) and found.source == "env":
+                self.remember(self._env.get(found.name))
+        return interpolation.resolve(text, self._env, self._variables)
+
+    def redact(self, text: str) -> str:
+        """`text` without any remembered secret or token-shaped string."""
+        if not text:
+            return text
+        if self._values:
+            if self._pattern is None:
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            text = self._pattern.sub(REDACTED, text)
+        return TOKEN_SHAPES.sub(REDACTED, text)

@@ -1,0 +1,55 @@
+"""What every tool offers the agent loop."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from afctl.errors import RunError
+from afctl.providers.types import ToolSpec
+
+
+class ToolFailed(RunError):
+    """A tool call failed; the message goes back to the model as the tool's result."""
+
+
+class Tool(Protocol):
+    spec: ToolSpec
+    timeout_s: float | None
+
+    async def call(self, arguments: dict[str, Any]) -> Any: ...
+
+
+def result_text(value: Any) -> str:
+    """A tool's return value as the text the model reads."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@dataclass
+class Validator:
+    """Checks a call's arguments against the tool's JSON Schema (never fetching `$ref`s)."""
+
+    schema: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        import jsonschema_rs
+
+        def refuse(uri: str) -> Any:
+            raise ValueError(f"afctl does not fetch schemas ({uri})")
+
+        self._validator = jsonschema_rs.validator_for(self.schema, retriever=refuse)
+
+    def problems(self, arguments: Any) -> list[str]:
+        try:
+            return [
+                f"{'/'.join(map(str, e.instance_path)) or 'arguments'}: {e.message}"
+                for e in self._validator.iter_errors(arguments)
+            ][:5]
+        except ValueError as exc:
+            return [str(exc)]

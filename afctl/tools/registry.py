@@ -1,0 +1,67 @@
+"""From an agent's tool names to callable tools; afctl's own tool types register like plugins."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from afctl.errors import RunError
+from afctl.plugins import ToolFactory, hookimpl
+from afctl.tools.builtin import DEFAULT_MAX_BYTES, BuiltinFileTool
+
+if TYPE_CHECKING:
+    from afctl.runtime.environment import RunEnvironment
+    from afctl.tools.base import Tool
+
+BUILTIN_PREFIX = "builtin/"
+
+
+def _python(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+    from afctl.tools.python_tool import PythonTool, import_entrypoint
+
+    function = import_entrypoint(str(spec["entrypoint"]), environment.root)
+    return PythonTool(
+        name, function, spec.get("description"), spec.get("parameters"), spec.get("timeout_s")
+    )
+
+
+def _builtin(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+    return BuiltinFileTool(
+        name,
+        str(spec["builtin"]),
+        environment.root / str(spec.get("root", ".")),
+        description=spec.get("description"),
+        max_bytes=int(spec.get("max_bytes", DEFAULT_MAX_BYTES)),
+        timeout_s=spec.get("timeout_s"),
+    )
+
+
+@hookimpl
+def register_tools() -> dict[str, ToolFactory]:
+    return {"python": _python, "builtin": _builtin}
+
+
+def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
+    """The agent's tools, ready to call.
+
+    Raises:
+        RunError: a tool is not available, or its type cannot run in this afctl.
+    """
+    from afctl.plugins import tool_types
+
+    factories = tool_types()
+    tools: list[Tool] = []
+    for name in names:
+        if name.startswith(BUILTIN_PREFIX):
+            builtin = name[len(BUILTIN_PREFIX) :]
+            tools.append(BuiltinFileTool(builtin, builtin, environment.root))
+            continue
+        spec = environment.catalog.get("Tool", name).get("spec") or {}
+        kind = str(spec.get("type"))
+        factory = factories.get(kind)
+        if factory is None:
+            raise RunError(
+                f"tool {name}: tools of type {kind!r} cannot run in this version of afctl",
+                hint="available tool types: " + ", ".join(sorted(factories)),
+            )
+        tools.append(factory(name, spec, environment))
+    return tools

@@ -1,0 +1,282 @@
+"""A loopback HTTP server that speaks the OpenAI Chat Completions and Anthropic Messages wire
+protocols (JSON and SSE streaming, tool calls, usage), and injects faults on request.
+
+Tests queue what the next requests get: a reply, tool calls, or a fault (an HTTP status with
+headers, a dropped connection mid-stream, a stream without a finish reason, a malformed chunk,
+a stall). Every request is recorded so tests can count and inspect them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    text: str | None = "ok"
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    input_tokens: int = 11
+    output_tokens: int = 7
+    # faults
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    drop_after_first_chunk: bool = False
+    no_finish: bool = False
+    malformed_chunk: bool = False
+    stall_s: float = 0.0
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class LLMServer:
+    def __init__(self, latency_s: float = 0.0) -> None:
+        self.queue: deque[Reply] = deque()
+        self.requests: list[Recorded] = []
+        self.latency_s = latency_s
+        self.default = Reply()
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests.append(
+                        Recorded(self.path, body, {k.lower(): v for k, v in self.headers.items()})
+                    )
+                    reply = server.queue.popleft() if server.queue else server.default
+                if server.latency_s:
+                    time.sleep(server.latency_s)
+                if reply.stall_s:
+                    time.sleep(reply.stall_s)
+                if reply.status is not None:
+                    payload = json.dumps(
+                        {"error": {"message": f"injected {reply.status}", "type": "test"}}
+                    ).encode()
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    for key, value in reply.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                anthropic = self.path.endswith("/messages")
+                if body.get("stream"):
+                    events = (
+                        anthropic_events(body, reply) if anthropic else openai_chunks(body, reply)
+                    )
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("cache-control", "no-cache")
+                    self.send_header("connection", "close")
+                    self.end_headers()
+                    for index, event in enumerate(events):
+                        self.wfile.write(event.encode())
+                        self.wfile.flush()
+                        if reply.drop_after_first_chunk and index == 1:
+                            self.connection.shutdown(2)  # the connection drops mid-stream
+                            return
+                    self.close_connection = True
+                    return
+                payload = json.dumps(
+                    anthropic_message(body, reply) if anthropic else openai_completion(body, reply)
+                ).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def start(self) -> LLMServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def push(self, *replies: Reply) -> None:
+        self.queue.extend(replies)
+
+
+def openai_completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    calls = [
+        {"id": f"call_{i}", "type": "function",
+         "function": {"name": name, "arguments": json.dumps(args)}}
+        for i, (name, args) in enumerate(reply.tool_calls)
+    ]  # fmt: skip
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", "test"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": reply.text,
+                    "tool_calls": calls or None,
+                },
+                "finish_reason": "tool_calls" if calls else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": reply.input_tokens,
+            "completion_tokens": reply.output_tokens,
+            "total_tokens": reply.input_tokens + reply.output_tokens,
+        },
+    }
+
+
+def _sse(data: Any) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+
+
+def openai_chunks(body: dict[str, Any], reply: Reply) -> list[str]:
+    base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
+            "model": body.get("model", "test")}  # fmt: skip
+    events = [
+        _sse(
+            {
+                **base,
+                "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}],
+            }
+        )
+    ]
+    for piece in (reply.text or "").split(" ") if reply.text else []:
+        events.append(
+            _sse(
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {"content": piece + " "}, "finish_reason": None}
+                    ],
+                }
+            )
+        )
+    if reply.malformed_chunk:
+        events.append("data: {this is not json\n\n")
+    for i, (name, args) in enumerate(reply.tool_calls):
+        arguments = json.dumps(args)
+        half = len(arguments) // 2
+        for part, first in ((arguments[:half], True), (arguments[half:], False)):
+            call = {"index": i, "function": {"arguments": part}}
+            if first:
+                call.update({"id": f"call_{i}", "type": "function"})
+                call["function"]["name"] = name
+            events.append(
+                _sse(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}
+                        ],
+                    }
+                )
+            )
+    if not reply.no_finish:
+        finish = "tool_calls" if reply.tool_calls else "stop"
+        events.append(
+            _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        )
+        usage = {"prompt_tokens": reply.input_tokens, "completion_tokens": reply.output_tokens,
+                 "total_tokens": reply.input_tokens + reply.output_tokens}  # fmt: skip
+        events.append(_sse({**base, "choices": [], "usage": usage}))
+        events.append(_sse("[DONE]"))
+    return events
+
+
+def anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if reply.text:
+        content.append({"type": "text", "text": reply.text})
+    for i, (name, args) in enumerate(reply.tool_calls):
+        content.append({"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": args})
+    return {
+        "id": "msg_test",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "test"),
+        "content": content,
+        "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+    }
+
+
+def _event(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
+
+
+def anthropic_events(body: dict[str, Any], reply: Reply) -> list[str]:
+    message = {"id": "msg_test", "type": "message", "role": "assistant",
+               "model": body.get("model", "test"), "content": [], "stop_reason": None,
+               "stop_sequence": None,
+               "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1}}  # fmt: skip
+    events = [_event("message_start", {"message": message})]
+    index = 0
+    if reply.text:
+        events.append(
+            _event(
+                "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+            )
+        )
+        for piece in reply.text.split(" "):
+            events.append(
+                _event(
+                    "content_block_delta",
+                    {"index": 0, "delta": {"type": "text_delta", "text": piece + " "}},
+                )
+            )
+        events.append(_event("content_block_stop", {"index": 0}))
+        index = 1
+    if reply.malformed_chunk:
+        events.append("event: content_block_delta\ndata: {broken\n\n")
+    for i, (name, args) in enumerate(reply.tool_calls):
+        block = {"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": {}}
+        events.append(_event("content_block_start", {"index": index + i, "content_block": block}))
+        events.append(
+            _event(
+                "content_block_delta",
+                {
+                    "index": index + i,
+                    "delta": {"type": "input_json_delta", "partial_json": json.dumps(args)},
+                },
+            )
+        )
+        events.append(_event("content_block_stop", {"index": index + i}))
+    if not reply.no_finish:
+        stop = "tool_use" if reply.tool_calls else "end_turn"
+        events.append(_event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None},
+                                                "usage": {"output_tokens": reply.output_tokens}}))  # fmt: skip
+        events.append(_event("message_stop", {}))
+    return events
