@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from afctl._version import __version__
 
 if TYPE_CHECKING:
-    from afctl.context import Context, load, validate
+    from afctl.context import Context, load, run, validate
     from afctl.diagnostics import Diagnostic, Severity
     from afctl.errors import (
         AfctlError,
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     )
     from afctl.manifests.model import Manifest, ManifestSet
     from afctl.manifests.validate import ValidationResult
+    from afctl.runtime.agent import RunResult
+    from afctl.tools.decorator import tool
 
 __all__ = [
     "AfctlError",
@@ -35,6 +37,7 @@ __all__ = [
     "ManifestError",
     "ManifestSet",
     "RunError",
+    "RunResult",
     "Severity",
     "StateConflict",
     "UsageError",
@@ -42,12 +45,17 @@ __all__ = [
     "ValidationResult",
     "__version__",
     "load",
+    "run",
+    "tool",
     "validate",
 ]
 
 _LAZY = {
     "Context": "afctl.context",
     "load": "afctl.context",
+    "run": "afctl.context",
+    "RunResult": "afctl.runtime.agent",
+    "tool": "afctl.tools.decorator",
     "validate": "afctl.context",
     "Diagnostic": "afctl.diagnostics",
     "Severity": "afctl.diagnostics",

@@ -124,7 +124,9 @@ class Context:
 
         cache = None
         if use_cache:
-            stamp = f"{__version__}:{schema_hash()}"
+            from afctl.plugin_fingerprint import plugins_fingerprint
+
+            stamp = f"{__version__}:{schema_hash()}:{plugins_fingerprint()}"
             cache = ValidationCache(default_cache_path(self.workspace), stamp)
         result, _ = validate_paths(_as_list(paths), cache, progress)
         return result
@@ -513,3 +515,8 @@ def validate(paths: PathArg | Sequence[PathArg], *, use_cache: bool = False) -> 
 def load(paths: PathArg | Sequence[PathArg]) -> ManifestSet:
     """Load and validate manifests with a default Context; raises ManifestError if invalid."""
     return Context().load(paths)
+
+
+def run(target: str, user_input: str, **options: Any) -> RunResult:
+    """Run an agent with a default Context (see `Context.run` for the options)."""
+    return Context(env=options.pop("env", None)).run(target, user_input, **options)

@@ -22,8 +22,7 @@ def new_ulid(at_ms: int | None = None) -> str:
 
 def utc_now() -> str:
     """The current time as ISO 8601 in UTC with milliseconds (sortable as text)."""
-    now = datetime.datetime.now(datetime.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def actor() -> str:

@@ -71,7 +71,7 @@ def _isolated_env(
 @pytest.fixture
 def llm_server() -> Iterator[Any]:
     """A loopback server speaking the OpenAI and Anthropic wire protocols (see llm_server.py)."""
-    from tests.llm_server import LLMServer
+    from afctl.fake_llm import LLMServer
 
     server = LLMServer().start()
     yield server

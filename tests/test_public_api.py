@@ -16,6 +16,7 @@ EXPORTED = [
     "ManifestError",
     "ManifestSet",
     "RunError",
+    "RunResult",
     "Severity",
     "StateConflict",
     "UsageError",
@@ -23,6 +24,8 @@ EXPORTED = [
     "ValidationResult",
     "__version__",
     "load",
+    "run",
+    "tool",
     "validate",
 ]
 

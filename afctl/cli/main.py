@@ -139,14 +139,25 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     envvar="AFCTL_DEBUG",
     help="Show tracebacks for internal errors.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    envvar="AFCTL_LOG_FORMAT",
+    default="text",
+    help="afctl's own log on stderr: text (warnings) or JSON lines with run ids.",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, log_format: str) -> None:
     """afctl: declarative, YAML-driven toolchain for AI agents.
 
     Write agents, tools, workflows, knowledge packs, eval suites and blueprints as YAML
     manifests; validate, plan and apply them; run, replay and evaluate agents.
     """
     ctx.ensure_object(dict)["debug"] = debug
+    if log_format != "text" or ctx.invoked_subcommand in ("run", "runs"):
+        from afctl.logs import configure
+
+        configure(log_format)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
         ctx.exit(EXIT_OK)

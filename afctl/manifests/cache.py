@@ -1,8 +1,9 @@
 """Caches of validation results, so an unchanged repository validates in a fraction of a second.
 
-Everything a file's own checks produce depends on its bytes, the afctl version and the schemas,
-so a result stored under the file's content hash, in a cache stamped with (afctl version,
-schema hash), can be reused whatever the file is called. Checks across files run on the
+Everything a file's own checks produce depends on its bytes, the afctl version, the schemas and
+the installed plugins (which may add model providers), so a result stored under the file's
+content hash, in a cache stamped with (afctl version, schema hash, plugin fingerprint), can be
+reused whatever the file is called. Checks across files run on the
 cached per-file summaries whenever anything changed.
 
 When nothing changed at all (the same files with the same contents, under the same names) the

@@ -23,7 +23,18 @@ from afctl.safety.expr import ExpressionError, parse_expression
 from afctl.safety.templates import check_template
 
 PROVIDERS = ("openai", "anthropic", "openai-compatible", "ollama", "vllm", "lmstudio", "local")
-"""Model providers afctl knows; `provider/model` strings must start with one of these."""
+"""Model providers afctl itself knows; plugins may add more (see `known_provider`)."""
+
+
+def known_provider(name: str) -> bool:
+    """A built-in provider, or one a plugin registers (plugins load only for unknown names)."""
+    if name in PROVIDERS:
+        return True
+    from afctl.plugins import providers
+
+    return name in providers()
+
+
 LOCAL_MODELS = ("echo", "scripted")
 BUILTIN_TOOL_PREFIX = "builtin/"
 KNOWN_METASCHEMAS = frozenset(
@@ -182,7 +193,7 @@ class DocumentChecker:
             self.add("jsonschema.invalid", f"{dotted(parts)} is not a JSON Schema: {exc}", parts)
 
     def check_provider(self, parts: Sequence[str | int], value: Any, _: Any) -> None:
-        if isinstance(value, str) and value not in PROVIDERS:
+        if isinstance(value, str) and not known_provider(value):
             self.add(
                 "model.provider",
                 f'unknown model provider "{value}"',
@@ -203,7 +214,7 @@ class DocumentChecker:
 
     def _check_model_string(self, parts: Sequence[str | int], value: str) -> None:
         provider, _, model = value.partition("/")
-        if provider not in PROVIDERS:
+        if not known_provider(provider):
             self.add(
                 "model.provider",
                 f'unknown model provider "{provider}" in "{value}"',

@@ -1,6 +1,9 @@
 """The prompt log, `.afctl/logs.db`: every run and every step of it, written as it happens.
 
 Kept apart from `state.db` so it can be pruned, vacuumed and exported without touching state.
+Each step is committed as soon as it is complete: a model request together with its response,
+a tool call with its result. No transaction stays open while a model or a tool works, so
+several processes can log at once; a crash loses at most the step that was under way.
 Metrics live in narrow tables (`runs`, `events`) and the large payloads (messages, tool
 arguments and results) in their own (`run_payloads`, `event_payloads`): aggregates over
 millions of runs then read only the columns they need. Every payload passes through the run's
@@ -117,6 +120,17 @@ class EventRecord:
 
 
 Redact = Callable[[str], str]
+Work = Callable[[sqlite3.Connection], None]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=10, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout = 10000")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    # checkpoint (and fsync) every ~16 MB of log rather than every 4 MB: runs write often
+    connection.execute("PRAGMA wal_autocheckpoint = 4000")
+    return connection
 
 
 class PromptLog:
@@ -126,15 +140,33 @@ class PromptLog:
         self.path = path
         self.conn = connection
         self.db = sqlite_utils.Database(connection)
+        self._stored_revisions: set[str] = set()
+        self._deferred: list[Work] = []
+
+    def _submit(self, work: Work, *, defer: bool = False) -> None:
+        """Write now (with anything deferred before, in one transaction), or later."""
+        self._deferred.append(work)
+        if not defer:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write and commit every deferred write."""
+        if not self._deferred:
+            return
+        pending, self._deferred = self._deferred, []
+        try:
+            for work in pending:
+                work(self.conn)
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.commit()
 
     @classmethod
     def open(cls, workspace: Path) -> PromptLog:
         workspace.mkdir(parents=True, exist_ok=True)
         path = workspace / LOG_FILE
-        connection = sqlite3.connect(path, timeout=10)
-        connection.execute("PRAGMA busy_timeout = 10000")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
+        connection = _connect(path)
         log = cls(path, connection)
         if log_migrations.pending(log.db):
             connection.execute("BEGIN IMMEDIATE")
@@ -148,6 +180,7 @@ class PromptLog:
         return log
 
     def close(self) -> None:
+        self.flush()
         self.conn.close()
 
     def __enter__(self) -> PromptLog:
@@ -157,8 +190,10 @@ class PromptLog:
         self.close()
 
     def _write(self, sql: str, values: list[Any] | tuple[Any, ...]) -> None:
-        self.conn.execute(sql, values)
-        self.conn.commit()
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(sql, values)
+
+        self._submit(write)
 
     # -- writing a run ---------------------------------------------------------------------
 
@@ -169,17 +204,21 @@ class PromptLog:
             "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
         ).fetchall()
         gone = [run_id for run_id, pid in rows if pid is not None and not _alive(pid)]
-        for run_id in gone:
-            self._write(
+        if gone:
+            self.conn.executemany(
                 "UPDATE runs SET status = 'interrupted', error_type = 'interrupted', "
                 "error = 'the process running it stopped' WHERE id = ?",
-                [run_id],
+                [(run_id,) for run_id in gone],
             )
+            self.conn.commit()
         return len(gone)
 
     def store_revision(
         self, digest: str, target: str, bundle: dict[str, Any], redact: Redact
     ) -> None:
+        if digest in self._stored_revisions:
+            return
+        self._stored_revisions.add(digest)
         self._write(
             "INSERT OR IGNORE INTO revisions (hash, target, bundle, created_at) "
             "VALUES (?, ?, ?, ?)",
@@ -198,12 +237,15 @@ class PromptLog:
         }
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))
-        self.conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", list(row.values()))
-        self.conn.execute(
-            "INSERT INTO run_payloads (run_id, input, vars) VALUES (?, ?, ?)",
-            [run["id"], redact(input_text), redact(json.dumps(variables))],
-        )
-        self.conn.commit()
+        payload = [run["id"], redact(input_text), redact(json.dumps(variables))]
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", list(row.values()))
+            connection.execute(
+                "INSERT INTO run_payloads (run_id, input, vars) VALUES (?, ?, ?)", payload
+            )
+
+        self._submit(write)
 
     def record_event(
         self,
@@ -212,17 +254,25 @@ class PromptLog:
         kind: str,
         payload: dict[str, Any],
         redact: Redact,
+        *,
+        defer: bool = False,
         **narrow: Any,
     ) -> None:
+        """Record an event; `defer` holds it until the next write that is not deferred (the
+        rest of its step), so a step costs one commit."""
         row = {"run_id": run_id, "seq": seq, "type": kind, "at": utc_now(), **narrow}
-        columns = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        self.conn.execute(f"INSERT INTO events ({columns}) VALUES ({marks})", list(row.values()))
-        self.conn.execute(
-            "INSERT INTO event_payloads (run_id, seq, payload) VALUES (?, ?, ?)",
-            [run_id, seq, redact(json.dumps(payload, ensure_ascii=False, default=str))],
-        )
-        self.conn.commit()
+        sql = f"INSERT INTO events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        values = list(row.values())
+        text = redact(json.dumps(payload, ensure_ascii=False, default=str))
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(sql, values)
+            connection.execute(
+                "INSERT INTO event_payloads (run_id, seq, payload) VALUES (?, ?, ?)",
+                [run_id, seq, text],
+            )
+
+        self._submit(write, defer=defer)
 
     def finish_run(
         self,
@@ -235,19 +285,21 @@ class PromptLog:
         if totals.get("error"):
             totals = {**totals, "error": redact(str(totals["error"]))}
         assignments = ", ".join(f"{column} = ?" for column in totals)
-        self.conn.execute(
-            f"UPDATE runs SET {assignments}, ended_at = ? WHERE id = ?",
-            [*totals.values(), utc_now(), run_id],
-        )
-        self.conn.execute(
-            "UPDATE run_payloads SET output = ?, details = ? WHERE run_id = ?",
-            [None if output is None else redact(output), redact(json.dumps(details)), run_id],
-        )
-        self.conn.commit()
+        values = [*totals.values(), utc_now(), run_id]
+        payload = [None if output is None else redact(output), redact(json.dumps(details)), run_id]
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(f"UPDATE runs SET {assignments}, ended_at = ? WHERE id = ?", values)
+            connection.execute(
+                "UPDATE run_payloads SET output = ?, details = ? WHERE run_id = ?", payload
+            )
+
+        self._submit(write)
 
     # -- sessions --------------------------------------------------------------------------
 
     def session_messages(self, session_id: str, limit: int) -> list[dict[str, Any]]:
+        self.flush()
         rows = self.conn.execute(
             "SELECT message FROM (SELECT seq, message FROM session_messages WHERE session_id = ? "
             "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
@@ -264,25 +316,29 @@ class PromptLog:
         redact: Redact,
     ) -> None:
         now = utc_now()
-        self.conn.execute(
-            "INSERT INTO sessions (id, agent, created_at, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
-            [session_id, agent, now, now],
-        )
-        row = self.conn.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?", [session_id]
-        ).fetchone()
-        start = int(row[0]) + 1
-        self.conn.executemany(
-            "INSERT INTO session_messages (session_id, seq, run_id, message) VALUES (?, ?, ?, ?)",
-            [
-                (session_id, start + index, run_id, redact(json.dumps(message)))
-                for index, message in enumerate(messages)
-            ],
-        )
-        self.conn.commit()
+        texts = [redact(json.dumps(message)) for message in messages]
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO sessions (id, agent, created_at, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
+                [session_id, agent, now, now],
+            )
+            row = connection.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?",
+                [session_id],
+            ).fetchone()
+            start = int(row[0]) + 1
+            connection.executemany(
+                "INSERT INTO session_messages (session_id, seq, run_id, message) "
+                "VALUES (?, ?, ?, ?)",
+                [(session_id, start + i, run_id, text) for i, text in enumerate(texts)],
+            )
+
+        self._submit(write)
 
     def session_agent(self, session_id: str) -> str | None:
+        self.flush()
         row = self.conn.execute("SELECT agent FROM sessions WHERE id = ?", [session_id]).fetchone()
         return None if row is None else str(row[0])
 
@@ -295,6 +351,7 @@ class PromptLog:
         status: str | None = None,
         limit: int = 20,
     ) -> list[RunRecord]:
+        self.flush()
         where, values = [], []
         if agent is not None:
             where.append("agent = ?")
@@ -315,6 +372,7 @@ class PromptLog:
         Raises:
             UsageError: no run, or several, match.
         """
+        self.flush()
         rows = list(self.db.query("SELECT * FROM runs WHERE id LIKE ? LIMIT 2", [run_id + "%"]))
         if len(rows) != 1:
             what = "no run" if not rows else "more than one run"
@@ -322,6 +380,7 @@ class PromptLog:
         return RunRecord(**rows[0])
 
     def payload(self, run_id: str) -> dict[str, Any]:
+        self.flush()
         row = self.conn.execute(
             "SELECT input, output, vars, details FROM run_payloads WHERE run_id = ?", [run_id]
         ).fetchone()
@@ -335,6 +394,7 @@ class PromptLog:
         }
 
     def events(self, run_id: str) -> Iterator[EventRecord]:
+        self.flush()
         rows = self.conn.execute(
             "SELECT e.seq, e.type, e.at, e.turn, e.model, e.tool, e.status, e.latency_ms, "
             "e.input_tokens, e.output_tokens, e.cost_usd, p.payload FROM events e "

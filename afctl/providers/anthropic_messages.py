@@ -95,9 +95,12 @@ class AnthropicProvider:
         }
         if system:
             kwargs["system"] = system
+        # Sampling parameters go in the body as such: recent SDKs dropped their typed
+        # arguments, while the API still takes them for the models that support them.
+        extra: dict[str, Any] = dict(params.pop("extra", None) or {})
         for name in ("temperature", "top_p"):
             if name in params:
-                kwargs[name] = params.pop(name)
+                extra[name] = params.pop(name)
         if "stop" in params:
             kwargs["stop_sequences"] = params.pop("stop")
         if request.tools:
@@ -113,8 +116,8 @@ class AnthropicProvider:
                 if params.get("parallel_tool_calls") is False and mapped["type"] != "none":
                     mapped["disable_parallel_tool_use"] = True
                 kwargs["tool_choice"] = mapped
-        if params.get("extra"):
-            kwargs["extra_body"] = params["extra"]
+        if extra:
+            kwargs["extra_body"] = extra
         return kwargs
 
     async def complete(self, request: ModelRequest, on_text: OnText | None = None) -> ModelResponse:

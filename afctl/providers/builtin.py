@@ -32,6 +32,11 @@ def _key(config: ModelConfig, environment: RunEnvironment, default: str | None =
 def _openai(config: ModelConfig, environment: RunEnvironment) -> Any:
     from afctl.providers.openai_chat import OpenAIChatProvider
 
+    if config.api != "chat":
+        raise RunError(
+            f"{config.ref}: api {config.api!r} is not supported yet; afctl speaks Chat Completions",
+            hint="remove `api` from the Model, or set it to chat",
+        )
     if config.base_url is None and environment.env("OPENAI_BASE_URL"):
         config = _with_base_url(config, str(environment.env("OPENAI_BASE_URL")))
     return OpenAIChatProvider(

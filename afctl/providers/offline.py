@@ -128,11 +128,11 @@ def _render_values(value: Any, context: dict[str, Any]) -> Any:
 
 
 def _render(template: str, values: dict[str, Any]) -> str:
-    from afctl.safety.templates import environment, is_template
+    from afctl.safety.templates import compiled, is_template
 
     if not is_template(template):
         return template
-    return environment().from_string(template).render(values)
+    return compiled(template).render(values)
 
 
 def _rules_from_file(path: Path) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import TypeVar
 from afctl.providers.types import ProviderError
 
 T = TypeVar("T")
+_RNG = random.Random()
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ async def call_with_retries(
         ProviderError: the call failed for good (not retryable, retries used up, or the server
             asked to wait longer than `max_retry_after_s`).
     """
-    rng = rng or random.Random()
+    rng = rng or _RNG
     attempt = 0
     while True:
         try:

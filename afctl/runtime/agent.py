@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from afctl.errors import RunError
 from afctl.ids import new_ulid
 from afctl.promptlog.store import PromptLog
 from afctl.providers.models import ModelConfig, resolve_model
+from afctl.providers.pool import ProviderPool
 from afctl.providers.retry import RetryPolicy, call_with_retries
 from afctl.providers.types import (
     Message,
@@ -111,10 +113,10 @@ def render_instructions(template: str, variables: dict[str, Any]) -> str:
     """
     from jinja2 import TemplateError, UndefinedError
 
-    from afctl.safety.templates import environment
+    from afctl.safety.templates import compiled
 
     try:
-        return environment().from_string(template).render(vars=variables)
+        return compiled(template).render(vars=variables)
     except UndefinedError as exc:
         raise RunError(
             f"the instructions use an undefined value: {exc.message}",
@@ -163,7 +165,8 @@ class AgentRun:
         self.run_id = new_ulid()
         self.redact = environment.secrets.redact
         self._seq = 0
-        self._providers: dict[str, Provider] = {}
+        self._own_pool = environment.providers is None
+        self._pool = environment.providers or ProviderPool()
         self.usage = Usage()
         self.cost: float | None = 0.0
         self.turns = 0
@@ -173,13 +176,32 @@ class AgentRun:
 
     # -- the prompt log --------------------------------------------------------------------
 
-    def event(self, kind: str, payload: dict[str, Any], **narrow: Any) -> None:
+    def event(
+        self, kind: str, payload: dict[str, Any], *, defer: bool = False, **narrow: Any
+    ) -> None:
         self._seq += 1
-        self.log.record_event(self.run_id, self._seq, kind, payload, self.redact, **narrow)
+        self.log.record_event(
+            self.run_id, self._seq, kind, payload, self.redact, defer=defer, **narrow
+        )
+        level = _LOG_LEVELS.get(kind)
+        if level is not None:
+            from afctl.logs import event, logger
+
+            if logger.isEnabledFor(level):
+                event(level, self.redact(_log_line(kind, payload, narrow)), event=kind, **narrow)
 
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self, user_input: str) -> RunResult:
+        from afctl.logs import current_run
+
+        token = current_run.set(self.run_id)
+        try:
+            return await self._run(user_input)
+        finally:
+            current_run.reset(token)
+
+    async def _run(self, user_input: str) -> RunResult:
         started = time.perf_counter()
         bundle = resource_bundle(self.agent, self.environment)
         revision = content_hash(bundle)
@@ -205,6 +227,9 @@ class AgentRun:
             variables,
             self.redact,
         )
+        from afctl.logs import event as log_event
+
+        log_event(logging.INFO, f"run started: agent/{self.agent}", model=model_ref)
         status, output, error_type, error = "failed", None, None, None
         try:
             limits = spec.get("limits") or {}
@@ -229,6 +254,15 @@ class AgentRun:
         if error is not None:
             self.event("error", {"error_type": error_type, "message": error}, status=error_type)
         self._finish(status, output, error_type, error, started)
+        log_event(
+            logging.INFO,
+            f"run {status}",
+            status=status,
+            turns=self.turns,
+            input_tokens=self.usage.input_tokens,
+            output_tokens=self.usage.output_tokens,
+            cost_usd=self.cost,
+        )
         if self.options.session is not None and status == "succeeded":
             self.log.append_session(
                 self.options.session,
@@ -388,6 +422,7 @@ class AgentRun:
                 },
                 turn=turn,
                 model=config.label,
+                defer=True,  # committed with the response (or the error) of this call
             )
             provider = self._provider(config)
             started = time.perf_counter()
@@ -451,6 +486,8 @@ class AgentRun:
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
                 cost_usd=cost,
+                # a final answer is committed with the run's outcome, a moment later
+                defer=not response.message.tool_calls,
             )
             return response
         assert last_error is not None
@@ -467,31 +504,23 @@ class AgentRun:
             raise _Stop("limit", f"limit: cost ${self.cost:.4f}, over max_cost_usd={max_cost}")
 
     def _provider(self, config: ModelConfig) -> Provider:
-        provider = self._providers.get(config.ref)
-        if provider is None:
-            factory = self.options.provider_factory
-            if factory is None:
-                from afctl.providers.builtin import make_provider
+        factory = self.options.provider_factory
+        if factory is None:
+            from afctl.providers.builtin import make_provider
 
-                factory = make_provider
-            provider = factory(config, self.environment)
-            self._providers[config.ref] = provider
-        return provider
+            factory = make_provider
+        return self._pool.get(config, self.environment, factory)
 
     async def _close_providers(self) -> None:
-        for provider in self._providers.values():
-            try:
-                await provider.aclose()
-            except Exception:  # closing must never hide the run's own outcome
-                pass
-        self._providers.clear()
+        if self._own_pool:
+            await self._pool.aclose()
 
     async def _call_tool(
         self, call: ToolCall, tools: dict[str, Any], validators: dict[str, Any], turn: int
     ) -> Message:
         from afctl.tools.base import result_text
 
-        self.event("tool_call", call.to_dict(), turn=turn, tool=call.name)
+        self.event("tool_call", call.to_dict(), turn=turn, tool=call.name, defer=True)
         started = time.perf_counter()
         tool = tools.get(call.name)
         error: str | None = None
@@ -529,6 +558,33 @@ class AgentRun:
         return Message(
             "tool", text, tool_call_id=call.id, name=call.name, is_error=error is not None
         )
+
+
+_LOG_LEVELS = {
+    "model_response": logging.INFO,
+    "tool_result": logging.INFO,
+    "retry": logging.WARNING,
+    "fallback": logging.WARNING,
+    "model_error": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def _log_line(kind: str, payload: dict[str, Any], narrow: dict[str, Any]) -> str:
+    if kind == "retry":
+        return (
+            f"{narrow.get('model')}: {payload.get('error')}; retry {payload.get('attempt')} "
+            f"in {payload.get('delay_s', 0):.1f} s"
+        )
+    if kind == "fallback":
+        return f"falling back from {payload.get('from')} to {payload.get('to')}"
+    if kind == "model_error":
+        return f"{narrow.get('model')}: {payload.get('error')}"
+    if kind == "error":
+        return f"run failed: {payload.get('message')}"
+    if kind == "tool_result":
+        return f"tool {narrow.get('tool')}: {narrow.get('status')}"
+    return f"{narrow.get('model')} answered ({narrow.get('status')})"
 
 
 def _completion(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from afctl.errors import RunError
+from afctl.providers.pool import ProviderPool
 from afctl.safety.secrets import Secrets
 
 
@@ -44,6 +45,8 @@ class RunEnvironment:
     """The repository root: python tools import from here, builtin tools are confined to it."""
     secrets: Secrets = field(default_factory=Secrets)
     catalog: Catalog = field(default_factory=lambda: Catalog({}))
+    providers: ProviderPool | None = None
+    """Shared SDK clients; without one, a run creates and closes its own."""
 
     def env(self, name: str) -> str | None:
         """An environment variable, remembered as a secret (so it is redacted everywhere)."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from jinja2 import Template
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
@@ -29,6 +30,12 @@ class TemplateProblem:
     message: str
     line: int
     """1-based line within the template text."""
+
+
+@lru_cache(maxsize=1024)
+def compiled(text: str) -> Template:
+    """A template compiled once per process (compiling costs far more than rendering)."""
+    return environment().from_string(text)
 
 
 def is_template(text: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from afctl.errors import RunError
@@ -19,6 +20,17 @@ class Tool(Protocol):
     timeout_s: float | None
 
     async def call(self, arguments: dict[str, Any]) -> Any: ...
+
+
+def _refuse(uri: str) -> Any:
+    raise ValueError(f"afctl does not fetch schemas ({uri})")
+
+
+@lru_cache(maxsize=512)
+def _compiled(schema_json: str) -> Any:
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(json.loads(schema_json), retriever=_refuse)
 
 
 def result_text(value: Any) -> str:
@@ -38,12 +50,7 @@ class Validator:
     schema: dict[str, Any]
 
     def __post_init__(self) -> None:
-        import jsonschema_rs
-
-        def refuse(uri: str) -> Any:
-            raise ValueError(f"afctl does not fetch schemas ({uri})")
-
-        self._validator = jsonschema_rs.validator_for(self.schema, retriever=refuse)
+        self._validator = _compiled(json.dumps(self.schema, sort_keys=True))
 
     def problems(self, arguments: Any) -> list[str]:
         try:

@@ -40,15 +40,21 @@ def register_tools() -> dict[str, ToolFactory]:
     return {"python": _python, "builtin": _builtin}
 
 
+_built: dict[str, Tool] = {}
+"""Tools built in this process, by (name, spec, root): they are stateless, and building one
+(importing, inferring its schema) costs more than a whole run against a fast model."""
+
+
 def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
     """The agent's tools, ready to call.
 
     Raises:
         RunError: a tool is not available, or its type cannot run in this afctl.
     """
+    import json
+
     from afctl.plugins import tool_types
 
-    factories = tool_types()
     tools: list[Tool] = []
     for name in names:
         if name.startswith(BUILTIN_PREFIX):
@@ -56,12 +62,17 @@ def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
             tools.append(BuiltinFileTool(builtin, builtin, environment.root))
             continue
         spec = environment.catalog.get("Tool", name).get("spec") or {}
-        kind = str(spec.get("type"))
-        factory = factories.get(kind)
-        if factory is None:
-            raise RunError(
-                f"tool {name}: tools of type {kind!r} cannot run in this version of afctl",
-                hint="available tool types: " + ", ".join(sorted(factories)),
-            )
-        tools.append(factory(name, spec, environment))
+        key = json.dumps([name, spec, str(environment.root)], sort_keys=True, default=str)
+        built = _built.get(key)
+        if built is None:
+            kind = str(spec.get("type"))
+            factories = tool_types()
+            factory = factories.get(kind)
+            if factory is None:
+                raise RunError(
+                    f"tool {name}: tools of type {kind!r} cannot run in this version of afctl",
+                    hint="available tool types: " + ", ".join(sorted(factories)),
+                )
+            built = _built[key] = factory(name, spec, environment)
+        tools.append(built)
     return tools

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
+from afctl.fake_llm import Reply
 from afctl.providers.anthropic_messages import AnthropicProvider
 from afctl.providers.models import ModelConfig
 from afctl.providers.openai_chat import OpenAIChatProvider
 from afctl.providers.retry import RetryPolicy, call_with_retries
 from afctl.providers.types import Message, ModelRequest, ProviderError, ToolCall, ToolSpec
-from tests.llm_server import Reply
 
 TOOL = ToolSpec(
     "lookup_order",
@@ -110,7 +110,9 @@ def test_anthropic_text_tools_and_usage(llm_server, stream):
     )
     pieces: list[str] = []
     response = complete(
-        anthropic(llm_server), request(stream, max_tokens=99), pieces.append if stream else None
+        anthropic(llm_server),
+        request(stream, max_tokens=99, temperature=0.5),
+        pieces.append if stream else None,
     )
     assert response.message.content.strip() == "on its way"
     assert [(c.name, c.arguments) for c in response.message.tool_calls] == [
@@ -121,6 +123,7 @@ def test_anthropic_text_tools_and_usage(llm_server, stream):
     body = llm_server.requests[0].body
     assert llm_server.requests[0].path == "/v1/messages"
     assert body["system"] == "You help." and body["max_tokens"] == 99
+    assert body["temperature"] == 0.5
     assert body["tools"][0]["input_schema"] == TOOL.parameters
     assert body["messages"][1]["content"][0]["type"] == "tool_use"
     assert body["messages"][2] == {

@@ -1,17 +1,21 @@
-"""A loopback HTTP server that speaks the OpenAI Chat Completions and Anthropic Messages wire
-protocols (JSON and SSE streaming, tool calls, usage), and injects faults on request.
+"""A fake model API on loopback: it speaks the OpenAI Chat Completions and Anthropic Messages
+wire protocols (JSON and SSE streaming, tool calls, usage) and injects faults on request.
 
-Tests queue what the next requests get: a reply, tool calls, or a fault (an HTTP status with
-headers, a dropped connection mid-stream, a stream without a finish reason, a malformed chunk,
-a stall). Every request is recorded so tests can count and inspect them.
+afctl's own tests drive the official SDKs against it, and so can yours: point a Model's
+`base_url` at `LLMServer().start().url` (+ "/v1" for OpenAI). Queue what the next requests get
+with `push(Reply(...))` (a reply, tool calls, or a fault: an HTTP status with headers, a
+dropped connection mid-stream, a stream without a finish reason, a malformed chunk, a stall),
+or set `responder` to decide from each request. Every request is recorded in `requests`.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,11 +44,13 @@ class Recorded:
 
 
 class LLMServer:
-    def __init__(self, latency_s: float = 0.0) -> None:
+    def __init__(self, latency_s: float = 0.0, port: int = 0) -> None:
         self.queue: deque[Reply] = deque()
         self.requests: list[Recorded] = []
         self.latency_s = latency_s
         self.default = Reply()
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
+        """Decides the reply from the request body when nothing is queued."""
         self._lock = threading.Lock()
         server = self
 
@@ -54,6 +60,12 @@ class LLMServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in separate writes: without this, Nagle's algorithm
+                # and delayed ACKs add ~40 ms to every response
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -61,7 +73,12 @@ class LLMServer:
                     server.requests.append(
                         Recorded(self.path, body, {k.lower(): v for k, v in self.headers.items()})
                     )
-                    reply = server.queue.popleft() if server.queue else server.default
+                    if server.queue:
+                        reply = server.queue.popleft()
+                    elif server.responder is not None:
+                        reply = server.responder(body)
+                    else:
+                        reply = server.default
                 if server.latency_s:
                     time.sleep(server.latency_s)
                 if reply.stall_s:
@@ -105,7 +122,7 @@ class LLMServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -189,10 +206,11 @@ def openai_chunks(body: dict[str, Any], reply: Reply) -> list[str]:
         arguments = json.dumps(args)
         half = len(arguments) // 2
         for part, first in ((arguments[:half], True), (arguments[half:], False)):
-            call = {"index": i, "function": {"arguments": part}}
+            function: dict[str, Any] = {"arguments": part}
+            call: dict[str, Any] = {"index": i, "function": function}
             if first:
                 call.update({"id": f"call_{i}", "type": "function"})
-                call["function"]["name"] = name
+                function["name"] = name
             events.append(
                 _sse(
                     {
@@ -276,7 +294,48 @@ def anthropic_events(body: dict[str, Any], reply: Reply) -> list[str]:
         events.append(_event("content_block_stop", {"index": index + i}))
     if not reply.no_finish:
         stop = "tool_use" if reply.tool_calls else "end_turn"
-        events.append(_event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None},
-                                                "usage": {"output_tokens": reply.output_tokens}}))  # fmt: skip
+        delta = {"stop_reason": stop, "stop_sequence": None}
+        usage = {"output_tokens": reply.output_tokens}
+        events.append(_event("message_delta", {"delta": delta, "usage": usage}))
         events.append(_event("message_stop", {}))
     return events
+
+
+def tool_then_answer(
+    tool: str, arguments: dict[str, Any], answer: str
+) -> Callable[[dict[str, Any]], Reply]:
+    """A responder: call `tool` first, then answer once its result is in the conversation."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        last = (body.get("messages") or [{}])[-1]
+        content = last.get("content")
+        is_result = last.get("role") == "tool" or (
+            isinstance(content, list) and any(b.get("type") == "tool_result" for b in content)
+        )
+        return Reply(text=answer) if is_result else Reply(text=None, tool_calls=[(tool, arguments)])
+
+    return respond
+
+
+def main() -> None:  # pragma: no cover - used by benchmarks in another process
+    """`python -m afctl.fake_llm [--port N] [--latency S]`: serve until killed; prints the URL."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--tool", default="lookup_order")
+    parser.add_argument("--arguments", default='{"order_id": "123"}')
+    parser.add_argument("--answer", default="Order 123 has shipped.")
+    args = parser.parse_args()
+    server = LLMServer(latency_s=args.latency)
+    if args.port:
+        server.httpd.server_close()
+        server = LLMServer(latency_s=args.latency, port=args.port)
+    server.responder = tool_then_answer(args.tool, json.loads(args.arguments), args.answer)
+    print(server.url, flush=True)
+    server.httpd.serve_forever(poll_interval=0.05)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,55 @@
+"""Provider clients kept for the life of an event loop, so many runs share connections.
+
+Creating an SDK client costs ~30 ms and its connection pool is lost with it; an eval of a
+thousand cases, or an application calling `AgentRun` in a loop, should not pay that per run.
+A pool belongs to one event loop (SDK clients are bound to the loop that uses them): create it
+inside the loop and `await pool.aclose()` before the loop ends.
+
+A pooled client was built with secrets (API keys) read through the run that created it; every
+later run that reuses it is told those values too, so they are redacted from its log as well.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from afctl.providers.models import ModelConfig
+from afctl.providers.types import Provider
+
+if TYPE_CHECKING:
+    from afctl.runtime.environment import RunEnvironment
+
+Factory = Callable[[ModelConfig, "RunEnvironment"], Provider]
+
+
+class ProviderPool:
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Provider, frozenset[str]]] = {}
+
+    def get(self, config: ModelConfig, environment: RunEnvironment, factory: Factory) -> Provider:
+        # what the client is built from: endpoint, credentials, headers (not params or prices)
+        key = json.dumps(
+            [config.provider, config.model, config.base_url, config.api_key_env,
+             config.timeout_s, config.api, sorted(config.headers.items()), config.script],
+            default=str,
+        )  # fmt: skip
+        entry = self._entries.get(key)
+        if entry is None:
+            before = environment.secrets.values()
+            provider = factory(config, environment)
+            entry = (provider, frozenset(environment.secrets.values() - before))
+            self._entries[key] = entry
+        provider, secrets = entry
+        for value in secrets:
+            environment.secrets.remember(value)
+        return provider
+
+    async def aclose(self) -> None:
+        entries, self._entries = self._entries, {}
+        for provider, _ in entries.values():
+            try:
+                await provider.aclose()
+            except Exception:  # closing must never hide the outcome of the runs
+                pass
