@@ -107,8 +107,8 @@ def run(
 
         print_json(result.to_dict())
     elif result.output is not None and not printed:
-        click.echo(result.output)
-    elif printed:
+        click.echo(result.output, nl=not result.output.endswith("\n"))
+    elif printed and not "".join(printed).endswith("\n"):
         click.echo()
     from afctl.cli.render_runs import run_summary
 
