@@ -10,12 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from afctl.providers.http_errors import (
-    error_message,
-    is_transport_failure,
-    status_error,
-    transport_error,
-)
+from afctl.providers.http_errors import translate, transport_error
 from afctl.providers.models import ModelConfig
 from afctl.providers.types import (
     Message,
@@ -128,22 +123,8 @@ class AnthropicProvider:
             if request.stream or on_text is not None:
                 return await self._stream(kwargs, on_text)
             response = await self.client.messages.create(**kwargs)
-        except anthropic.APIStatusError as exc:
-            raise status_error(
-                self.name, exc.status_code, error_message(exc), exc.response.headers
-            ) from None
-        except anthropic.APITimeoutError:
-            raise transport_error(self.name, "the request timed out") from None
-        except anthropic.APIConnectionError as exc:
-            raise transport_error(
-                self.name, f"connection failed ({exc.__cause__ or exc})"
-            ) from None
-        except (anthropic.APIResponseValidationError, ValueError) as exc:
-            raise transport_error(self.name, f"unreadable response ({exc})") from None
         except Exception as exc:
-            if not is_transport_failure(exc):
-                raise
-            raise transport_error(self.name, f"{type(exc).__name__}: {exc}") from None
+            raise translate(self.name, anthropic, exc) from None
         text = "".join(b.text for b in response.content if b.type == "text")
         calls = tuple(
             ToolCall(b.id, b.name, dict(b.input or {}), json.dumps(b.input or {}))

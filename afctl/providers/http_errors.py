@@ -74,3 +74,26 @@ def is_transport_failure(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, EOFError, TimeoutError)):
         return True
     return any(cls.__module__.split(".")[0] in _TRANSPORT_MODULES for cls in type(exc).__mro__)
+
+
+def translate(provider: str, sdk: Any, exc: Exception) -> ProviderError:
+    """The `ProviderError` for an exception from an official SDK (`openai` or `anthropic`,
+    which share their exception classes' names and meanings).
+
+    Raises:
+        Exception: `exc` itself, when it is neither an API nor a transport failure (a bug
+            should surface as one, not be retried as a network error).
+    """
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, sdk.APIStatusError):
+        return status_error(provider, exc.status_code, error_message(exc), exc.response.headers)
+    if isinstance(exc, sdk.APITimeoutError):
+        return transport_error(provider, "the request timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        return transport_error(provider, f"connection failed ({exc.__cause__ or exc})")
+    if isinstance(exc, (sdk.APIResponseValidationError, ValueError)):
+        return transport_error(provider, f"unreadable response ({exc})")
+    if is_transport_failure(exc):
+        return transport_error(provider, f"{type(exc).__name__}: {exc}")
+    raise exc

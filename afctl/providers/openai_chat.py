@@ -11,12 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from afctl.providers.http_errors import (
-    error_message,
-    is_transport_failure,
-    status_error,
-    transport_error,
-)
+from afctl.providers.http_errors import translate, transport_error
 from afctl.providers.models import ModelConfig
 from afctl.providers.types import (
     Message,
@@ -130,22 +125,8 @@ class OpenAIChatProvider:
                 return await self._stream(kwargs, on_text)
             response = await self.client.chat.completions.create(**kwargs)
             return self._response(response)
-        except openai.APIStatusError as exc:
-            raise status_error(
-                self.name, exc.status_code, error_message(exc), exc.response.headers
-            ) from None
-        except openai.APITimeoutError:
-            raise transport_error(self.name, "the request timed out") from None
-        except openai.APIConnectionError as exc:
-            raise transport_error(
-                self.name, f"connection failed ({exc.__cause__ or exc})"
-            ) from None
-        except (openai.APIResponseValidationError, ValueError) as exc:
-            raise transport_error(self.name, f"unreadable response ({exc})") from None
         except Exception as exc:
-            if not is_transport_failure(exc):
-                raise
-            raise transport_error(self.name, f"{type(exc).__name__}: {exc}") from None
+            raise translate(self.name, openai, exc) from None
 
     def _response(self, response: Any) -> ModelResponse:
         if not response.choices:
