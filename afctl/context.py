@@ -20,7 +20,7 @@ from afctl.workspace import WORKSPACE_DIR, find_workspace
 if TYPE_CHECKING:
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
-    from afctl.promptlog.store import PromptLog
+    from afctl.promptlog.store import EventRecord, PromptLog, RunRecord
     from afctl.runtime.agent import RunResult
     from afctl.runtime.environment import Catalog
     from afctl.state.plan import Plan
@@ -37,6 +37,13 @@ Confirm = Callable[["Plan"], bool]
 """Shown a plan with changes; returns whether to apply it."""
 DEFAULT_LOCK_TIMEOUT_S = 10.0
 _ENV_NAME = re.compile(r"[a-z0-9]([-_a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _nothing_applied() -> UsageError:
+    return UsageError(
+        "nothing has been applied in this workspace yet",
+        hint="apply manifests first: afctl apply -f .",
+    )
 
 
 def _as_list(paths: PathArg | Sequence[PathArg]) -> list[str]:
@@ -65,6 +72,15 @@ class ResourceDiff:
     action: str
     ref: str
     text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """`afctl runs show`: a run, its payloads (input, output, vars) and its events in order."""
+
+    run: RunRecord
+    payload: dict[str, Any]
+    events: list[EventRecord]
 
 
 @dataclass(frozen=True)
@@ -149,23 +165,23 @@ class Context:
     # -- state -----------------------------------------------------------------------------
 
     def _open_state(self, *, create: bool) -> StateStore | None:
-        from afctl.state.store import STATE_FILE, StateStore
+        from afctl.state.store import StateStore
 
-        if self.workspace is None:
-            if not create:
-                return None
-            self.workspace = Path.cwd() / WORKSPACE_DIR
-        if not (self.workspace / STATE_FILE).exists() and not create:
+        if not create and not self._has_state():
             return None
+        if self.workspace is None:
+            self.workspace = Path.cwd() / WORKSPACE_DIR
         return StateStore.open(self.workspace, create=True)
+
+    def _has_state(self) -> bool:
+        from afctl.state.store import STATE_FILE
+
+        return self.workspace is not None and (self.workspace / STATE_FILE).exists()
 
     def _require_state(self) -> StateStore:
         store = self._open_state(create=False)
         if store is None:
-            raise UsageError(
-                "nothing has been applied in this workspace yet",
-                hint="apply manifests first: afctl apply -f .",
-            )
+            raise _nothing_applied()
         return store
 
     def _snapshot(
@@ -387,7 +403,8 @@ class Context:
             targets += [(m.kind, m.name) for m in self.load(files)]
         if not targets:
             raise UsageError("nothing to delete", hint="name KIND/NAME or pass -f PATH")
-        self._require_state().close()
+        if not self._has_state():
+            raise _nothing_applied()
 
         def make(store: StateStore) -> Plan:
             applied, serial, workspace_id = self._snapshot(store)
@@ -457,9 +474,26 @@ class Context:
             self.workspace = Path.cwd() / WORKSPACE_DIR
         return PromptLog.open(self.workspace)
 
+    def runs(
+        self, *, agent: str | None = None, status: str | None = None, limit: int = 20
+    ) -> list[RunRecord]:
+        """Recent runs from the prompt log, newest first."""
+        with self.prompt_log() as log:
+            return log.runs(agent=agent, status=status, limit=limit)
+
+    def transcript(self, run_id: str) -> Transcript:
+        """A run (by id or unique id prefix) with its input, output and every event.
+
+        Raises:
+            UsageError: no run, or several, match.
+        """
+        with self.prompt_log() as log:
+            record = log.run(run_id)
+            return Transcript(record, log.payload(record.id), list(log.events(record.id)))
+
     def run(
         self,
-        target: str,
+        target: str | None,
         user_input: str,
         *,
         paths: PathArg | Sequence[PathArg] | None = None,
@@ -471,8 +505,9 @@ class Context:
         """Run an agent (`agent/NAME`) on one input; the run is recorded in the prompt log.
 
         The agent and what it uses come from `paths` when given, else from the applied state of
-        this environment. A failing run returns a result with status `failed`; only mistakes in
-        the request itself (an unknown agent, a bad flag) raise.
+        this environment; with `paths` holding exactly one agent, `target` may be None. A failing
+        run returns a result with status `failed`; only mistakes in the request itself (an
+        unknown agent, a bad flag) raise.
 
         Raises:
             UsageError: the target is not an agent that is available.
@@ -484,10 +519,18 @@ class Context:
         from afctl.runtime.environment import RunEnvironment
         from afctl.safety.secrets import Secrets
 
+        catalog = self._catalog(_as_list(paths) if paths else None)
+        if target is None:
+            agents = list(catalog.of_kind("Agent")) if paths else []
+            if len(agents) != 1:
+                raise UsageError(
+                    "name the agent to run",
+                    hint='afctl run agent/NAME "input" (or -f with one agent)',
+                )
+            target = f"agent/{agents[0]}"
         kind, name = parse_ref(target)
         if kind != "Agent":
             raise UsageError(f"afctl run runs agents; {target} is a {kind}")
-        catalog = self._catalog(_as_list(paths) if paths else None)
         if catalog.find("Agent", name) is None:
             where = "in the given files" if paths else f"in environment {self.env}"
             raise UsageError(

@@ -8,7 +8,7 @@ also in multi-document files.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -58,10 +58,6 @@ class Diagnostic:
         values["severity"] = Severity(values["severity"])
         return cls(**values)
 
-    def located(self, file: str) -> Diagnostic:
-        """The same diagnostic attributed to `file` (cached results are path-independent)."""
-        return Diagnostic(**{**self.__dict__, "file": file})
-
 
 def error(code: str, summary: str, **where: Any) -> Diagnostic:
     return Diagnostic(Severity.ERROR, code, summary, **where)
@@ -82,19 +78,3 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
         if word.lower() in lowered:
             matches = [lowered[word.lower()]]
     return f'did you mean "{matches[0]}"?' if matches else None
-
-
-@dataclass
-class DiagnosticList:
-    """Diagnostics collected during one pass, kept in a stable order."""
-
-    items: list[Diagnostic] = field(default_factory=list)
-
-    def add(self, diagnostic: Diagnostic) -> None:
-        self.items.append(diagnostic)
-
-    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.items.extend(diagnostics)
-
-    def sorted(self) -> list[Diagnostic]:
-        return sorted(set(self.items), key=Diagnostic.sort_key)

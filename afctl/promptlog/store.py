@@ -337,11 +337,6 @@ class PromptLog:
 
         self._submit(write)
 
-    def session_agent(self, session_id: str) -> str | None:
-        self.flush()
-        row = self.conn.execute("SELECT agent FROM sessions WHERE id = ?", [session_id]).fetchone()
-        return None if row is None else str(row[0])
-
     # -- reading ---------------------------------------------------------------------------
 
     def runs(

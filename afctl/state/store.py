@@ -241,9 +241,6 @@ class StateStore:
         row = self.conn.execute("SELECT serial FROM environments WHERE name = ?", [env]).fetchone()
         return int(row[0]) if row else 0
 
-    def environments(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT name FROM environments ORDER BY name")]
-
     def resources(
         self, env: str, *, documents: bool = True
     ) -> dict[tuple[str, str], AppliedResource]:

@@ -74,16 +74,10 @@ def run(
 
     target, text = _split(args, bool(paths))
     context = Context(workspace=workspace, env=env)
-    if target is None:
-        agents = [m for m in context.load(list(paths)) if m.kind == "Agent"] if paths else []
-        if len(agents) != 1:
-            raise UsageError(
-                "name the agent to run", hint='afctl run agent/NAME "input" (or -f with one agent)'
-            )
-        target = agents[0].ref
     if text is None or text == "-":
         if text is None and sys.stdin.isatty():
-            raise UsageError("give the input", hint=f'afctl run {target} "your question"')
+            shown = target or "agent/NAME"
+            raise UsageError("give the input", hint=f'afctl run {shown} "your question"')
         text = sys.stdin.read()
     streaming = stream if stream is not None else (output == "text" and sys.stdout.isatty())
     printed = []

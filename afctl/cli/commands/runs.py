@@ -6,13 +6,12 @@ import click
 
 from afctl.cli.params import output_option, workspace_option
 from afctl.errors import EXIT_OK
+from afctl.promptlog.store import STATUSES
 
 
 @click.group(invoke_without_command=True)
 @click.option("--agent", help="Only runs of this agent.")
-@click.option(
-    "--status", type=click.Choice(["running", "succeeded", "failed", "blocked", "interrupted"])
-)
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True)
 @output_option("table", "json", default="table")
 @workspace_option
@@ -34,8 +33,7 @@ def runs(
     from afctl.cli.render_state import print_columns
     from afctl.context import Context
 
-    with Context(workspace=workspace).prompt_log() as log:
-        found = log.runs(agent=agent, status=status, limit=limit)
+    found = Context(workspace=workspace).runs(agent=agent, status=status, limit=limit)
     if output == "json":
         print_json([r.to_dict() for r in found])
     elif found:
@@ -56,18 +54,15 @@ def show(ctx: click.Context, run_id: str, output: str) -> int:
     from afctl.context import Context
 
     workspace = (ctx.obj or {}).get("workspace")
-    with Context(workspace=workspace).prompt_log() as log:
-        record = log.run(run_id)
-        payload = log.payload(record.id)
-        events = list(log.events(record.id))
+    transcript = Context(workspace=workspace).transcript(run_id)
     if output == "json":
         print_json(
             {
-                **record.to_dict(),
-                **payload,
-                "events": [{**vars(e)} for e in events],
+                **transcript.run.to_dict(),
+                **transcript.payload,
+                "events": [{**vars(e)} for e in transcript.events],
             }
         )
     else:
-        render_transcript(console(), record, payload, events)
+        render_transcript(console(), transcript.run, transcript.payload, transcript.events)
     return EXIT_OK
