@@ -19,11 +19,15 @@ def money(value: float | None) -> str:
     return "cost unknown" if value is None else f"${value:.4f}"
 
 
+def counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def run_summary(result: RunResult) -> str:
     parts = [
         f"run {result.run_id} {result.status}",
-        f"{result.turns} turn{'s' if result.turns != 1 else ''}",
-        f"{result.tool_calls} tool call{'s' if result.tool_calls != 1 else ''}",
+        counted(result.turns, "turn"),
+        counted(result.tool_calls, "tool call"),
         f"{result.usage.input_tokens + result.usage.output_tokens} tokens",
         money(result.cost_usd),
         f"{result.latency_ms / 1000:.2f} s",
@@ -52,6 +56,16 @@ def _short(value: Any, width: int = _WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _print_message(out: Console, message: dict[str, Any]) -> None:
+    from rich.text import Text
+
+    system = message["role"] == "system"
+    out.print(
+        Text(f"{message['role']:<8}", style="dim" if system else "bold cyan")
+        + Text(_short(message.get("content") or ""), style="dim" if system else "")
+    )
+
+
 def render_transcript(
     out: Console, run: RunRecord, payload: dict[str, Any], events: Iterable[EventRecord]
 ) -> None:
@@ -65,39 +79,16 @@ def render_transcript(
         highlight=False,
     )
     out.print()
-    shown_system = False
+    shown = 0  # messages of the conversation already printed
     for event in events:
         data = event.payload
-        if event.type == "model_request":
-            request = data.get("request", {})
-            if not shown_system:
-                shown_system = True
-                for message in request.get("messages", []):
-                    if message["role"] == "system":
-                        out.print(
-                            Text("system  ", style="dim")
-                            + Text(_short(message["content"] or ""), style="dim")
-                        )
-                    elif message["role"] == "user":
-                        out.print(
-                            Text("user    ", style="bold cyan")
-                            + Text(_short(message["content"] or ""))
-                        )
-                    else:
-                        out.print(
-                            Text(f"{message['role']:<8}", style="dim")
-                            + Text(_short(message.get("content") or ""))
-                        )
-            else:
-                last = (request.get("messages") or [{}])[-1]
-                if last.get("role") == "user":
-                    out.print(
-                        Text("user    ", style="bold cyan")
-                        + Text(_short(last.get("content") or ""))
-                    )
-        elif event.type == "model_response":
-            response = data.get("response", {})
-            message = response.get("message", {})
+        if event.type == "model_call":
+            messages = data.get("request", {}).get("messages", [])
+            for message in messages[shown:]:
+                if message["role"] in ("system", "user"):
+                    _print_message(out, message)
+            shown = len(messages) + 1  # and the answer, printed below
+            message = data.get("response", {}).get("message", {})
             stats = (
                 f"  [{event.model} · turn {event.turn} · {event.latency_ms or 0:.0f} ms · "
                 f"{event.input_tokens or 0}→{event.output_tokens or 0} tokens · "
@@ -111,7 +102,7 @@ def render_transcript(
                     + Text(f"{call['name']}({_short(call.get('arguments') or {}, 200)})")
                 )
             out.print(Text(stats, style="dim"))
-        elif event.type == "tool_result":
+        elif event.type == "tool_call":
             style = "red" if event.status == "error" else "magenta"
             out.print(
                 Text("  ← ", style=style)
@@ -125,7 +116,8 @@ def render_transcript(
             )
     out.print()
     out.print(
-        f"{run.status} · {run.turns or 0} turns · {run.tool_calls or 0} tool calls · "
+        f"{run.status} · {counted(run.turns or 0, 'turn')} · "
+        f"{counted(run.tool_calls or 0, 'tool call')} · "
         f"{(run.input_tokens or 0) + (run.output_tokens or 0)} tokens · {money(run.cost_usd)} · "
         f"{(run.latency_ms or 0) / 1000:.2f} s",
         markup=False,

@@ -1,9 +1,14 @@
 """The prompt log, `.afctl/logs.db`: every run and every step of it, written as it happens.
 
 Kept apart from `state.db` so it can be pruned, vacuumed and exported without touching state.
-Each step is committed as soon as it is complete: a model request together with its response,
-a tool call with its result. No transaction stays open while a model or a tool works, so
-several processes can log at once; a crash loses at most the step that was under way.
+Each step of a run is one event: a model call (the request with its messages, tools and params,
+and the response with usage, latency and finish reason) or a tool call (arguments and result),
+plus retries, fallbacks and errors. Writes are committed in groups: whatever a run has written
+is on disk within COMMIT_DELAY_S, and all of it when the run ends. So a fast run costs one
+commit, a slow one shows its progress as it goes, and a crash loses at most the last 0.1 s.
+No transaction stays open while a model or a tool works, so several processes can log at once.
+WAL checkpoints (and their fsyncs) run on a background thread, as SQLite advises for
+applications that write often, not in the middle of a run.
 Metrics live in narrow tables (`runs`, `events`) and the large payloads (messages, tool
 arguments and results) in their own (`run_payloads`, `event_payloads`): aggregates over
 millions of runs then read only the columns they need. Every payload passes through the run's
@@ -13,10 +18,13 @@ redactor before it is written. A run left `running` by a process that died is ma
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,9 @@ from afctl.errors import UsageError
 from afctl.ids import utc_now
 
 LOG_FILE = "logs.db"
+COMMIT_DELAY_S = 0.1
+"""A run's writes are committed together at most this long after they are made, and all at
+once when it ends: a fast run costs one commit, and a crash loses at most the last 0.1 s."""
 STATUSES = ("running", "succeeded", "failed", "blocked", "interrupted")
 log_migrations = Migrations("afctl-logs")
 
@@ -121,16 +132,69 @@ class EventRecord:
 
 Redact = Callable[[str], str]
 Work = Callable[[sqlite3.Connection], None]
+EventRow = tuple[tuple[Any, ...], tuple[str, int, str]]
+"""An `events` row and its `event_payloads` row."""
+
+_NARROW_COLUMNS = (
+    "turn", "model", "tool", "status", "latency_ms", "input_tokens", "output_tokens", "cost_usd"
+)  # fmt: skip
+_INSERT_EVENT = (
+    f"INSERT INTO events (run_id, seq, type, at, {', '.join(_NARROW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (4 + len(_NARROW_COLUMNS)))})"
+)
+_INSERT_PAYLOAD = "INSERT INTO event_payloads (run_id, seq, payload) VALUES (?, ?, ?)"
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, timeout=10, check_same_thread=False)
+    # autocommit mode: afctl opens every write transaction itself (BEGIN IMMEDIATE)
+    connection = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA busy_timeout = 10000")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
-    # checkpoint (and fsync) every ~16 MB of log rather than every 4 MB: runs write often
-    connection.execute("PRAGMA wal_autocheckpoint = 4000")
+    # the Checkpointer does it, off the writing thread
+    connection.execute("PRAGMA wal_autocheckpoint = 0")
+    # a reset WAL is cut back to this size, so one burst of writes does not hold disk forever
+    connection.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")
     return connection
+
+
+class Checkpointer:
+    """Copies the WAL back into the database on a background thread every `every` commits.
+
+    A PASSIVE checkpoint never blocks the writer, and the thread spends its time in SQLite
+    (which releases the GIL) waiting for fsync, so runs go on while it works. The WAL between
+    two checkpoints holds `every` commits: about 2,000 pages (8 MB) for three-commit runs.
+    """
+
+    def __init__(self, path: Path, every: int = 256) -> None:
+        self.path = path
+        self.every = every
+        self._commits = 0
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits < self.every or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._commits = 0
+        self._thread = threading.Thread(target=self._checkpoint, name="afctl-log-checkpoint")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _checkpoint(self) -> None:
+        try:
+            connection = sqlite3.connect(self.path, timeout=10)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                connection.close()
+        except sqlite3.Error:  # the database is busy or gone: the next round tries again
+            pass
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 class PromptLog:
@@ -142,25 +206,63 @@ class PromptLog:
         self.db = sqlite_utils.Database(connection)
         self._stored_revisions: set[str] = set()
         self._deferred: list[Work] = []
+        self._event_rows: list[EventRow] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._checkpointer = Checkpointer(path)
 
-    def _submit(self, work: Work, *, defer: bool = False) -> None:
-        """Write now (with anything deferred before, in one transaction), or later."""
-        self._deferred.append(work)
-        if not defer:
+    def _submit(self, work: Work | None, *, now: bool) -> None:
+        """Commit `work` with everything pending: `now`, or within COMMIT_DELAY_S."""
+        if work is not None:
+            self._deferred.append(work)
+        if now:
             self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop: nothing to batch with
+                self.flush()
+                return
+            self._timer = loop.call_later(COMMIT_DELAY_S, self._flush_on_time)
+
+    def _flush_on_time(self) -> None:
+        self._timer = None
+        try:
+            self.flush()
+        except sqlite3.Error:  # kept if worth retrying: the next flush tries again, and raises
+            pass
 
     def flush(self) -> None:
-        """Write and commit every deferred write."""
-        if not self._deferred:
+        """Commit every pending write, in one transaction.
+
+        Raises:
+            sqlite3.OperationalError: the database is locked, busy or full; the writes stay
+                pending for the next flush.
+            sqlite3.Error: other failures (the writes are dropped).
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._deferred and not self._event_rows:
             return
         pending, self._deferred = self._deferred, []
+        events, self._event_rows = self._event_rows, []
         try:
-            for work in pending:
-                work(self.conn)
-        except BaseException:
-            self.conn.rollback()
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                if events:  # one statement per table: events depend on nothing else
+                    self.conn.executemany(_INSERT_EVENT, [row for row, _ in events])
+                    self.conn.executemany(_INSERT_PAYLOAD, [payload for _, payload in events])
+                for work in pending:
+                    work(self.conn)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError:  # locked, busy, disk full: worth another try
+            self._deferred[:0] = pending
+            self._event_rows[:0] = events
             raise
-        self.conn.commit()
+        self._checkpointer.committed()
 
     @classmethod
     def open(cls, workspace: Path) -> PromptLog:
@@ -180,8 +282,12 @@ class PromptLog:
         return log
 
     def close(self) -> None:
-        self.flush()
-        self.conn.close()
+        """Write what is pending and close; closing the last connection checkpoints the WAL."""
+        try:
+            self.flush()
+        finally:
+            self._checkpointer.join()
+            self.conn.close()
 
     def __enter__(self) -> PromptLog:
         return self
@@ -193,13 +299,13 @@ class PromptLog:
         def write(connection: sqlite3.Connection) -> None:
             connection.execute(sql, values)
 
-        self._submit(write)
+        self._submit(write, now=False)
 
     # -- writing a run ---------------------------------------------------------------------
 
     def mark_interrupted(self) -> int:
         """Mark runs left `running` by processes of this host that no longer exist."""
-        host = socket.gethostname()
+        host = _hostname()
         rows = self.conn.execute(
             "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
         ).fetchall()
@@ -210,7 +316,6 @@ class PromptLog:
                 "error = 'the process running it stopped' WHERE id = ?",
                 [(run_id,) for run_id in gone],
             )
-            self.conn.commit()
         return len(gone)
 
     def store_revision(
@@ -233,7 +338,7 @@ class PromptLog:
             "status": "running",
             "started_at": run.get("started_at") or utc_now(),
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": _hostname(),
         }
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))
@@ -245,7 +350,7 @@ class PromptLog:
                 "INSERT INTO run_payloads (run_id, input, vars) VALUES (?, ?, ?)", payload
             )
 
-        self._submit(write)
+        self._submit(write, now=False)
 
     def record_event(
         self,
@@ -254,25 +359,17 @@ class PromptLog:
         kind: str,
         payload: dict[str, Any],
         redact: Redact,
-        *,
-        defer: bool = False,
         **narrow: Any,
     ) -> None:
-        """Record an event; `defer` holds it until the next write that is not deferred (the
-        rest of its step), so a step costs one commit."""
-        row = {"run_id": run_id, "seq": seq, "type": kind, "at": utc_now(), **narrow}
-        sql = f"INSERT INTO events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
-        values = list(row.values())
+        """Record an event (committed within COMMIT_DELAY_S); `narrow` sets its metric
+        columns."""
+        unknown = narrow.keys() - _NARROW_COLUMNS
+        if unknown:
+            raise ValueError(f"not event columns: {', '.join(sorted(unknown))}")
+        row = (run_id, seq, kind, utc_now(), *(narrow.get(c) for c in _NARROW_COLUMNS))
         text = redact(json.dumps(payload, ensure_ascii=False, default=str))
-
-        def write(connection: sqlite3.Connection) -> None:
-            connection.execute(sql, values)
-            connection.execute(
-                "INSERT INTO event_payloads (run_id, seq, payload) VALUES (?, ?, ?)",
-                [run_id, seq, text],
-            )
-
-        self._submit(write, defer=defer)
+        self._event_rows.append((row, (run_id, seq, text)))
+        self._submit(None, now=False)
 
     def finish_run(
         self,
@@ -294,7 +391,7 @@ class PromptLog:
                 "UPDATE run_payloads SET output = ?, details = ? WHERE run_id = ?", payload
             )
 
-        self._submit(write)
+        self._submit(write, now=True)  # a run returns once all of it is on disk
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -335,7 +432,7 @@ class PromptLog:
                 [(session_id, start + i, run_id, text) for i, text in enumerate(texts)],
             )
 
-        self._submit(write)
+        self._submit(write, now=True)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -416,6 +513,11 @@ class PromptLog:
                 seq, kind, at, turn, model, tool, status, latency, tokens_in, tokens_out, cost,
                 json.loads(payload or "{}"),
             )  # fmt: skip
+
+
+@functools.cache
+def _hostname() -> str:
+    return socket.gethostname()
 
 
 def _alive(pid: int) -> bool:

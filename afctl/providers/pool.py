@@ -26,14 +26,14 @@ Factory = Callable[[ModelConfig, "RunEnvironment"], Provider]
 
 class ProviderPool:
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[Provider, frozenset[str]]] = {}
+        self._entries: dict[tuple[object, ...], tuple[Provider, frozenset[str]]] = {}
 
     def get(self, config: ModelConfig, environment: RunEnvironment, factory: Factory) -> Provider:
         # what the client is built from: endpoint, credentials, headers (not params or prices)
-        key = json.dumps(
-            [config.provider, config.model, config.base_url, config.api_key_env,
-             config.timeout_s, config.api, sorted(config.headers.items()), config.script],
-            default=str,
+        key = (
+            config.provider, config.model, config.base_url, config.api_key_env, config.timeout_s,
+            config.api, tuple(sorted(config.headers.items())),
+            None if config.script is None else json.dumps(config.script, default=str),
         )  # fmt: skip
         entry = self._entries.get(key)
         if entry is None:

@@ -148,6 +148,11 @@ def resource_bundle(name: str, environment: RunEnvironment) -> dict[str, Any]:
     return bundle
 
 
+def _revision(name: str, environment: RunEnvironment) -> tuple[dict[str, Any], str]:
+    bundle = resource_bundle(name, environment)
+    return bundle, content_hash(bundle)
+
+
 class AgentRun:
     """One run of one agent. Create, then `await run(input)` once."""
 
@@ -176,13 +181,9 @@ class AgentRun:
 
     # -- the prompt log --------------------------------------------------------------------
 
-    def event(
-        self, kind: str, payload: dict[str, Any], *, defer: bool = False, **narrow: Any
-    ) -> None:
+    def event(self, kind: str, payload: dict[str, Any], **narrow: Any) -> None:
         self._seq += 1
-        self.log.record_event(
-            self.run_id, self._seq, kind, payload, self.redact, defer=defer, **narrow
-        )
+        self.log.record_event(self.run_id, self._seq, kind, payload, self.redact, **narrow)
         level = _LOG_LEVELS.get(kind)
         if level is not None:
             from afctl.logs import event, logger
@@ -203,8 +204,9 @@ class AgentRun:
 
     async def _run(self, user_input: str) -> RunResult:
         started = time.perf_counter()
-        bundle = resource_bundle(self.agent, self.environment)
-        revision = content_hash(bundle)
+        bundle, revision = self.environment.catalog.derived(
+            ("revision", self.agent), lambda: _revision(self.agent, self.environment)
+        )
         spec = bundle["Agent"][self.agent].get("spec") or {}
         variables = {**(spec.get("vars") or {}), **self.options.variables}
         resolve = self.environment.secrets.resolve
@@ -357,9 +359,12 @@ class AgentRun:
                 cap = limits.get("max_tool_calls")
                 if cap is not None and self.tool_call_count > int(cap):
                     raise _Stop("limit", f"limit: more than max_tool_calls={cap} tool calls")
-                results = await asyncio.gather(
-                    *(self._call_tool(call, by_name, validators, turn) for call in calls)
-                )
+                if len(calls) == 1:
+                    results = [await self._call_tool(calls[0], by_name, validators, turn)]
+                else:
+                    results = await asyncio.gather(
+                        *(self._call_tool(call, by_name, validators, turn) for call in calls)
+                    )
                 messages.extend(results)
                 self._new_messages.extend(results)
                 continue
@@ -413,17 +418,11 @@ class AgentRun:
                     turn=turn,
                     model=config.label,
                 )
-            self.event(
-                "model_request",
-                {
-                    "provider": config.provider,
-                    "model_ref": config.ref,
-                    "request": request.to_dict(),
-                },
-                turn=turn,
-                model=config.label,
-                defer=True,  # committed with the response (or the error) of this call
-            )
+            call_payload = {
+                "provider": config.provider,
+                "model_ref": config.ref,
+                "request": request.to_dict(),
+            }
             provider = self._provider(config)
             started = time.perf_counter()
 
@@ -453,7 +452,12 @@ class AgentRun:
                 last_error = error
                 self.event(
                     "model_error",
-                    {"error": error.message, "status": error.status, "retryable": error.retryable},
+                    {
+                        **call_payload,
+                        "error": error.message,
+                        "status": error.status,
+                        "retryable": error.retryable,
+                    },
                     turn=turn,
                     model=config.label,
                     status=str(error.status or "transport"),
@@ -474,8 +478,9 @@ class AgentRun:
             self.cost = None if cost is None or self.cost is None else self.cost + cost
             self.model_label = config.label
             self.event(
-                "model_response",
+                "model_call",
                 {
+                    **call_payload,
                     "response": response.to_dict(),
                     "pricing": config.pricing.to_dict() if config.pricing else None,
                 },
@@ -486,8 +491,6 @@ class AgentRun:
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
                 cost_usd=cost,
-                # a final answer is committed with the run's outcome, a moment later
-                defer=not response.message.tool_calls,
             )
             return response
         assert last_error is not None
@@ -520,7 +523,6 @@ class AgentRun:
     ) -> Message:
         from afctl.tools.base import result_text
 
-        self.event("tool_call", call.to_dict(), turn=turn, tool=call.name, defer=True)
         started = time.perf_counter()
         tool = tools.get(call.name)
         error: str | None = None
@@ -536,7 +538,8 @@ class AgentRun:
         if error is None and tool is not None:
             timeout = tool.timeout_s or DEFAULT_TOOL_TIMEOUT_S
             try:
-                value = await asyncio.wait_for(tool.call(dict(call.arguments)), timeout)
+                async with asyncio.timeout(timeout):
+                    value = await tool.call(dict(call.arguments))
             except TimeoutError:
                 error = f"the tool did not finish within {timeout:g} s"
             except RunError as exc:
@@ -547,7 +550,7 @@ class AgentRun:
         if len(text) > MAX_TOOL_RESULT_CHARS:
             text = text[:MAX_TOOL_RESULT_CHARS] + " …[truncated]"
         self.event(
-            "tool_result",
+            "tool_call",
             {"id": call.id, "name": call.name, "arguments": call.arguments, "result": text,
              "error": error},
             turn=turn,
@@ -561,8 +564,8 @@ class AgentRun:
 
 
 _LOG_LEVELS = {
-    "model_response": logging.INFO,
-    "tool_result": logging.INFO,
+    "model_call": logging.INFO,
+    "tool_call": logging.INFO,
     "retry": logging.WARNING,
     "fallback": logging.WARNING,
     "model_error": logging.WARNING,
@@ -582,7 +585,7 @@ def _log_line(kind: str, payload: dict[str, Any], narrow: dict[str, Any]) -> str
         return f"{narrow.get('model')}: {payload.get('error')}"
     if kind == "error":
         return f"run failed: {payload.get('message')}"
-    if kind == "tool_result":
+    if kind == "tool_call":
         return f"tool {narrow.get('tool')}: {narrow.get('status')}"
     return f"{narrow.get('model')} answered ({narrow.get('status')})"
 

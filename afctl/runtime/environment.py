@@ -3,21 +3,32 @@ see (from the applied state, or from manifest files)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from afctl.errors import RunError
 from afctl.providers.pool import ProviderPool
 from afctl.safety.secrets import Secrets
 
+T = TypeVar("T")
+
 
 class Catalog:
-    """Resource documents by (kind, name)."""
+    """Resource documents by (kind, name). Read-only once made: what is derived from it (an
+    agent's revision bundle and hash) is computed once per catalog."""
 
     def __init__(self, documents: Mapping[tuple[str, str], dict[str, Any]]) -> None:
         self.documents = dict(documents)
+        self._derived: dict[Hashable, Any] = {}
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()`, remembered under `key` for the life of the catalog."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        value: T = self._derived[key]
+        return value
 
     @classmethod
     def of(cls, items: Iterable[tuple[str, str, dict[str, Any]]]) -> Catalog:

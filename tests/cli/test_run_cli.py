@@ -66,7 +66,7 @@ def test_runs_lists_and_shows_transcripts(repo):
     assert "← word_count: 3" in shown.stdout
     assert "agent   That text has 3 words." in shown.stdout
     full = json.loads(invoke(["runs", "show", counter["id"], "-o", "json"], cwd=repo).stdout)
-    assert [e["type"] for e in full["events"]][:2] == ["model_request", "model_response"]
+    assert [e["type"] for e in full["events"]] == ["model_call", "tool_call", "model_call"]
     assert invoke(["runs", "show", "nope"], cwd=repo).exit_code == 64
     failed = invoke(["runs", "--status", "failed"], cwd=repo)
     assert failed.stdout.strip() == "No runs yet."

@@ -139,10 +139,14 @@ def test_a_tool_call_round_trip_is_recorded_step_by_step(repo):
     assert result.ok and result.output == "4 words"
     assert (result.turns, result.tool_calls, result.model) == (2, 1, "local/scripted")
     assert result.usage.input_tokens > 0 and result.cost_usd == 0.0
-    kinds = [e.type for e in events(repo, result.run_id)]
-    assert kinds == ["model_request", "model_response", "tool_call", "tool_result",
-                     "model_request", "model_response"]  # fmt: skip
-    request = events(repo, result.run_id)[0].payload["request"]
+    steps = events(repo, result.run_id)
+    assert [e.type for e in steps] == ["model_call", "tool_call", "model_call"]
+    assert [e.turn for e in steps] == [1, 1, 2]
+    assert steps[0].status == "tool_calls" and steps[2].status == "stop"
+    assert steps[1].payload["arguments"] == {"text": "count these four words"}
+    assert steps[1].payload["result"] == "4" and steps[1].status == "ok"
+    assert steps[2].payload["response"]["message"]["content"] == "4 words"
+    request = steps[0].payload["request"]
     assert request["messages"][0] == {"role": "system", "content": "You help people."}
     assert request["tools"][0]["parameters"]["properties"]["text"]["description"] == "The text."
     with Context(workspace=repo).prompt_log() as log:
@@ -179,7 +183,7 @@ def test_tool_failures_go_back_to_the_model(repo, call, fragment):
     result = run(repo, "go")
     assert result.ok, result.error
     assert fragment in (result.output or "")
-    results = [e for e in events(repo, result.run_id) if e.type == "tool_result"]
+    results = [e for e in events(repo, result.run_id) if e.type == "tool_call"]
     assert results[0].status == "error"
 
 
@@ -201,7 +205,7 @@ def test_parallel_tool_calls_run_at_the_same_time(repo):
     result = run(repo, "go")
     assert result.ok
     results = {
-        e.tool: e.payload["result"] for e in events(repo, result.run_id) if e.type == "tool_result"
+        e.tool: e.payload["result"] for e in events(repo, result.run_id) if e.type == "tool_call"
     }
     assert results == {"first": "first done", "second": "second done"}
 
