@@ -97,10 +97,14 @@ class LLMServer:
                     self.wfile.write(payload)
                     return
                 anthropic = self.path.endswith("/messages")
+                responses = self.path.endswith("/responses")
                 if body.get("stream"):
-                    events = (
-                        anthropic_events(body, reply) if anthropic else openai_chunks(body, reply)
-                    )
+                    if responses:
+                        events = openai_response_events(body, reply)
+                    elif anthropic:
+                        events = anthropic_events(body, reply)
+                    else:
+                        events = openai_chunks(body, reply)
                     self.send_response(200)
                     self.send_header("content-type", "text/event-stream")
                     self.send_header("cache-control", "no-cache")
@@ -114,9 +118,13 @@ class LLMServer:
                             return
                     self.close_connection = True
                     return
-                payload = json.dumps(
-                    anthropic_message(body, reply) if anthropic else openai_completion(body, reply)
-                ).encode()
+                if responses:
+                    document = openai_response(body, reply)
+                elif anthropic:
+                    document = anthropic_message(body, reply)
+                else:
+                    document = openai_completion(body, reply)
+                payload = json.dumps(document).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
@@ -241,6 +249,102 @@ def openai_chunks(body: dict[str, Any], reply: Reply) -> list[str]:
     return events
 
 
+def _response_items(reply: Reply) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if reply.text:
+        items.append(
+            {"type": "message", "id": "msg_0", "status": "completed", "role": "assistant",
+             "content": [{"type": "output_text", "text": reply.text, "annotations": []}]}
+        )  # fmt: skip
+    for i, (name, args) in enumerate(reply.tool_calls):
+        items.append(
+            {"type": "function_call", "id": f"fc_{i}", "call_id": f"call_{i}", "name": name,
+             "arguments": json.dumps(args), "status": "completed"}
+        )  # fmt: skip
+    return items
+
+
+def openai_response(
+    body: dict[str, Any], reply: Reply, status: str = "completed"
+) -> dict[str, Any]:
+    """A Responses API response object (`no_finish` leaves it `in_progress`)."""
+    return {
+        "id": "resp_test",
+        "object": "response",
+        "created_at": 0,
+        "status": "in_progress" if reply.no_finish else status,
+        "model": body.get("model", "test"),
+        "output": _response_items(reply),
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "error": None,
+        "incomplete_details": None,
+        "usage": {
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+            "total_tokens": reply.input_tokens + reply.output_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+def openai_response_events(body: dict[str, Any], reply: Reply) -> list[str]:
+    """The Responses API's typed SSE events for a reply."""
+    sequence = iter(range(1_000_000))
+
+    def event(kind: str, **data: Any) -> str:
+        data = {"type": kind, "sequence_number": next(sequence), **data}
+        return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+    started = {**openai_response(body, reply), "status": "in_progress", "output": []}
+    events = [event("response.created", response=started)]
+    for index, item in enumerate(_response_items(reply)):
+        if item["type"] == "message":
+            events.append(
+                event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "content": [], "status": "in_progress"},
+                )
+            )
+            for piece in (reply.text or "").split(" "):
+                events.append(
+                    event(
+                        "response.output_text.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        content_index=0,
+                        delta=piece + " ",
+                    )
+                )
+        else:
+            events.append(
+                event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "arguments": "", "status": "in_progress"},
+                )
+            )
+            half = len(item["arguments"]) // 2
+            for part in (item["arguments"][:half], item["arguments"][half:]):
+                events.append(
+                    event(
+                        "response.function_call_arguments.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        delta=part,
+                    )
+                )
+        events.append(event("response.output_item.done", output_index=index, item=item))
+        if reply.malformed_chunk:
+            events.append("event: response.output_item.done\ndata: {this is not json\n\n")
+    if not reply.no_finish:
+        events.append(event("response.completed", response=openai_response(body, reply)))
+    return events
+
+
 def anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if reply.text:
@@ -315,10 +419,12 @@ def tool_then_answer(
     """A responder: call `tool` first, then answer once its result is in the conversation."""
 
     def respond(body: dict[str, Any]) -> Reply:
-        last = (body.get("messages") or [{}])[-1]
+        last = (body.get("messages") or body.get("input") or [{}])[-1]
         content = last.get("content")
-        is_result = last.get("role") == "tool" or (
-            isinstance(content, list) and any(b.get("type") == "tool_result" for b in content)
+        is_result = (
+            last.get("role") == "tool"
+            or last.get("type") == "function_call_output"
+            or (isinstance(content, list) and any(b.get("type") == "tool_result" for b in content))
         )
         return Reply(text=answer) if is_result else Reply(text=None, tool_calls=[(tool, arguments)])
 

@@ -29,24 +29,26 @@ def _key(config: ModelConfig, environment: RunEnvironment, default: str | None =
     )
 
 
-def _openai(config: ModelConfig, environment: RunEnvironment) -> Any:
+def _openai_api(config: ModelConfig) -> Any:
+    """The adapter class for the model's `api`: Chat Completions or Responses."""
+    if config.api == "responses":
+        from afctl.providers.openai_responses import OpenAIResponsesProvider
+
+        return OpenAIResponsesProvider
     from afctl.providers.openai_chat import OpenAIChatProvider
 
-    if config.api != "chat":
-        raise RunError(
-            f"{config.ref}: api {config.api!r} is not supported yet; afctl speaks Chat Completions",
-            hint="remove `api` from the Model, or set it to chat",
-        )
+    return OpenAIChatProvider
+
+
+def _openai(config: ModelConfig, environment: RunEnvironment) -> Any:
     if config.base_url is None and environment.env("OPENAI_BASE_URL"):
         config = _with_base_url(config, str(environment.env("OPENAI_BASE_URL")))
-    return OpenAIChatProvider(
+    return _openai_api(config)(
         config, _key(config, environment), _headers(config, environment), compatible=False
     )
 
 
 def _compatible(config: ModelConfig, environment: RunEnvironment) -> Any:
-    from afctl.providers.openai_chat import OpenAIChatProvider
-
     preset = PRESETS.get(config.provider)
     if config.base_url is None:
         if preset is None:
@@ -59,7 +61,7 @@ def _compatible(config: ModelConfig, environment: RunEnvironment) -> Any:
     key = (environment.env(key_env) if key_env else None) or (
         preset.default_key if preset else "EMPTY"
     )
-    return OpenAIChatProvider(config, key, _headers(config, environment), compatible=True)
+    return _openai_api(config)(config, key, _headers(config, environment), compatible=True)
 
 
 def _anthropic(config: ModelConfig, environment: RunEnvironment) -> Any:

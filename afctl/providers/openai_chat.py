@@ -27,7 +27,7 @@ _FINISH = {"stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_ca
            "length": "length", "content_filter": "content_filter"}  # fmt: skip
 
 
-def _parse_arguments(raw: str | None) -> dict[str, Any]:
+def parse_arguments(raw: str | None) -> dict[str, Any]:
     try:
         value = json.loads(raw or "{}")
     except ValueError:
@@ -123,10 +123,12 @@ class OpenAIChatProvider:
         try:
             if request.stream or on_text is not None:
                 return await self._stream(kwargs, on_text)
-            response = await self.client.chat.completions.create(**kwargs)
-            return self._response(response)
+            return await self._call(kwargs)
         except Exception as exc:
             raise translate(self.name, openai, exc) from None
+
+    async def _call(self, kwargs: dict[str, Any]) -> ModelResponse:
+        return self._response(await self.client.chat.completions.create(**kwargs))
 
     def _response(self, response: Any) -> ModelResponse:
         if not response.choices:
@@ -137,7 +139,7 @@ class OpenAIChatProvider:
             ToolCall(
                 call.id,
                 call.function.name,
-                _parse_arguments(call.function.arguments),
+                parse_arguments(call.function.arguments),
                 call.function.arguments or "",
             )
             for call in (message.tool_calls or [])
@@ -185,7 +187,7 @@ class OpenAIChatProvider:
             raise transport_error(self.name, "the stream ended without a finish reason")
         tool_calls = tuple(
             ToolCall(
-                slot["id"], slot["name"], _parse_arguments(slot["arguments"]), slot["arguments"]
+                slot["id"], slot["name"], parse_arguments(slot["arguments"]), slot["arguments"]
             )
             for _, slot in sorted(calls.items())
         )

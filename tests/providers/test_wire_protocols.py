@@ -7,10 +7,12 @@ import random
 
 import pytest
 
+from afctl.errors import RunError
 from afctl.fake_llm import Reply
 from afctl.providers.anthropic_messages import AnthropicProvider
 from afctl.providers.models import ModelConfig
 from afctl.providers.openai_chat import OpenAIChatProvider
+from afctl.providers.openai_responses import OpenAIResponsesProvider
 from afctl.providers.retry import RetryPolicy, call_with_retries
 from afctl.providers.types import Message, ModelRequest, ProviderError, ToolCall, ToolSpec
 
@@ -33,6 +35,14 @@ def openai(server, *, compatible=False, timeout=10.0):  # type: ignore[no-untype
         "test", "openai", "gpt-4.1-mini", base_url=server.url + "/v1", timeout_s=timeout
     )
     return OpenAIChatProvider(config, "sk-test", {"X-Trace": "t1"}, compatible=compatible)
+
+
+def responses(server, timeout=10.0):  # type: ignore[no-untyped-def]
+    config = ModelConfig(
+        "test", "openai", "gpt-5-mini", base_url=server.url + "/v1", timeout_s=timeout,
+        api="responses",
+    )  # fmt: skip
+    return OpenAIResponsesProvider(config, "sk-test", {}, compatible=False)
 
 
 def anthropic(server, timeout=10.0):  # type: ignore[no-untyped-def]
@@ -132,7 +142,7 @@ def test_anthropic_text_tools_and_usage(llm_server, stream):
     }
 
 
-@pytest.mark.parametrize("make", [openai, anthropic])
+@pytest.mark.parametrize("make", [openai, anthropic, responses])
 @pytest.mark.parametrize("status", [429, 500, 503, 529])
 def test_transient_statuses_are_retried(llm_server, make, status):
     llm_server.push(
@@ -145,7 +155,7 @@ def test_transient_statuses_are_retried(llm_server, make, status):
     assert len(llm_server.requests) == 3
 
 
-@pytest.mark.parametrize("make", [openai, anthropic])
+@pytest.mark.parametrize("make", [openai, anthropic, responses])
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_client_errors_are_never_retried(llm_server, make, status):
     llm_server.push(Reply(status=status), Reply(text="never reached"))
@@ -185,7 +195,7 @@ def test_retries_give_up_after_the_limit(llm_server):
     assert caught.value.status == 503 and len(llm_server.requests) == 4  # 1 + 3 retries
 
 
-@pytest.mark.parametrize("make", [openai, anthropic])
+@pytest.mark.parametrize("make", [openai, anthropic, responses])
 def test_a_dropped_stream_is_retried(llm_server, make):
     llm_server.push(
         Reply(text="a b c d e", drop_after_first_chunk=True), Reply(text="whole answer")
@@ -195,7 +205,7 @@ def test_a_dropped_stream_is_retried(llm_server, make):
     assert len(llm_server.requests) == 2
 
 
-@pytest.mark.parametrize("make", [openai, anthropic])
+@pytest.mark.parametrize("make", [openai, anthropic, responses])
 def test_a_stream_without_a_finish_is_an_error_not_a_short_answer(llm_server, make):
     llm_server.default = Reply(text="half an", no_finish=True)
     with pytest.raises(ProviderError, match="ended") as caught:
@@ -203,7 +213,7 @@ def test_a_stream_without_a_finish_is_an_error_not_a_short_answer(llm_server, ma
     assert caught.value.retryable and len(llm_server.requests) == 4
 
 
-@pytest.mark.parametrize("make", [openai, anthropic])
+@pytest.mark.parametrize("make", [openai, anthropic, responses])
 def test_a_malformed_chunk_is_an_error(llm_server, make):
     llm_server.default = Reply(text="x", malformed_chunk=True)
     with pytest.raises(ProviderError):
@@ -212,9 +222,58 @@ def test_a_malformed_chunk_is_an_error(llm_server, make):
     assert len(llm_server.requests) == 1
 
 
-@pytest.mark.parametrize("make", [openai, anthropic])
+@pytest.mark.parametrize("make", [openai, anthropic, responses])
 def test_a_stalled_server_times_out_and_is_retried(llm_server, make):
     llm_server.push(Reply(stall_s=1.5), Reply(text="quick"))
     response = complete(make(llm_server, timeout=0.5), request())
     assert response.message.content == "quick"
     assert len(llm_server.requests) == 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_responses_api(llm_server, stream):
+    llm_server.push(Reply(text="it has shipped", input_tokens=20, output_tokens=4))
+    pieces: list[str] = []
+    response = complete(responses(llm_server), request(stream, max_tokens=50, temperature=0),
+                        pieces.append if stream else None)  # fmt: skip
+    assert response.message.content.strip() == "it has shipped"
+    assert response.finish_reason == "stop" and response.model == "m"
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (20, 4)
+    if stream:
+        assert "".join(pieces).strip() == "it has shipped"
+    (sent,) = llm_server.requests
+    assert sent.path == "/v1/responses"
+    body = sent.body
+    assert body["instructions"] == "You help." and body["store"] is False
+    assert body["max_output_tokens"] == 50 and body["temperature"] == 0
+    assert body["input"] == [
+        {"role": "user", "content": "where is 123?"},
+        {"type": "function_call", "call_id": "call_0", "name": "lookup_order",
+         "arguments": '{"id": "123"}'},
+        {"type": "function_call_output", "call_id": "call_0", "output": "shipped"},
+    ]  # fmt: skip
+    assert body["tools"] == [
+        {"type": "function", "name": "lookup_order", "description": "Look up an order.",
+         "parameters": TOOL.parameters, "strict": False}
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_responses_tool_calls(llm_server, stream):
+    llm_server.push(
+        Reply(text=None, tool_calls=[("lookup_order", {"id": "9"}), ("lookup_order", {"id": "10"})])
+    )
+    response = complete(
+        responses(llm_server), request(stream), (lambda _: None) if stream else None
+    )
+    assert response.finish_reason == "tool_calls" and response.message.content is None
+    assert [(c.id, c.name, c.arguments) for c in response.message.tool_calls] == [
+        ("call_0", "lookup_order", {"id": "9"}),
+        ("call_1", "lookup_order", {"id": "10"}),
+    ]
+
+
+def test_openai_responses_refuses_params_it_does_not_have(llm_server):
+    with pytest.raises(RunError, match="Responses API has no stop"):
+        complete(responses(llm_server), request(stop=["x"]))
+    assert llm_server.requests == []

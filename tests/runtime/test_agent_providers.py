@@ -23,6 +23,9 @@ def lookup_order(order_id: str) -> dict:
 
 
 def repo_for(tmp_path: Path, server_url: str, provider: str, fallback: str = "") -> Path:
+    api = ""
+    if provider == "openai-responses":
+        provider, api = "openai", ", api: responses"
     base_url = server_url + ("/v1" if provider == "openai" else "")
     return write_repo(
         tmp_path,
@@ -34,7 +37,7 @@ def repo_for(tmp_path: Path, server_url: str, provider: str, fallback: str = "")
                 "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: main}\n"
                 f"spec: {{provider: {provider}, model: big-model, base_url: '{base_url}', "
                 f"api_key_env: TEST_KEY, max_retries: 1, timeout_s: 5, "
-                f"pricing: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}{fallback}}}\n"
+                f"pricing: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}{api}{fallback}}}\n"
             ),
             "t.yaml": (
                 "apiVersion: afctl/v1\nkind: Tool\nmetadata: {name: lookup_order}\n"
@@ -49,7 +52,7 @@ def repo_for(tmp_path: Path, server_url: str, provider: str, fallback: str = "")
     )
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "openai-responses"])
 def test_a_tool_using_run_against_a_real_wire_protocol(tmp_path, llm_server, monkeypatch, provider):
     monkeypatch.setenv("TEST_KEY", "sk-live-key-that-must-not-leak-0001")
     repo = repo_for(tmp_path, llm_server.url, provider)
@@ -69,7 +72,7 @@ def test_a_tool_using_run_against_a_real_wire_protocol(tmp_path, llm_server, mon
     assert result.cost_usd == pytest.approx((250 * 1.0 + 30 * 2.0) / 1_000_000)
     assert len(llm_server.requests) == 2
     second = llm_server.requests[1].body
-    tool_message = second["messages"][-1]
+    tool_message = (second.get("messages") or second.get("input"))[-1]
     text = str(tool_message)
     assert '"status": "shipped"' in text and "123" in text
     logs = b"".join(p.read_bytes() for p in (repo / ".afctl").glob("logs.db*"))
