@@ -109,6 +109,11 @@ def render_transcript(
                 + Text(f"{event.tool}: {_short(data.get('result', ''), 300)}")
                 + Text(f"  [{event.latency_ms or 0:.0f} ms]", style="dim")
             )
+        elif event.type == "handoff":
+            out.print(
+                Text("handoff ", style="bold yellow")
+                + Text(f"{data.get('from')} → {data.get('to')}")
+            )
         elif event.type in ("retry", "fallback", "model_error", "output_invalid", "error"):
             out.print(
                 Text(f"{event.type:<8}", style="yellow" if event.type != "error" else "bold red")

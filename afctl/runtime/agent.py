@@ -59,6 +59,8 @@ class RunResult:
     turns: int = 0
     tool_calls: int = 0
     model: str | None = None
+    agent: str | None = None
+    """The agent that gave the output (another than the one started, after a handoff)."""
 
     @property
     def ok(self) -> bool:
@@ -80,6 +82,7 @@ class RunResult:
             "turns": self.turns,
             "tool_calls": self.tool_calls,
             "model": self.model,
+            "agent": self.agent,
         }
 
 
@@ -103,6 +106,22 @@ class RunOptions:
     parent_id: str | None = None
     provider_factory: Callable[[ModelConfig, RunEnvironment], Provider] | None = None
     """Builds providers; afctl's registry (with plugins) by default. Replay serves recorded ones."""
+    turn_budget: TurnBudget | None = None
+    """Model calls left for this run and the agents it calls as tools (shared with them)."""
+
+
+class TurnBudget:
+    """The model calls a run may still make, shared with the agents it calls as tools, so
+    agents calling each other cannot loop past the run's `max_turns`."""
+
+    def __init__(self, turns: int) -> None:
+        self.limit = turns
+        self.left = turns
+
+    def spend(self) -> None:
+        if self.left <= 0:
+            raise _Stop("limit", f"limit: the run and its agents used up max_turns={self.limit}")
+        self.left -= 1
 
 
 def render_instructions(template: str, variables: dict[str, Any]) -> str:
@@ -127,25 +146,53 @@ def render_instructions(template: str, variables: dict[str, Any]) -> str:
 
 
 def resource_bundle(name: str, environment: RunEnvironment) -> dict[str, Any]:
-    """The agent with every resource it uses: the exact revision a run records."""
+    """The agent with every resource it may use (tools, models, the agents it hands off to or
+    calls as tools, and theirs): the exact revision a run records."""
     catalog = environment.catalog
-    agent = catalog.get("Agent", name)
-    spec = agent.get("spec") or {}
-    bundle: dict[str, Any] = {"Agent": {name: agent}, "Tool": {}, "Model": {}}
-    for tool in spec.get("tools") or []:
-        document = catalog.find("Tool", tool)
-        if document is not None:
-            bundle["Tool"][tool] = document
-    pending = [str(spec.get("model", ""))]
-    while pending:
-        model = pending.pop()
-        if "/" in model or model in bundle["Model"]:
+    bundle: dict[str, Any] = {"Agent": {}, "Tool": {}, "Model": {}}
+    agents = [name]
+    while agents:
+        current = agents.pop()
+        if current in bundle["Agent"]:
             continue
-        document = catalog.find("Model", model)
-        if document is not None:
-            bundle["Model"][model] = document
-            pending.extend(str(f) for f in (document.get("spec") or {}).get("fallback") or [])
+        agent = catalog.get("Agent", current) if current == name else catalog.find("Agent", current)
+        if agent is None:
+            continue
+        bundle["Agent"][current] = agent
+        spec = agent.get("spec") or {}
+        agents.extend(str(target) for target in spec.get("handoffs") or [])
+        for tool in spec.get("tools") or []:
+            document = catalog.find("Tool", tool)
+            if document is not None:
+                bundle["Tool"][tool] = document
+                if (document.get("spec") or {}).get("type") == "agent":
+                    agents.append(str(document["spec"].get("agent")))
+        models = [str(spec.get("model", ""))]
+        while models:
+            model = models.pop()
+            if "/" in model or model in bundle["Model"]:
+                continue
+            document = catalog.find("Model", model)
+            if document is not None:
+                bundle["Model"][model] = document
+                models.extend(str(f) for f in (document.get("spec") or {}).get("fallback") or [])
     return bundle
+
+
+@dataclass
+class _Active:
+    """The agent answering now: the one started, or the last one handed off to."""
+
+    name: str
+    spec: dict[str, Any]
+    chain: list[ModelConfig]
+    tools: list[Any]
+    by_name: dict[str, Any]
+    validators: dict[str, Any]
+    handoffs: dict[str, str]
+    """Handoff tool name -> target agent."""
+    system: Message | None
+    output_validator: Any
 
 
 def _revision(name: str, environment: RunEnvironment) -> tuple[dict[str, Any], str]:
@@ -177,6 +224,7 @@ class AgentRun:
         self.turns = 0
         self.tool_call_count = 0
         self.model_label: str | None = None
+        self.final_agent: str | None = None
         self._new_messages: list[Message] = []
 
     # -- the prompt log --------------------------------------------------------------------
@@ -208,9 +256,7 @@ class AgentRun:
             ("revision", self.agent), lambda: _revision(self.agent, self.environment)
         )
         spec = bundle["Agent"][self.agent].get("spec") or {}
-        variables = {**(spec.get("vars") or {}), **self.options.variables}
-        resolve = self.environment.secrets.resolve
-        variables = {k: resolve(v) if isinstance(v, str) else v for k, v in variables.items()}
+        variables = self._variables(spec)
         model_ref = self.options.model or str(spec.get("model"))
         self.log.store_revision(revision, f"agent/{self.agent}", bundle, self.redact)
         self.log.start_run(
@@ -236,7 +282,7 @@ class AgentRun:
         try:
             limits = spec.get("limits") or {}
             timeout = limits.get("timeout_s")
-            coroutine = self._loop(spec, user_input, variables, model_ref)
+            coroutine = self._loop(spec, user_input, model_ref)
             output = await (asyncio.wait_for(coroutine, timeout) if timeout else coroutine)
             status = "succeeded"
         except _Stop as stop:
@@ -285,6 +331,7 @@ class AgentRun:
             self.turns,
             self.tool_call_count,
             self.model_label,
+            self.final_agent,
         )
 
     def _finish(
@@ -314,28 +361,59 @@ class AgentRun:
             self.redact,
         )
 
-    async def _loop(
-        self, spec: dict[str, Any], user_input: str, variables: dict[str, Any], model_ref: str
-    ) -> str:
+    def _activate(self, name: str, model_ref: str | None = None) -> _Active:
+        """Everything needed to let agent `name` answer: models, tools, handoffs, system."""
+        from afctl.tools.agent_tool import HandoffTool
         from afctl.tools.base import Validator
         from afctl.tools.registry import build_tools
 
-        models = self.environment.catalog.of_kind("Model")
-        chain = [resolve_model(model_ref, models)]
+        catalog = self.environment.catalog
+        spec = catalog.get("Agent", name).get("spec") or {}
+        models = catalog.of_kind("Model")
+        chain = [resolve_model(model_ref or str(spec.get("model")), models)]
         for fallback in chain[0].fallback:
             chain.append(resolve_model(fallback, models))
-        tools = build_tools(list(spec.get("tools") or []), self.environment)
+        tools: list[Any] = build_tools(list(spec.get("tools") or []), self.environment)
+        handoffs: dict[str, str] = {}
+        for target in spec.get("handoffs") or []:
+            document = catalog.get("Agent", str(target))
+            tool = HandoffTool(str(target), (document.get("metadata") or {}).get("description"))
+            handoffs[tool.spec.name] = str(target)
+            tools.append(tool)
         by_name = {tool.spec.name: tool for tool in tools}
         if len(by_name) != len(tools):
-            raise RunError("two of the agent's tools have the same name")
-        validators = {name: Validator(tool.spec.parameters) for name, tool in by_name.items()}
-        limits = spec.get("limits") or {}
-        max_turns = int(limits.get("max_turns", DEFAULT_MAX_TURNS))
-        messages: list[Message] = []
+            raise RunError(f"two of agent {name}'s tools have the same name")
+        system = None
         instructions = spec.get("instructions")
         if instructions:
+            variables = self._variables(spec)
             rendered = render_instructions(str(instructions), variables)
-            messages.append(Message("system", self.environment.secrets.resolve(rendered)))
+            system = Message("system", self.environment.secrets.resolve(rendered))
+        output_schema = spec.get("output_schema")
+        return _Active(
+            name,
+            spec,
+            chain,
+            tools,
+            by_name,
+            {tool_name: Validator(tool.spec.parameters) for tool_name, tool in by_name.items()},
+            handoffs,
+            system,
+            Validator(output_schema) if isinstance(output_schema, dict) else None,
+        )
+
+    def _variables(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """An agent's `vars` with the run's `--var` values over them, references resolved."""
+        variables = {**(spec.get("vars") or {}), **self.options.variables}
+        resolve = self.environment.secrets.resolve
+        return {k: resolve(v) if isinstance(v, str) else v for k, v in variables.items()}
+
+    async def _loop(self, spec: dict[str, Any], user_input: str, model_ref: str) -> str:
+        active = self._activate(self.agent, model_ref)
+        limits = spec.get("limits") or {}
+        max_turns = int(limits.get("max_turns", DEFAULT_MAX_TURNS))
+        budget = self.options.turn_budget or TurnBudget(max_turns)
+        messages: list[Message] = [active.system] if active.system else []
         if self.options.session is not None:
             memory = spec.get("memory") or {}
             limit = int(memory.get("max_messages", DEFAULT_MEMORY_MESSAGES))
@@ -344,33 +422,27 @@ class AgentRun:
         user = Message("user", user_input)
         messages.append(user)
         self._new_messages.append(user)
-        output_schema = spec.get("output_schema")
-        schema_validator = Validator(output_schema) if isinstance(output_schema, dict) else None
         repaired = False
         for turn in range(1, max_turns + 1):
             self.turns = turn
-            response = await self._call_model(chain, messages, tools, spec, turn)
+            budget.spend()
+            response = await self._call_model(active, messages, turn)
             self._check_limits(limits)
             messages.append(response.message)
             self._new_messages.append(response.message)
             calls = response.message.tool_calls
             if calls:
-                self.tool_call_count += len(calls)
-                cap = limits.get("max_tool_calls")
-                if cap is not None and self.tool_call_count > int(cap):
-                    raise _Stop("limit", f"limit: more than max_tool_calls={cap} tool calls")
-                if len(calls) == 1:
-                    results = [await self._call_tool(calls[0], by_name, validators, turn)]
-                else:
-                    results = await asyncio.gather(
-                        *(self._call_tool(call, by_name, validators, turn) for call in calls)
-                    )
+                results, target = await self._run_calls(active, calls, limits, turn, budget)
                 messages.extend(results)
                 self._new_messages.extend(results)
+                if target is not None:
+                    self.event("handoff", {"from": active.name, "to": target}, turn=turn)
+                    active = self._activate(target)
+                    messages = _with_system(messages, active.system)
                 continue
             output = response.message.content or ""
-            if schema_validator is not None:
-                problems = _output_problems(output, schema_validator)
+            if active.output_validator is not None:
+                problems = _output_problems(output, active.output_validator)
                 if problems:
                     self.event(
                         "output_invalid", {"problems": problems, "repair": not repaired}, turn=turn
@@ -389,24 +461,58 @@ class AgentRun:
                     )
                     messages.append(repair)
                     continue
+            self.final_agent = active.name
             return output
         raise _Stop("limit", f"limit: the agent did not finish within max_turns={max_turns}")
 
-    async def _call_model(
+    async def _run_calls(
         self,
-        chain: list[ModelConfig],
-        messages: list[Message],
-        tools: list[Any],
-        spec: dict[str, Any],
+        active: _Active,
+        calls: tuple[ToolCall, ...],
+        limits: dict[str, Any],
         turn: int,
+        budget: TurnBudget,
+    ) -> tuple[list[Message], str | None]:
+        """Run a turn's tool calls (concurrently); returns their results in the order of the
+        calls, and the agent to hand off to, if the model asked for one."""
+        handoff = next((c for c in calls if c.name in active.handoffs), None)
+        work = [c for c in calls if c.name not in active.handoffs]
+        self.tool_call_count += len(work)
+        cap = limits.get("max_tool_calls")
+        if cap is not None and self.tool_call_count > int(cap):
+            raise _Stop("limit", f"limit: more than max_tool_calls={cap} tool calls")
+        if len(work) == 1:
+            done = [await self._call_tool(work[0], active, turn, budget)]
+        else:
+            done = list(
+                await asyncio.gather(*(self._call_tool(c, active, turn, budget) for c in work))
+            )
+        by_id = {id(call): result for call, result in zip(work, done, strict=True)}
+        results = []
+        for call in calls:
+            if id(call) in by_id:
+                results.append(by_id[id(call)])
+            elif call is handoff:
+                text = f"Transferred to {active.handoffs[call.name]}."
+                results.append(Message("tool", text, tool_call_id=call.id, name=call.name))
+            else:
+                text = "error: only one handoff per turn; this one was not made"
+                results.append(
+                    Message("tool", text, tool_call_id=call.id, name=call.name, is_error=True)
+                )
+        return results, active.handoffs[handoff.name] if handoff is not None else None
+
+    async def _call_model(
+        self, active: _Active, messages: list[Message], turn: int
     ) -> ModelResponse:
+        chain = active.chain
         last_error: ProviderError | None = None
         for index, config in enumerate(chain):
-            params = {**config.params, **(spec.get("params") or {})}
+            params = {**config.params, **(active.spec.get("params") or {})}
             request = ModelRequest(
                 config.model,
                 tuple(messages),
-                tuple(t.spec for t in tools),
+                tuple(t.spec for t in active.tools),
                 params,
                 stream=self.options.on_text is not None,
                 turn=turn,
@@ -419,6 +525,7 @@ class AgentRun:
                     model=config.label,
                 )
             call_payload = {
+                "agent": active.name,
                 "provider": config.provider,
                 "model_ref": config.ref,
                 "request": request.to_dict(),
@@ -519,11 +626,13 @@ class AgentRun:
             await self._pool.aclose()
 
     async def _call_tool(
-        self, call: ToolCall, tools: dict[str, Any], validators: dict[str, Any], turn: int
+        self, call: ToolCall, active: _Active, turn: int, budget: TurnBudget
     ) -> Message:
+        from afctl.tools.agent_tool import AgentTool
         from afctl.tools.base import result_text
 
         started = time.perf_counter()
+        tools, validators = active.by_name, active.validators
         tool = tools.get(call.name)
         error: str | None = None
         value: Any = None
@@ -539,7 +648,10 @@ class AgentRun:
             timeout = tool.timeout_s or DEFAULT_TOOL_TIMEOUT_S
             try:
                 async with asyncio.timeout(timeout):
-                    value = await tool.call(dict(call.arguments))
+                    if isinstance(tool, AgentTool):
+                        value = await self._ask_agent(tool, dict(call.arguments), budget)
+                    else:
+                        value = await tool.call(dict(call.arguments))
             except TimeoutError:
                 error = f"the tool did not finish within {timeout:g} s"
             except RunError as exc:
@@ -562,10 +674,38 @@ class AgentRun:
             "tool", text, tool_call_id=call.id, name=call.name, is_error=error is not None
         )
 
+    async def _ask_agent(self, tool: Any, arguments: dict[str, Any], budget: TurnBudget) -> str:
+        """Run another agent as a tool: a child run in the log, sharing this run's budget."""
+        from afctl.tools.base import ToolFailed
+
+        child = AgentRun(
+            tool.agent,
+            self.environment,
+            self.log,
+            RunOptions(
+                env=self.options.env,
+                parent_id=self.run_id,
+                provider_factory=self.options.provider_factory,
+                turn_budget=budget,
+            ),
+        )
+        result = await child.run(tool.render_input(arguments))
+        if not result.ok:
+            raise ToolFailed(f"agent {tool.agent} {result.status} (run {result.run_id}): "
+                             f"{result.error}")  # fmt: skip
+        return result.output or ""
+
+
+def _with_system(messages: list[Message], system: Message | None) -> list[Message]:
+    """The conversation with its system message replaced (a handoff changes who answers)."""
+    rest = messages[1:] if messages and messages[0].role == "system" else messages
+    return [system, *rest] if system is not None else list(rest)
+
 
 _LOG_LEVELS = {
     "model_call": logging.INFO,
     "tool_call": logging.INFO,
+    "handoff": logging.INFO,
     "retry": logging.WARNING,
     "fallback": logging.WARNING,
     "model_error": logging.WARNING,
@@ -587,6 +727,8 @@ def _log_line(kind: str, payload: dict[str, Any], narrow: dict[str, Any]) -> str
         return f"run failed: {payload.get('message')}"
     if kind == "tool_call":
         return f"tool {narrow.get('tool')}: {narrow.get('status')}"
+    if kind == "handoff":
+        return f"handoff from {payload.get('from')} to {payload.get('to')}"
     return f"{narrow.get('model')} answered ({narrow.get('status')})"
 
 

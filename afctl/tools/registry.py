@@ -35,9 +35,18 @@ def _builtin(name: str, spec: dict[str, Any], environment: RunEnvironment) -> To
     )
 
 
+def _agent(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+    from afctl.tools.agent_tool import AgentTool
+
+    environment.catalog.get("Agent", str(spec["agent"]))  # fails clearly when it is missing
+    return AgentTool(
+        name, str(spec["agent"]), spec.get("description"), spec.get("input"), spec.get("timeout_s")
+    )
+
+
 @hookimpl
 def register_tools() -> dict[str, ToolFactory]:
-    return {"python": _python, "builtin": _builtin}
+    return {"python": _python, "builtin": _builtin, "agent": _agent}
 
 
 _built: dict[str, Tool] = {}
