@@ -109,6 +109,14 @@ def render_transcript(
                 + Text(f"{event.tool}: {_short(data.get('result', ''), 300)}")
                 + Text(f"  [{event.latency_ms or 0:.0f} ms]", style="dim")
             )
+        elif event.type == "guardrail":
+            tripped = [d for d in data.get("decisions", []) if d.get("tripped")]
+            detail = "; ".join(f"{d['name']} ({d['action']}): {d.get('reason')}" for d in tripped)
+            style = "bold red" if data.get("status") == "blocked" else "yellow"
+            out.print(
+                Text(f"guard   {data.get('stage')} {data.get('status')}", style=style)
+                + Text(f"  {_short(detail, 300)}" if detail else "")
+            )
         elif event.type == "handoff":
             out.print(
                 Text("handoff ", style="bold yellow")

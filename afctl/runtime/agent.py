@@ -89,10 +89,14 @@ class RunResult:
 class _Stop(Exception):
     """Ends a run early with a status (a limit, an invalid output): not an error of afctl's."""
 
-    def __init__(self, error_type: str, message: str) -> None:
+    def __init__(
+        self, error_type: str, message: str, status: str = "failed", output: str | None = None
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+        self.status = status
+        self.output = output
 
 
 @dataclass
@@ -225,6 +229,7 @@ class AgentRun:
         self.tool_call_count = 0
         self.model_label: str | None = None
         self.final_agent: str | None = None
+        self._held: tuple[str, dict[str, Any], dict[str, Any]] | None = None
         self._new_messages: list[Message] = []
 
     # -- the prompt log --------------------------------------------------------------------
@@ -258,6 +263,20 @@ class AgentRun:
         spec = bundle["Agent"][self.agent].get("spec") or {}
         variables = self._variables(spec)
         model_ref = self.options.model or str(spec.get("model"))
+        # input guardrails come first: what they redact is never written, and a block means
+        # no model or tool is ever called
+        guarded, guard_error = None, None
+        input_guardrails = (spec.get("guardrails") or {}).get("input") or []
+        if input_guardrails:
+            from afctl.runtime.guardrails import run_guardrails
+
+            try:
+                guarded = await run_guardrails(
+                    input_guardrails, user_input, "input", self._checks()
+                )
+                user_input = guarded.text
+            except RunError as exc:
+                guard_error, user_input = exc, "[withheld: the input guardrails could not run]"
         self.log.store_revision(revision, f"agent/{self.agent}", bundle, self.redact)
         self.log.start_run(
             {
@@ -278,14 +297,21 @@ class AgentRun:
         from afctl.logs import event as log_event
 
         log_event(logging.INFO, f"run started: agent/{self.agent}", model=model_ref)
+        if guarded is not None:
+            self.event("guardrail", guarded.to_dict("input"), status=guarded.status)
         status, output, error_type, error = "failed", None, None, None
         try:
+            if guard_error is not None:
+                raise guard_error
+            if guarded is not None and guarded.blocked is not None:
+                raise _Stop("guardrail", _blocked_reason(guarded), "blocked", guarded.message)
             limits = spec.get("limits") or {}
             timeout = limits.get("timeout_s")
             coroutine = self._loop(spec, user_input, model_ref)
             output = await (asyncio.wait_for(coroutine, timeout) if timeout else coroutine)
             status = "succeeded"
         except _Stop as stop:
+            status, output = stop.status, stop.output
             error_type, error = stop.error_type, stop.message
         except TimeoutError:
             error_type, error = "timeout", f"limit: the run took longer than {timeout} s"
@@ -409,6 +435,8 @@ class AgentRun:
         return {k: resolve(v) if isinstance(v, str) else v for k, v in variables.items()}
 
     async def _loop(self, spec: dict[str, Any], user_input: str, model_ref: str) -> str:
+        from afctl.tools.base import json_problems
+
         active = self._activate(self.agent, model_ref)
         limits = spec.get("limits") or {}
         max_turns = int(limits.get("max_turns", DEFAULT_MAX_TURNS))
@@ -441,8 +469,11 @@ class AgentRun:
                     messages = _with_system(messages, active.system)
                 continue
             output = response.message.content or ""
+            output_guardrails = (active.spec.get("guardrails") or {}).get("output") or []
+            if output_guardrails:
+                output = await self._guard_output(output_guardrails, messages, turn)
             if active.output_validator is not None:
-                problems = _output_problems(output, active.output_validator)
+                problems = json_problems(output, active.output_validator)
                 if problems:
                     self.event(
                         "output_invalid", {"problems": problems, "repair": not repaired}, turn=turn
@@ -464,6 +495,52 @@ class AgentRun:
             self.final_agent = active.name
             return output
         raise _Stop("limit", f"limit: the agent did not finish within max_turns={max_turns}")
+
+    def _checks(self) -> Any:
+        from afctl.runtime.guardrails import Checks
+
+        return Checks(self.environment.secrets, self.environment.root, self._judge)
+
+    async def _judge(self, model_ref: str, instructions: str, text: str) -> str:
+        """One call to a judge model for an llm_judge guardrail; its cost is the run's."""
+        config = resolve_model(model_ref, self.environment.catalog.of_kind("Model"))
+        provider = self._provider(config)
+        request = ModelRequest(
+            config.model,
+            (Message("system", instructions), Message("user", text)),
+            (),
+            dict(config.params),
+            turn=self.turns,
+        )
+        response = await call_with_retries(
+            _completion(provider, request, None), RetryPolicy(max_retries=config.max_retries)
+        )
+        self._add_usage(config, response)
+        return response.message.content or ""
+
+    async def _guard_output(
+        self, guardrails: list[dict[str, Any]], messages: list[Message], turn: int
+    ) -> str:
+        """Run the output guardrails on the answer just given (the last message), then record
+        the model call that gave it, with the answer as the guardrails left it."""
+        from afctl.runtime.guardrails import run_guardrails
+
+        answer = messages[-1]
+        outcome = await run_guardrails(guardrails, answer.content or "", "output", self._checks())
+        text = outcome.message if outcome.blocked is not None else outcome.text
+        guarded = Message("assistant", text)
+        messages[-1] = guarded
+        if self._new_messages and self._new_messages[-1] is answer:
+            self._new_messages[-1] = guarded
+        held, self._held = self._held, None
+        if held is not None:
+            kind, payload, narrow = held
+            response = {**payload["response"], "message": guarded.to_dict()}
+            self.event(kind, {**payload, "response": response}, **narrow)
+        self.event("guardrail", outcome.to_dict("output"), turn=turn, status=outcome.status)
+        if outcome.blocked is not None:
+            raise _Stop("guardrail", _blocked_reason(outcome), "blocked", outcome.message)
+        return text or ""
 
     async def _run_calls(
         self,
@@ -506,6 +583,10 @@ class AgentRun:
         self, active: _Active, messages: list[Message], turn: int
     ) -> ModelResponse:
         chain = active.chain
+        # an answer that output guardrails may block or redact is neither streamed nor
+        # recorded before they have run
+        guarded = bool((active.spec.get("guardrails") or {}).get("output"))
+        on_text = None if guarded else self.options.on_text
         last_error: ProviderError | None = None
         for index, config in enumerate(chain):
             params = {**config.params, **(active.spec.get("params") or {})}
@@ -514,7 +595,7 @@ class AgentRun:
                 tuple(messages),
                 tuple(t.spec for t in active.tools),
                 params,
-                stream=self.options.on_text is not None,
+                stream=on_text is not None,
                 turn=turn,
             )
             if index > 0:
@@ -551,7 +632,7 @@ class AgentRun:
 
             try:
                 response = await call_with_retries(
-                    _completion(provider, request, self.options.on_text),
+                    _completion(provider, request, on_text),
                     RetryPolicy(max_retries=config.max_retries),
                     on_retry=retried,
                 )
@@ -574,34 +655,42 @@ class AgentRun:
                     continue
                 raise
             latency = (time.perf_counter() - started) * 1000
-            from afctl.providers.pricing import cost_usd
-
-            cost = cost_usd(config, response.usage)
-            self.usage = Usage(
-                self.usage.input_tokens + response.usage.input_tokens,
-                self.usage.output_tokens + response.usage.output_tokens,
-                self.usage.cached_input_tokens + response.usage.cached_input_tokens,
-            )
-            self.cost = None if cost is None or self.cost is None else self.cost + cost
+            cost = self._add_usage(config, response)
             self.model_label = config.label
-            self.event(
-                "model_call",
-                {
-                    **call_payload,
-                    "response": response.to_dict(),
-                    "pricing": config.pricing.to_dict() if config.pricing else None,
-                },
-                turn=turn,
-                model=config.label,
-                status=response.finish_reason,
-                latency_ms=latency,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cost_usd=cost,
-            )
+            payload = {
+                **call_payload,
+                "response": response.to_dict(),
+                "pricing": config.pricing.to_dict() if config.pricing else None,
+            }
+            narrow = {
+                "turn": turn,
+                "model": config.label,
+                "status": response.finish_reason,
+                "latency_ms": latency,
+                "input_tokens": response.usage.input_tokens,
+                "output_tokens": response.usage.output_tokens,
+                "cost_usd": cost,
+            }
+            if guarded and not response.message.tool_calls:
+                self._held = ("model_call", payload, narrow)  # recorded once guarded
+            else:
+                self.event("model_call", payload, **narrow)
             return response
         assert last_error is not None
         raise last_error
+
+    def _add_usage(self, config: ModelConfig, response: ModelResponse) -> float | None:
+        """Add a model call's tokens and cost to the run's; returns the call's cost."""
+        from afctl.providers.pricing import cost_usd
+
+        cost = cost_usd(config, response.usage)
+        self.usage = Usage(
+            self.usage.input_tokens + response.usage.input_tokens,
+            self.usage.output_tokens + response.usage.output_tokens,
+            self.usage.cached_input_tokens + response.usage.cached_input_tokens,
+        )
+        self.cost = None if cost is None or self.cost is None else self.cost + cost
+        return cost
 
     def _check_limits(self, limits: dict[str, Any]) -> None:
         max_tokens = limits.get("max_tokens")
@@ -696,6 +785,13 @@ class AgentRun:
         return result.output or ""
 
 
+def _blocked_reason(outcome: Any) -> str:
+    decision = outcome.blocked
+    return f"blocked by guardrail {decision.name}" + (
+        f": {decision.reason}" if decision.reason else ""
+    )
+
+
 def _with_system(messages: list[Message], system: Message | None) -> list[Message]:
     """The conversation with its system message replaced (a handoff changes who answers)."""
     rest = messages[1:] if messages and messages[0].role == "system" else messages
@@ -743,18 +839,6 @@ def _is_json_object(raw: str) -> bool:
         return isinstance(json.loads(raw), dict)
     except ValueError:
         return False
-
-
-def _output_problems(output: str, validator: Any) -> list[str]:
-    text = output.strip()
-    if text.startswith("```"):
-        text = text.strip("`").removeprefix("json").strip()
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return ["the answer is not JSON"]
-    problems: list[str] = validator.problems(value)
-    return problems
 
 
 def _whole_turns(history: list[dict[str, Any]]) -> list[dict[str, Any]]:

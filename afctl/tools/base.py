@@ -60,3 +60,15 @@ class Validator:
             ][:5]
         except ValueError as exc:
             return [str(exc)]
+
+
+def json_problems(text: str, validator: Validator) -> list[str]:
+    """Why `text` (JSON, perhaps in a markdown code fence) does not satisfy the schema."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.strip("`").removeprefix("json").strip()
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return ["the text is not JSON"]
+    return validator.problems(value)

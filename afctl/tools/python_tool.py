@@ -9,6 +9,7 @@ import dataclasses
 import enum
 import importlib
 import inspect
+import os
 import re
 import sys
 import types
@@ -24,6 +25,28 @@ from afctl.tools.decorator import ATTRIBUTE
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
+_ROOTS: set[str] = set()
+"""Repository roots python code has been imported from in this process."""
+
+
+def _prefer_root(root: str, package: str) -> None:
+    """Put `root` first on the import path, and forget `package` if it was imported from
+    another repository's root: in one process (an eval, a server, tests) two repositories may
+    both have a `tools` package, and each must get its own."""
+    if sys.path[:1] != [root]:
+        if root in sys.path:
+            sys.path.remove(root)
+        sys.path.insert(0, root)
+    _ROOTS.add(root)
+    cached = sys.modules.get(package)
+    location = getattr(cached, "__file__", None) or ""
+    others = [r for r in _ROOTS if r != root and location.startswith(r + os.sep)]
+    if others and not location.startswith(root + os.sep):
+        for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+
 def import_entrypoint(entrypoint: str, root: Path) -> Callable[..., Any]:
     """The function named `package.module:function`, imported with `root` on the path.
 
@@ -32,8 +55,7 @@ def import_entrypoint(entrypoint: str, root: Path) -> Callable[..., Any]:
     """
     module_name, _, attribute = entrypoint.partition(":")
     root_text = str(root.resolve())
-    if root_text not in sys.path:
-        sys.path.insert(0, root_text)
+    _prefer_root(root_text, module_name.split(".")[0])
     try:
         target: Any = importlib.import_module(module_name)
         for part in attribute.split("."):

@@ -11,6 +11,7 @@ import pytest
 import afctl
 from afctl.errors import RunError
 from afctl.safety.paths import PathRefused, inside
+from afctl.testing import write_repo
 from afctl.tools.base import Validator, result_text
 from afctl.tools.builtin import BuiltinFileTool
 from afctl.tools.python_tool import PythonTool, import_entrypoint, infer_spec, parse_docstring
@@ -164,3 +165,24 @@ def test_file_tools_work_inside_their_root(tmp_path):
         asyncio.run(read.call({"path": "bin.dat"}))
     assert inside(root, ".") == root.resolve()
     assert isinstance(inside(root, "notes/a.txt"), Path)
+
+
+def test_two_repositories_in_one_process_each_get_their_own_package(tmp_path):
+    from afctl.tools.python_tool import import_entrypoint
+
+    roots = []
+    for name in ("first", "second"):
+        roots.append(
+            write_repo(
+                tmp_path / name,
+                {
+                    "samepkg/__init__.py": "",
+                    "samepkg/fns.py": f"def which():\n    return {name!r}\n",
+                },
+            )
+        )
+    for _ in range(2):  # back and forth: neither shadows the other
+        assert [import_entrypoint("samepkg.fns:which", root)() for root in roots] == [
+            "first",
+            "second",
+        ]

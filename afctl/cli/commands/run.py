@@ -8,7 +8,7 @@ import sys
 import click
 
 from afctl.cli.params import filename_option, output_option, state_options
-from afctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from afctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
 
 
 def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -109,4 +109,6 @@ def run(
     click.echo(run_summary(result), err=True)
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
+    if result.status == "blocked":  # a guardrail's policy said no
+        return EXIT_INVALID
     return EXIT_OK if result.ok else EXIT_ERROR
