@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
     from afctl.promptlog.store import EventRecord, PromptLog, RunRecord
-    from afctl.runtime.agent import RunResult
+    from afctl.runtime.agent import Approver, RunResult
     from afctl.runtime.environment import Catalog
     from afctl.state.plan import Plan
     from afctl.state.store import (
@@ -501,8 +501,12 @@ class Context:
         session: str | None = None,
         model: str | None = None,
         on_text: Callable[[str], None] | None = None,
+        approver: Approver | None = None,
     ) -> RunResult:
         """Run an agent (`agent/NAME`) on one input; the run is recorded in the prompt log.
+
+        Tool calls that need approval are put to `approver`; without one the run pauses with
+        status `awaiting_approval` (see `approve`).
 
         The agent and what it uses come from `paths` when given, else from the applied state of
         this environment; with `paths` holding exactly one agent, `target` may be None. A failing
@@ -541,8 +545,50 @@ class Context:
         secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
         environment = RunEnvironment(self.root, secrets, catalog)
         with self.prompt_log() as log:
-            options = RunOptions(variables, session, model, on_text, self.env)
+            options = RunOptions(variables, session, model, on_text, self.env, approver=approver)
             return asyncio.run(AgentRun(name, environment, log, options).run(user_input))
+
+    def approve(
+        self,
+        run_id: str,
+        *,
+        deny: bool = False,
+        on_text: Callable[[str], None] | None = None,
+        approver: Approver | None = None,
+    ) -> RunResult:
+        """Approve (or deny) the tool calls a paused run waits for, and let it go on, as the
+        same run, with the agent revision it started with.
+
+        Raises:
+            UsageError: no such run, or it is not awaiting approval.
+        """
+        import asyncio
+
+        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.environment import Catalog, RunEnvironment
+        from afctl.safety.secrets import Secrets
+
+        with self.prompt_log() as log:
+            record = log.run(run_id)
+            if record.status != "awaiting_approval" or not record.agent:
+                raise UsageError(
+                    f"run {record.id} is {record.status}, not awaiting approval",
+                    hint="afctl runs --status awaiting_approval lists the runs that wait",
+                )
+            bundle = log.revision(record.revision_hash or "")
+            catalog = Catalog.of(
+                (kind, name, document)
+                for kind, documents in bundle.items()
+                for name, document in documents.items()
+            )
+            variables = log.payload(record.id).get("vars") or {}
+            secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
+            environment = RunEnvironment(self.root, secrets, catalog)
+            options = RunOptions(
+                variables, None, None, on_text, record.env, record.parent_id, approver=approver
+            )
+            agent_run = AgentRun(record.agent, environment, log, options)
+            return asyncio.run(agent_run.resume(record.id, approved=not deny))
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Clear a workspace lock left behind by a process that died."""

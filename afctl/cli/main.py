@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Apply an earlier revision of a resource again.",
     ),
     "run": ("afctl.cli.commands.run:run", "Run an agent on one input and print its answer."),
+    "approve": (
+        "afctl.cli.commands.approve:approve",
+        "Approve or deny the tool calls a paused run waits for.",
+    ),
     "runs": (
         "afctl.cli.commands.runs:runs",
         "List recent runs from the prompt log, newest first.",
@@ -154,7 +158,7 @@ def cli(ctx: click.Context, debug: bool, log_format: str) -> None:
     manifests; validate, plan and apply them; run, replay and evaluate agents.
     """
     ctx.ensure_object(dict)["debug"] = debug
-    if log_format != "text" or ctx.invoked_subcommand in ("run", "runs"):
+    if log_format != "text" or ctx.invoked_subcommand in ("run", "runs", "approve"):
         from afctl.logs import configure
 
         configure(log_format)

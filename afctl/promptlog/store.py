@@ -39,7 +39,7 @@ LOG_FILE = "logs.db"
 COMMIT_DELAY_S = 0.1
 """A run's writes are committed together at most this long after they are made, and all at
 once when it ends: a fast run costs one commit, and a crash loses at most the last 0.1 s."""
-STATUSES = ("running", "succeeded", "failed", "blocked", "interrupted")
+STATUSES = ("running", "succeeded", "failed", "blocked", "interrupted", "awaiting_approval")
 log_migrations = Migrations("afctl-logs")
 
 
@@ -393,6 +393,18 @@ class PromptLog:
 
         self._submit(write, now=True)  # a run returns once all of it is on disk
 
+    def reopen_run(self, run_id: str) -> None:
+        """A paused run (awaiting approval) goes on, in this process."""
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "UPDATE runs SET status = 'running', ended_at = NULL, error = NULL, "
+                "error_type = NULL, pid = ?, host = ? WHERE id = ?",
+                [os.getpid(), _hostname(), run_id],
+            )
+
+        self._submit(write, now=True)
+
     # -- sessions --------------------------------------------------------------------------
 
     def session_messages(self, session_id: str, limit: int) -> list[dict[str, Any]]:
@@ -470,6 +482,19 @@ class PromptLog:
             what = "no run" if not rows else "more than one run"
             raise UsageError(f"{what} matches {run_id!r}", hint="afctl runs lists recent runs")
         return RunRecord(**rows[0])
+
+    def revision(self, digest: str) -> dict[str, Any]:
+        """The resources a run used, as recorded under their content hash.
+
+        Raises:
+            UsageError: the revision is not in this log.
+        """
+        self.flush()
+        row = self.conn.execute("SELECT bundle FROM revisions WHERE hash = ?", [digest]).fetchone()
+        if row is None:
+            raise UsageError(f"revision {digest[:12]} is not in the prompt log")
+        bundle: dict[str, Any] = json.loads(row[0])
+        return bundle
 
     def payload(self, run_id: str) -> dict[str, Any]:
         self.flush()

@@ -99,6 +99,10 @@ class _Stop(Exception):
         self.output = output
 
 
+Approver = Callable[[str, dict[str, Any]], Awaitable[bool]]
+"""(tool name, arguments) -> whether a person allows the call."""
+
+
 @dataclass
 class RunOptions:
     variables: dict[str, Any] = field(default_factory=dict)
@@ -112,6 +116,8 @@ class RunOptions:
     """Builds providers; afctl's registry (with plugins) by default. Replay serves recorded ones."""
     turn_budget: TurnBudget | None = None
     """Model calls left for this run and the agents it calls as tools (shared with them)."""
+    approver: Approver | None = None
+    """Asks a person whether a tool call may run; without one, such a run pauses."""
 
 
 class TurnBudget:
@@ -197,6 +203,8 @@ class _Active:
     """Handoff tool name -> target agent."""
     system: Message | None
     output_validator: Any
+    approvals: dict[str, Any] = field(default_factory=dict)
+    """Tool name -> its `approval` rule (`always`, or `{when: ...}`)."""
 
 
 def _revision(name: str, environment: RunEnvironment) -> tuple[dict[str, Any], str]:
@@ -299,16 +307,27 @@ class AgentRun:
         log_event(logging.INFO, f"run started: agent/{self.agent}", model=model_ref)
         if guarded is not None:
             self.event("guardrail", guarded.to_dict("input"), status=guarded.status)
-        status, output, error_type, error = "failed", None, None, None
-        try:
+
+        async def conversation() -> str:
             if guard_error is not None:
                 raise guard_error
             if guarded is not None and guarded.blocked is not None:
                 raise _Stop("guardrail", _blocked_reason(guarded), "blocked", guarded.message)
-            limits = spec.get("limits") or {}
-            timeout = limits.get("timeout_s")
-            coroutine = self._loop(spec, user_input, model_ref)
-            output = await (asyncio.wait_for(coroutine, timeout) if timeout else coroutine)
+            return await self._loop(spec, user_input, model_ref)
+
+        return await self._complete(conversation(), spec, started)
+
+    async def _complete(
+        self, conversation: Awaitable[str], spec: dict[str, Any], started: float
+    ) -> RunResult:
+        """Carry the conversation to its end under the run's time limit, and record how it
+        ended."""
+        from afctl.logs import event as log_event
+
+        status, output, error_type, error = "failed", None, None, None
+        timeout = (spec.get("limits") or {}).get("timeout_s")
+        try:
+            output = await (asyncio.wait_for(conversation, timeout) if timeout else conversation)
             status = "succeeded"
         except _Stop as stop:
             status, output = stop.status, stop.output
@@ -325,7 +344,7 @@ class AgentRun:
             raise
         finally:
             await self._close_providers()
-        if error is not None:
+        if error is not None and status != "awaiting_approval":
             self.event("error", {"error_type": error_type, "message": error}, status=error_type)
         self._finish(status, output, error_type, error, started)
         log_event(
@@ -359,6 +378,43 @@ class AgentRun:
             self.model_label,
             self.final_agent,
         )
+
+    async def resume(self, run_id: str, approved: bool) -> RunResult:
+        """Go on with a run that paused for approval: its pending tool calls run (approved) or
+        are answered as denied, and the conversation continues from the log, as the same run.
+
+        Raises:
+            UsageError: no such run, or it is not awaiting approval.
+        """
+        from afctl.errors import UsageError
+        from afctl.logs import current_run
+
+        started = time.perf_counter()
+        record = self.log.run(run_id)
+        if record.status != "awaiting_approval":
+            raise UsageError(f"run {record.id} is {record.status}, not awaiting approval")
+        events = list(self.log.events(record.id))
+        request = next(e for e in reversed(events) if e.type == "approval_requested")
+        call = next(e for e in reversed(events) if e.type == "model_call")
+        messages = [Message.from_dict(m) for m in call.payload["request"]["messages"]]
+        messages.append(Message.from_dict(call.payload["response"]["message"]))
+        self.run_id, self._seq = record.id, events[-1].seq
+        self.turns, self.tool_call_count = request.turn or 1, record.tool_calls or 0
+        self.usage = Usage(record.input_tokens or 0, record.output_tokens or 0)
+        self.cost, self.model_label = record.cost_usd, record.model
+        spec = self.environment.catalog.get("Agent", self.agent).get("spec") or {}
+        limits = spec.get("limits") or {}
+        budget = TurnBudget(int(limits.get("max_turns", DEFAULT_MAX_TURNS)))
+        budget.left -= self.turns
+        decided = dict.fromkeys(request.payload["pending"], approved)
+        self.log.reopen_run(record.id)
+        token = current_run.set(self.run_id)
+        try:
+            active = self._activate(str(request.payload["agent"]))
+            conversation = self._converse(active, messages, limits, budget, self.turns, decided)
+            return await self._complete(conversation, spec, started)
+        finally:
+            current_run.reset(token)
 
     def _finish(
         self,
@@ -409,6 +465,12 @@ class AgentRun:
         by_name = {tool.spec.name: tool for tool in tools}
         if len(by_name) != len(tools):
             raise RunError(f"two of agent {name}'s tools have the same name")
+        approvals = {}
+        for resource, tool in zip(spec.get("tools") or [], tools, strict=False):
+            document = catalog.find("Tool", str(resource)) or {}
+            rule = (document.get("spec") or {}).get("approval", "never")
+            if rule != "never":
+                approvals[tool.spec.name] = rule
         system = None
         instructions = spec.get("instructions")
         if instructions:
@@ -426,6 +488,7 @@ class AgentRun:
             handoffs,
             system,
             Validator(output_schema) if isinstance(output_schema, dict) else None,
+            approvals,
         )
 
     def _variables(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -435,12 +498,11 @@ class AgentRun:
         return {k: resolve(v) if isinstance(v, str) else v for k, v in variables.items()}
 
     async def _loop(self, spec: dict[str, Any], user_input: str, model_ref: str) -> str:
-        from afctl.tools.base import json_problems
-
         active = self._activate(self.agent, model_ref)
         limits = spec.get("limits") or {}
-        max_turns = int(limits.get("max_turns", DEFAULT_MAX_TURNS))
-        budget = self.options.turn_budget or TurnBudget(max_turns)
+        budget = self.options.turn_budget or TurnBudget(
+            int(limits.get("max_turns", DEFAULT_MAX_TURNS))
+        )
         messages: list[Message] = [active.system] if active.system else []
         if self.options.session is not None:
             memory = spec.get("memory") or {}
@@ -450,17 +512,41 @@ class AgentRun:
         user = Message("user", user_input)
         messages.append(user)
         self._new_messages.append(user)
+        return await self._converse(active, messages, limits, budget, 1)
+
+    async def _converse(
+        self,
+        active: _Active,
+        messages: list[Message],
+        limits: dict[str, Any],
+        budget: TurnBudget,
+        first_turn: int,
+        decided: dict[str, bool] | None = None,
+    ) -> str:
+        """Turns from `first_turn` on; when resuming, the tool calls that ended the conversation
+        so far (the last message) are run first, with `decided` approvals."""
+        from afctl.tools.base import json_problems
+
+        max_turns = int(limits.get("max_turns", DEFAULT_MAX_TURNS))
         repaired = False
-        for turn in range(1, max_turns + 1):
+        pending = decided is not None
+        for turn in range(first_turn, max_turns + 1):
             self.turns = turn
-            budget.spend()
-            response = await self._call_model(active, messages, turn)
-            self._check_limits(limits)
-            messages.append(response.message)
-            self._new_messages.append(response.message)
-            calls = response.message.tool_calls
+            if pending:
+                pending = False
+                calls = messages[-1].tool_calls
+            else:
+                budget.spend()
+                response = await self._call_model(active, messages, turn)
+                self._check_limits(limits)
+                messages.append(response.message)
+                self._new_messages.append(response.message)
+                calls = response.message.tool_calls
             if calls:
-                results, target = await self._run_calls(active, calls, limits, turn, budget)
+                results, target = await self._run_calls(
+                    active, calls, limits, turn, budget, decided
+                )
+                decided = None
                 messages.extend(results)
                 self._new_messages.extend(results)
                 if target is not None:
@@ -495,6 +581,67 @@ class AgentRun:
             self.final_agent = active.name
             return output
         raise _Stop("limit", f"limit: the agent did not finish within max_turns={max_turns}")
+
+    async def _approve(
+        self,
+        active: _Active,
+        calls: tuple[ToolCall, ...],
+        work: list[ToolCall],
+        turn: int,
+        decided: dict[str, bool] | None,
+    ) -> set[str]:
+        """The ids of the calls a person denied. Asks the approver for each call whose tool's
+        `approval` rule requires it; without one, records the request and pauses the run."""
+        from afctl.safety.expr import ExpressionError, truthy
+
+        needed = []
+        for call in work:
+            rule = active.approvals.get(call.name)
+            if isinstance(rule, dict):
+                try:
+                    if truthy(rule["when"], {"args": call.arguments}):
+                        needed.append(call)
+                except ExpressionError:  # a rule that cannot be decided asks a person
+                    needed.append(call)
+            elif rule == "always":
+                needed.append(call)
+        if not needed:
+            return set()
+        if decided is None and self.options.approver is None:
+            self.event(
+                "approval_requested",
+                {
+                    "agent": active.name,
+                    "calls": [c.to_dict() for c in calls],
+                    "pending": [c.id for c in needed],
+                },
+                turn=turn,
+                status="waiting",
+            )
+            names = ", ".join(sorted({c.name for c in needed}))
+            raise _Stop(
+                "approval",
+                f"waiting for a person to approve {names}",
+                "awaiting_approval",
+            )
+        denied = set()
+        for call in needed:
+            if decided is not None:
+                approved, by = decided.get(call.id, False), "afctl approve"
+            else:
+                assert self.options.approver is not None
+                approved, by = await self.options.approver(call.name, call.arguments), "prompt"
+            self.event(
+                "approval",
+                {"id": call.id, "name": call.name, "arguments": call.arguments,
+                 "approved": approved, "by": by},
+                turn=turn,
+                tool=call.name,
+                status="approved" if approved else "denied",
+            )  # fmt: skip
+            if not approved:
+                denied.add(call.id)
+        return denied
 
     def _checks(self) -> Any:
         from afctl.runtime.guardrails import Checks
@@ -549,11 +696,15 @@ class AgentRun:
         limits: dict[str, Any],
         turn: int,
         budget: TurnBudget,
+        decided: dict[str, bool] | None = None,
     ) -> tuple[list[Message], str | None]:
         """Run a turn's tool calls (concurrently); returns their results in the order of the
-        calls, and the agent to hand off to, if the model asked for one."""
+        calls, and the agent to hand off to, if the model asked for one. Calls that need a
+        person's approval are asked for first, or the run pauses (`awaiting_approval`)."""
         handoff = next((c for c in calls if c.name in active.handoffs), None)
         work = [c for c in calls if c.name not in active.handoffs]
+        denied = await self._approve(active, calls, work, turn, decided)
+        work = [c for c in work if c.id not in denied]
         self.tool_call_count += len(work)
         cap = limits.get("max_tool_calls")
         if cap is not None and self.tool_call_count > int(cap):
@@ -569,6 +720,11 @@ class AgentRun:
         for call in calls:
             if id(call) in by_id:
                 results.append(by_id[id(call)])
+            elif call.id in denied:
+                text = "error: a person denied this call; do not try it again"
+                results.append(
+                    Message("tool", text, tool_call_id=call.id, name=call.name, is_error=True)
+                )
             elif call is handoff:
                 text = f"Transferred to {active.handoffs[call.name]}."
                 results.append(Message("tool", text, tool_call_id=call.id, name=call.name))
@@ -776,6 +932,7 @@ class AgentRun:
                 parent_id=self.run_id,
                 provider_factory=self.options.provider_factory,
                 turn_budget=budget,
+                approver=self.options.approver,
             ),
         )
         result = await child.run(tool.render_input(arguments))

@@ -12,14 +12,21 @@ allow-list; nothing is ever passed to `eval`. Allowed:
 
 Refused: attribute names starting with "_", method calls, comprehensions, lambdas, f-strings,
 walrus, starred arguments, keyword arguments, and anything not listed above.
+
+`evaluate` walks the checked tree itself over JSON-like data, with budgets on steps, integer
+size and the length of strings and lists it builds, so `'a' * 10**9`, `9**9**9` and
+`'%999999999d' % 1` fail at once with an ExpressionError, the only error that escapes.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from afctl.errors import UserError
 
@@ -235,3 +242,371 @@ def _syntax_hint(text: str) -> str | None:
     if "!" in text and "!=" not in text:
         return "use `not` instead of !"
     return None
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+MAX_STEPS = 10_000
+"""Evaluation steps (nodes visited, items iterated by functions) per evaluation."""
+MAX_INT_BITS = 4096
+MAX_SIZE = 100_000
+"""Longest string (characters) or list (items) an expression may build."""
+MAX_PATTERN = 1000
+
+_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+}
+
+
+def evaluate(expression: Expression | str, context: Mapping[str, Any]) -> Any:
+    """The value of `expression` over `context` (JSON-like data: dicts, lists, strings,
+    numbers, booleans, null). Raises ExpressionError and nothing else.
+
+    Field access reads dict keys (a missing key, or a field of null, is null); there is no
+    attribute access on Python objects. Budgets bound the work: MAX_STEPS, MAX_INT_BITS for
+    integers, MAX_SIZE for strings and lists built.
+    """
+    parsed = parse_expression(expression) if isinstance(expression, str) else expression
+    try:
+        return _Evaluator(context).visit(parsed.tree.body)
+    except ExpressionError:
+        raise
+    except RecursionError:
+        raise ExpressionError("the expression is nested too deeply") from None
+    except Exception as exc:  # a type error, a division by zero: the expression's fault
+        raise ExpressionError(f"cannot evaluate {parsed.source!r}: {_describe(exc)}") from None
+
+
+def truthy(expression: Expression | str, context: Mapping[str, Any]) -> bool:
+    """Whether the expression holds (`when:` conditions, approval rules)."""
+    return bool(evaluate(expression, context))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ZeroDivisionError):
+        return "division by zero"
+    if isinstance(exc, TypeError):
+        return str(exc).replace("NoneType", "null").replace("'dict'", "'object'")
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Evaluator:
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.context = context
+        self.steps = 0
+
+    def spend(self, steps: int = 1) -> None:
+        self.steps += steps
+        if self.steps > MAX_STEPS:
+            raise ExpressionError(f"the expression takes more than {MAX_STEPS} steps")
+
+    def visit(self, node: ast.AST) -> Any:
+        self.spend()
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:  # the allow-list stops these at parse time
+            raise ExpressionError(f"{type(node).__name__} cannot be evaluated")
+        return method(node)
+
+    def visit_Constant(self, node: ast.Constant) -> Any:
+        return _checked(node.value)
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if node.id in ("true", "True"):
+            return True
+        if node.id in ("false", "False"):
+            return False
+        if node.id in ("null", "None"):
+            return None
+        if node.id not in self.context:
+            raise ExpressionError(f'unknown name "{node.id}"', offset=_offset(node))
+        return _plain(self.context[node.id])
+
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        return _field(self.visit(node.value), node.attr)
+
+    def visit_Subscript(self, node: ast.Subscript) -> Any:
+        value = self.visit(node.value)
+        if isinstance(node.slice, ast.Slice):
+            if not isinstance(value, (str, list)):
+                raise ExpressionError("only strings and lists can be sliced")
+            parts = [None if p is None else self.visit(p) for p in
+                     (node.slice.lower, node.slice.upper, node.slice.step)]  # fmt: skip
+            if not all(p is None or isinstance(p, int) for p in parts):
+                raise ExpressionError("slice bounds must be integers")
+            return value[slice(*parts)]
+        key = self.visit(node.slice)
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return _plain(value.get(key)) if isinstance(key, (str, int, float, bool)) else None
+        if isinstance(value, (list, str)):
+            if not isinstance(key, int) or isinstance(key, bool):
+                raise ExpressionError("list and string indexes must be integers")
+            return _plain(value[key]) if -len(value) <= key < len(value) else None
+        raise ExpressionError(f"cannot index {_kind(value)}")
+
+    def visit_List(self, node: ast.List) -> list[Any]:
+        return _sized([self.visit(e) for e in node.elts])
+
+    def visit_Tuple(self, node: ast.Tuple) -> list[Any]:
+        return _sized([self.visit(e) for e in node.elts])
+
+    def visit_Dict(self, node: ast.Dict) -> dict[Any, Any]:
+        result = {}
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:
+                raise ExpressionError("** in dict literals is not allowed")
+            k = self.visit(key)
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                raise ExpressionError("dict keys must be strings or numbers")
+            result[k] = self.visit(value)
+        return result
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        value: Any = None
+        for operand in node.values:
+            value = self.visit(operand)
+            if isinstance(node.op, ast.And) and not value:
+                return value
+            if isinstance(node.op, ast.Or) and value:
+                return value
+        return value
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not value
+        if not _is_number(value):
+            raise ExpressionError(f"cannot negate {_kind(value)}")
+        return -value if isinstance(node.op, ast.USub) else +value
+
+    def visit_IfExp(self, node: ast.IfExp) -> Any:
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_Compare(self, node: ast.Compare) -> bool:
+        left = self.visit(node.left)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self.visit(right_node)
+            if isinstance(op, (ast.In, ast.NotIn)):
+                if not isinstance(right, (str, list, dict)):
+                    raise ExpressionError(
+                        f"`in` needs a string, list or object, not {_kind(right)}"
+                    )
+                if isinstance(right, str) and not isinstance(left, str):
+                    raise ExpressionError("`in` a string needs a string")
+                self.spend(len(right) // 100)
+                result = (left in right) == isinstance(op, ast.In)
+            else:
+                result = _COMPARE[type(op)](left, right)
+            if not result:
+                return False
+            left = right
+        return True
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        left, right = self.visit(node.left), self.visit(node.right)
+        op = node.op
+        if isinstance(op, ast.Add):
+            if isinstance(left, str) and isinstance(right, str):
+                _check_size(len(left) + len(right))
+                return left + right
+            if isinstance(left, list) and isinstance(right, list):
+                _check_size(len(left) + len(right))
+                return left + right
+            _numbers(left, right, "+")
+            return _int_checked(left + right)
+        if isinstance(op, ast.Mult):
+            for seq, times in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, (str, list))
+                    and isinstance(times, int)
+                    and not isinstance(times, bool)
+                ):
+                    _check_size(len(seq) * max(times, 0))
+                    return seq * times
+            _numbers(left, right, "*")
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and left.bit_length() + right.bit_length() > MAX_INT_BITS
+            ):
+                raise ExpressionError(f"the result would exceed {MAX_INT_BITS} bits")
+            return _int_checked(left * right)
+        _numbers(left, right, _SYMBOL.get(type(op), "?"))  # no `%` formatting of strings
+        if isinstance(op, ast.Pow):
+            return _power(left, right)
+        if isinstance(op, ast.Sub):
+            return _int_checked(left - right)
+        if isinstance(op, ast.Div):
+            return left / right
+        if isinstance(op, ast.FloorDiv):
+            return left // right
+        if isinstance(op, ast.Mod):
+            return left % right
+        raise ExpressionError("unsupported operator")
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        assert isinstance(node.func, ast.Name)  # parse time makes sure
+        arguments = [self.visit(a) for a in node.args]
+        for argument in arguments:
+            if isinstance(argument, (str, list, dict)):
+                self.spend(len(argument) // 100)
+        return _call(node.func.id, arguments)
+
+
+_SYMBOL = {ast.Sub: "-", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
+
+
+def _kind(value: Any) -> str:
+    from afctl.manifests.schema_errors import type_name
+
+    return type_name(value).replace("mapping", "object")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(left: Any, right: Any, symbol: str) -> None:
+    if not (_is_number(left) and _is_number(right)):
+        raise ExpressionError(f"{symbol} needs numbers, not {_kind(left)} and {_kind(right)}")
+
+
+def _int_checked(value: Any) -> Any:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise ExpressionError(f"the result would exceed {MAX_INT_BITS} bits")
+    return value
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_SIZE:
+        raise ExpressionError(f"the result would be longer than {MAX_SIZE}")
+
+
+def _sized(items: list[Any]) -> list[Any]:
+    _check_size(len(items))
+    return items
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
+        if abs(base) > 1 and (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS:
+            raise ExpressionError(f"the result would exceed {MAX_INT_BITS} bits")
+    elif isinstance(exponent, (int, float)) and abs(exponent) > MAX_INT_BITS:
+        raise ExpressionError("the exponent is too large")
+    result = base**exponent
+    if isinstance(result, complex):
+        raise ExpressionError("the result is not a real number")
+    return _int_checked(result)
+
+
+def _field(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return _plain(value.get(name))
+    raise ExpressionError(f'{_kind(value)} has no field "{name}"')
+
+
+def _checked(value: Any) -> Any:
+    if isinstance(value, str):
+        _check_size(len(value))
+    return _int_checked(value)
+
+
+def _plain(value: Any) -> Any:
+    """Context values as JSON-like data: tuples read as lists; other objects are refused."""
+    if value is None or isinstance(value, (bool, int, float, str, list, dict)):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    raise ExpressionError(f"expressions can only read JSON-like data, not {type(value).__name__}")
+
+
+def _text(value: Any, function: str) -> str:
+    if not isinstance(value, str):
+        raise ExpressionError(f"{function}() needs a string, not {_kind(value)}")
+    return value
+
+
+def _items(value: Any, function: str) -> list[Any]:
+    if isinstance(value, dict):
+        return list(value)
+    if not isinstance(value, (list, str)):
+        raise ExpressionError(f"{function}() needs a list, not {_kind(value)}")
+    return list(value)
+
+
+def _call(name: str, args: list[Any]) -> Any:
+    arity = {"len": 1, "lower": 1, "upper": 1, "startswith": 2, "endswith": 2, "contains": 2,
+             "matches": 2, "int": 1, "float": 1, "str": 1, "keys": 1, "values": 1, "any": 1,
+             "all": 1, "sum": 1}  # fmt: skip
+    expected = arity.get(name)
+    if expected is not None and len(args) != expected:
+        raise ExpressionError(f"{name}() takes {expected} argument{'s' if expected > 1 else ''}")
+    if name == "len":
+        if not isinstance(args[0], (str, list, dict)):
+            raise ExpressionError(f"len() needs a string, list or object, not {_kind(args[0])}")
+        return len(args[0])
+    if name in ("lower", "upper"):
+        text = _text(args[0], name)
+        return text.lower() if name == "lower" else text.upper()
+    if name in ("startswith", "endswith"):
+        text, part = _text(args[0], name), _text(args[1], name)
+        return text.startswith(part) if name == "startswith" else text.endswith(part)
+    if name == "contains":
+        haystack, needle = args
+        if isinstance(haystack, str):
+            return _text(needle, name) in haystack
+        return needle in _items(haystack, name)
+    if name == "matches":
+        text, pattern = _text(args[0], name), _text(args[1], name)
+        if len(pattern) > MAX_PATTERN:
+            raise ExpressionError(f"matches() patterns are limited to {MAX_PATTERN} characters")
+        try:
+            return re.search(pattern, text) is not None
+        except re.error as exc:
+            raise ExpressionError(f"matches(): invalid pattern: {exc}") from None
+    if name == "int":
+        value = args[0]
+        if isinstance(value, str) and len(value) > 100:
+            raise ExpressionError("int() of a string longer than 100 characters")
+        return _int_checked(int(value))
+    if name == "float":
+        return float(args[0])
+    if name == "str":
+        value = args[0]
+        text = value if isinstance(value, str) else json.dumps(value) if isinstance(
+            value, (list, dict)) else "null" if value is None else str(value).lower() if isinstance(
+            value, bool) else str(value)  # fmt: skip
+        _check_size(len(text))
+        return text
+    if name == "round":
+        if not 1 <= len(args) <= 2 or not all(_is_number(a) for a in args):
+            raise ExpressionError("round() takes a number and optional digits")
+        if len(args) == 2 and (not isinstance(args[1], int) or abs(args[1]) > 100):
+            raise ExpressionError("round() digits must be an integer between -100 and 100")
+        return round(*args)
+    if name in ("min", "max"):
+        values = _items(args[0], name) if len(args) == 1 else args
+        if not values:
+            raise ExpressionError(f"{name}() of nothing")
+        return min(values) if name == "min" else max(values)
+    if name == "sum":
+        values = _items(args[0], name)
+        if not all(_is_number(v) for v in values):
+            raise ExpressionError("sum() needs a list of numbers")
+        return _int_checked(sum(values))
+    if name in ("any", "all"):
+        values = _items(args[0], name)
+        return any(values) if name == "any" else all(values)
+    if name in ("keys", "values"):
+        if not isinstance(args[0], dict):
+            raise ExpressionError(f"{name}() needs an object, not {_kind(args[0])}")
+        return list(args[0].keys() if name == "keys" else args[0].values())
+    raise ExpressionError(f'unknown function "{name}"')

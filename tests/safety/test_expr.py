@@ -110,3 +110,117 @@ def test_only_expression_errors_escape_on_expression_like_text(source):
         parse_expression(source)
     except ExpressionError:
         pass
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+from afctl.safety.expr import evaluate, truthy  # noqa: E402
+
+CONTEXT = {
+    "args": {"amount": 250, "currency": "EUR", "tags": ["vip", "new"], "note": None},
+    "steps": {"triage": {"output": {"priority": "high", "score": 0.9}}},
+    "output": "Dear customer, your order shipped.",
+    "items": [1, 2, 3],
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "value"),
+    [
+        ("args.amount > 100", True),
+        ("args.amount * 2 + 1", 501),
+        ("args.currency in ['EUR', 'USD'] and 'vip' in args.tags", True),
+        ("steps.triage.output.priority == 'high'", True),
+        ("steps.triage.output.missing", None),  # a missing field is null
+        ("steps.nope.output.priority", None),  # and so is a field of null
+        ("args['currency']", "EUR"),
+        ("items[0] + items[-1]", 4),
+        ("items[10]", None),
+        ("items[1:]", [2, 3]),
+        ("len(output) > 10 and startswith(output, 'Dear')", True),
+        ("matches(lower(output), 'order \\\\w+')", True),
+        ("contains(output, 'shipped') and not contains(args.tags, 'old')", True),
+        ("'high' if steps.triage.output.score > 0.5 else 'low'", "high"),
+        ("args.note or 'none'", "none"),
+        ("sum(items) / len(items)", 2.0),
+        ("max(items) - min(1, 0)", 3),
+        ("round(2.567, 2)", 2.57),
+        ("int('42') + float('0.5')", 42.5),
+        ("str(args.amount) + str(true) + str(null) + str(items)", "250truenull[1, 2, 3]"),
+        ("keys(steps.triage.output)", ["priority", "score"]),
+        ("any([false, 0, 'x']) and not all([1, 0])", True),
+        ("1 < 2 < 3 and not 3 < 2 < 1", True),
+        ("{'a': [1, 2]}['a'][1]", 2),
+        ("2 ** 10 // 3 % 7", 5),
+    ],
+)
+def test_evaluation(source, value):
+    assert evaluate(source, CONTEXT) == value
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("'a' * 10**9", "longer than"),
+        ("[0] * 10**9", "longer than"),
+        ("9**9**9", "bits"),
+        ("2**5000", "bits"),
+        ("10**2000 * 10**2000", "bits"),
+        ("'%999999999d' % 1", "needs numbers"),
+        ("output % 1", "needs numbers"),
+        ("1 / 0", "division by zero"),
+        ("output.length", 'a string has no field "length"'),
+        ("nothing == 1", 'unknown name "nothing"'),
+        ("len(5)", "len() needs"),
+        ("items['x']", "indexes must be integers"),
+        ("1 < 'a'", "cannot evaluate"),
+        ("matches(output, '(')", "invalid pattern"),
+        ("int('9' * 200)", "longer than 100"),
+        ("len(str(items * 40000))", "longer than"),
+    ],
+)
+def test_evaluation_refuses_bombs_and_nonsense(source, fragment):
+    with pytest.raises(ExpressionError) as caught:
+        evaluate(source, CONTEXT)
+    assert fragment in caught.value.message
+
+
+def test_python_objects_in_the_context_cannot_be_reached():
+    class Secretive:
+        password = "hunter2"
+
+    with pytest.raises(ExpressionError, match="JSON-like data"):
+        evaluate("thing.password", {"thing": Secretive()})
+    with pytest.raises(ExpressionError, match="JSON-like data"):
+        evaluate("things[0]", {"things": [Secretive()]})
+
+
+def test_the_step_budget_stops_long_work():
+    with pytest.raises(ExpressionError, match="steps"):
+        evaluate(" + ".join(["len(items)"] * 40) + " > 0", {"items": list(range(90_000))})
+
+
+def test_truthy():
+    assert truthy("args.amount > 100", CONTEXT) is True
+    assert truthy("args.note", CONTEXT) is False
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+TOKENS = [*"abxy()[]{}.,:'+-*/%<>=! 0123456789", " and ", " or ", " not ", " in ", "len(",
+          "str(", "max(", "matches(", "**", "//", "'a' * ", "9 ** "]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(TOKENS), max_size=30).map("".join), json_values, json_values)
+def test_only_expression_errors_escape_evaluation(source, a, b):
+    try:
+        evaluate(source, {"a": a, "b": b, "x": a, "y": b})
+    except ExpressionError:
+        pass

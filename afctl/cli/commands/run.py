@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from afctl.cli.params import filename_option, output_option, state_options
 from afctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from afctl.runtime.agent import Approver, RunResult
 
 
 def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -95,7 +99,29 @@ def run(
         session=session,
         model=model,
         on_text=on_text if streaming and output == "text" else None,
+        approver=terminal_approver(),
     )
+    return report(result, output, printed)
+
+
+def terminal_approver() -> Approver | None:
+    """On a terminal, ask before a tool call that needs approval; elsewhere, None (the run
+    pauses and `afctl approve` decides later)."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+
+    async def ask(name: str, arguments: dict[str, Any]) -> bool:
+        import asyncio
+        import json
+
+        question = f"Allow {name}({json.dumps(arguments, ensure_ascii=False)})?"
+        return await asyncio.to_thread(click.confirm, question, default=False, err=True)
+
+    return ask
+
+
+def report(result: RunResult, output: str, printed: list[str]) -> int:
+    """Print a run's answer (unless it was streamed) and its summary; the exit code."""
     if output == "json":
         from afctl.cli.render import print_json
 
@@ -107,6 +133,8 @@ def run(
     from afctl.cli.render_runs import run_summary
 
     click.echo(run_summary(result), err=True)
+    if result.status == "awaiting_approval":
+        click.echo(f"approve with: afctl approve {result.run_id}   (or deny: --deny)", err=True)
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
     if result.status == "blocked":  # a guardrail's policy said no

@@ -1,0 +1,26 @@
+"""`afctl approve`: let a run that waits for approval go on."""
+
+from __future__ import annotations
+
+import click
+
+from afctl.cli.params import output_option, state_options
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--deny", is_flag=True, help="Refuse the calls instead; the model is told so.")
+@output_option("text", "json")
+@state_options
+def approve(run_id: str, deny: bool, output: str, workspace: str | None, env: str) -> int:
+    """Approve or deny the tool calls a paused run waits for.
+
+    RUN is a run id or a unique prefix of one. The run continues as the same run, with the
+    agent revision it started with; later calls that need approval are asked on a terminal.
+    """
+    from afctl.cli.commands.run import report, terminal_approver
+    from afctl.context import Context
+
+    context = Context(workspace=workspace, env=env)
+    result = context.approve(run_id, deny=deny, approver=terminal_approver())
+    return report(result, output, [])
