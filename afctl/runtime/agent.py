@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,6 +239,8 @@ class AgentRun:
         self.model_label: str | None = None
         self.final_agent: str | None = None
         self._held: tuple[str, dict[str, Any], dict[str, Any]] | None = None
+        self._stack: AsyncExitStack | None = None
+        self._mcp: dict[str, list[Any]] = {}
         self._new_messages: list[Message] = []
 
     # -- the prompt log --------------------------------------------------------------------
@@ -326,8 +329,9 @@ class AgentRun:
 
         status, output, error_type, error = "failed", None, None, None
         timeout = (spec.get("limits") or {}).get("timeout_s")
+        within = self._with_connections(conversation)
         try:
-            output = await (asyncio.wait_for(conversation, timeout) if timeout else conversation)
+            output = await (asyncio.wait_for(within, timeout) if timeout else within)
             status = "succeeded"
         except _Stop as stop:
             status, output = stop.status, stop.output
@@ -379,6 +383,38 @@ class AgentRun:
             self.final_agent,
         )
 
+    async def _with_connections(self, conversation: Awaitable[str]) -> str:
+        """The conversation, with the MCP servers it connects to closed when it ends (in the
+        same task that opened them, as anyio requires)."""
+        try:
+            async with AsyncExitStack() as stack:
+                self._stack = stack
+                try:
+                    return await conversation
+                finally:
+                    self._stack = None
+                    self._mcp.clear()
+        except BaseExceptionGroup as group:  # an MCP client's task group wrapped our error
+            while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
+                inner = group.exceptions[0]
+                if not isinstance(inner, BaseExceptionGroup):
+                    raise inner from None
+                group = inner
+            raise
+
+    async def _mcp_tools(self, resource: str, spec: dict[str, Any]) -> list[Any]:
+        """The tools of an MCP server, connected once per run."""
+        from afctl.tools.mcp_tool import connect
+
+        tools = self._mcp.get(resource)
+        if tools is None:
+            if self._stack is None:
+                raise RunError("MCP servers can only be connected during a run")
+            tools = self._mcp[resource] = await connect(
+                resource, spec, self.environment, self._stack
+            )
+        return tools
+
     async def resume(self, run_id: str, approved: bool) -> RunResult:
         """Go on with a run that paused for approval: its pending tool calls run (approved) or
         are answered as denied, and the conversation continues from the log, as the same run.
@@ -410,9 +446,12 @@ class AgentRun:
         self.log.reopen_run(record.id)
         token = current_run.set(self.run_id)
         try:
-            active = self._activate(str(request.payload["agent"]))
-            conversation = self._converse(active, messages, limits, budget, self.turns, decided)
-            return await self._complete(conversation, spec, started)
+
+            async def conversation() -> str:
+                active = await self._activate(str(request.payload["agent"]))
+                return await self._converse(active, messages, limits, budget, self.turns, decided)
+
+            return await self._complete(conversation(), spec, started)
         finally:
             current_run.reset(token)
 
@@ -443,7 +482,7 @@ class AgentRun:
             self.redact,
         )
 
-    def _activate(self, name: str, model_ref: str | None = None) -> _Active:
+    async def _activate(self, name: str, model_ref: str | None = None) -> _Active:
         """Everything needed to let agent `name` answer: models, tools, handoffs, system."""
         from afctl.tools.agent_tool import HandoffTool
         from afctl.tools.base import Validator
@@ -455,7 +494,18 @@ class AgentRun:
         chain = [resolve_model(model_ref or str(spec.get("model")), models)]
         for fallback in chain[0].fallback:
             chain.append(resolve_model(fallback, models))
-        tools: list[Any] = build_tools(list(spec.get("tools") or []), self.environment)
+        tools: list[Any] = []
+        approvals: dict[str, Any] = {}
+        for resource in spec.get("tools") or []:
+            tool_spec = (catalog.find("Tool", str(resource)) or {}).get("spec") or {}
+            if tool_spec.get("type") == "mcp":
+                made = await self._mcp_tools(str(resource), tool_spec)
+            else:
+                made = build_tools([str(resource)], self.environment)
+            tools.extend(made)
+            rule = tool_spec.get("approval", "never")
+            if rule != "never":
+                approvals.update((tool.spec.name, rule) for tool in made)
         handoffs: dict[str, str] = {}
         for target in spec.get("handoffs") or []:
             document = catalog.get("Agent", str(target))
@@ -464,13 +514,10 @@ class AgentRun:
             tools.append(tool)
         by_name = {tool.spec.name: tool for tool in tools}
         if len(by_name) != len(tools):
-            raise RunError(f"two of agent {name}'s tools have the same name")
-        approvals = {}
-        for resource, tool in zip(spec.get("tools") or [], tools, strict=False):
-            document = catalog.find("Tool", str(resource)) or {}
-            rule = (document.get("spec") or {}).get("approval", "never")
-            if rule != "never":
-                approvals[tool.spec.name] = rule
+            raise RunError(
+                f"two of agent {name}'s tools have the same name",
+                hint="give an MCP Tool a prefix to keep its tools' names apart",
+            )
         system = None
         instructions = spec.get("instructions")
         if instructions:
@@ -498,7 +545,7 @@ class AgentRun:
         return {k: resolve(v) if isinstance(v, str) else v for k, v in variables.items()}
 
     async def _loop(self, spec: dict[str, Any], user_input: str, model_ref: str) -> str:
-        active = self._activate(self.agent, model_ref)
+        active = await self._activate(self.agent, model_ref)
         limits = spec.get("limits") or {}
         budget = self.options.turn_budget or TurnBudget(
             int(limits.get("max_turns", DEFAULT_MAX_TURNS))
@@ -551,7 +598,7 @@ class AgentRun:
                 self._new_messages.extend(results)
                 if target is not None:
                     self.event("handoff", {"from": active.name, "to": target}, turn=turn)
-                    active = self._activate(target)
+                    active = await self._activate(target)
                     messages = _with_system(messages, active.system)
                 continue
             output = response.message.content or ""

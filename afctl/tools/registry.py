@@ -77,6 +77,8 @@ def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
             kind = str(spec.get("type"))
             factories = tool_types()
             factory = factories.get(kind)
+            if kind == "mcp":
+                raise RunError(f"tool {name}: MCP tools are connected by the agent loop")
             if factory is None:
                 raise RunError(
                     f"tool {name}: tools of type {kind!r} cannot run in this version of afctl",
