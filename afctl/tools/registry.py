@@ -44,9 +44,20 @@ def _agent(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool
     )
 
 
+def _http(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+    from afctl.tools.http_tool import build
+
+    return build(name, spec, environment)
+
+
 @hookimpl
 def register_tools() -> dict[str, ToolFactory]:
-    return {"python": _python, "builtin": _builtin, "agent": _agent}
+    return {"python": _python, "builtin": _builtin, "agent": _agent, "http": _http}
+
+
+_STATELESS = frozenset({"python", "builtin", "agent"})
+"""Tool types whose built tools hold nothing of the run that built them (an http tool holds the
+run's secrets, which must redact that run's log), so one can serve every run."""
 
 
 _built: dict[str, Tool] = {}
@@ -71,10 +82,10 @@ def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
             tools.append(BuiltinFileTool(builtin, builtin, environment.root))
             continue
         spec = environment.catalog.get("Tool", name).get("spec") or {}
+        kind = str(spec.get("type"))
         key = json.dumps([name, spec, str(environment.root)], sort_keys=True, default=str)
-        built = _built.get(key)
+        built = _built.get(key) if kind in _STATELESS else None
         if built is None:
-            kind = str(spec.get("type"))
             factories = tool_types()
             factory = factories.get(kind)
             if kind == "mcp":
@@ -84,6 +95,8 @@ def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
                     f"tool {name}: tools of type {kind!r} cannot run in this version of afctl",
                     hint="available tool types: " + ", ".join(sorted(factories)),
                 )
-            built = _built[key] = factory(name, spec, environment)
+            built = factory(name, spec, environment)
+            if kind in _STATELESS:
+                _built[key] = built
         tools.append(built)
     return tools
