@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from afctl.errors import ManifestError, UsageError
+from afctl.errors import AfctlError, ManifestError, UsageError
 from afctl.workspace import WORKSPACE_DIR, find_workspace
 
 if TYPE_CHECKING:
+    from afctl.knowledge.index import BuildReport, Hit, KnowledgeIndex
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
     from afctl.promptlog.store import EventRecord, PromptLog, RunRecord
@@ -53,12 +54,23 @@ def _as_list(paths: PathArg | Sequence[PathArg]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class KnowledgeBuild:
+    """A knowledge pack's index build: its report, or why it could not be built."""
+
+    pack: str
+    report: BuildReport | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class ApplyOutcome:
     """What an apply (or delete, or rollback) did."""
 
     plan: Plan
     record: ApplyRecord | None
     """None when there was nothing to do or the user declined."""
+    knowledge: tuple[KnowledgeBuild, ...] = ()
+    """The knowledge packs brought up to date with their sources after the apply."""
 
     @property
     def applied(self) -> bool:
@@ -264,12 +276,89 @@ class Context:
             StateConflict: the workspace stayed locked for `lock_timeout` seconds.
         """
         files = _as_list(paths)
-        return self._apply_locked(
+        outcome = self._apply_locked(
             lambda store: self._plan_with(store, files, prune),
             confirm=confirm,
             lock_timeout=lock_timeout,
             command=command,
         )
+        return self._with_knowledge(outcome)
+
+    def _with_knowledge(self, outcome: ApplyOutcome) -> ApplyOutcome:
+        """After an apply, bring every applied knowledge pack up to date with its sources
+        (incremental: a pack whose files did not change costs a hash of each)."""
+        from dataclasses import replace
+
+        store = self._open_state(create=False)
+        if store is None:
+            return outcome
+        with store:
+            packs = store.documents_of_kind(self.env, "KnowledgePack")
+        if not packs:
+            return outcome
+        builds = []
+        with self.knowledge_index() as index:
+            for name, document in packs.items():
+                try:
+                    report = index.build(name, document.get("spec") or {}, self.root)
+                    builds.append(KnowledgeBuild(name, report))
+                except (AfctlError, OSError) as exc:
+                    builds.append(KnowledgeBuild(name, None, str(exc)))
+        return replace(outcome, knowledge=tuple(builds))
+
+    def knowledge_index(self) -> KnowledgeIndex:
+        """The workspace's knowledge index (`.afctl/knowledge.db`)."""
+        from afctl.knowledge.index import KnowledgeIndex
+
+        return KnowledgeIndex.open(self._workspace_dir())
+
+    def knowledge_build(
+        self, name: str, *, paths: PathArg | Sequence[PathArg] | None = None
+    ) -> BuildReport:
+        """Index knowledge pack `name` (from `paths`, or the applied state), incrementally.
+
+        Raises:
+            UsageError: there is no such pack, or a source glob leaves the repository.
+        """
+        spec = self._knowledge_spec(name, paths)
+        with self.knowledge_index() as index:
+            return index.build(name, spec, self.root)
+
+    def knowledge_query(
+        self,
+        name: str,
+        question: str,
+        *,
+        k: int | None = None,
+        paths: PathArg | Sequence[PathArg] | None = None,
+    ) -> list[Hit]:
+        """The chunks of pack `name` that best answer `question`, best first; the index is
+        brought up to date first.
+
+        Raises:
+            UsageError: there is no such pack.
+        """
+        spec = self._knowledge_spec(name, paths)
+        retrieval = spec.get("retrieval") or {}
+        with self.knowledge_index() as index:
+            index.build(name, spec, self.root)
+            return index.search(
+                name, question, k or int(retrieval.get("top_k", 5)), retrieval.get("min_score")
+            )
+
+    def _knowledge_spec(
+        self, name: str, paths: PathArg | Sequence[PathArg] | None
+    ) -> dict[str, Any]:
+        catalog = self._catalog(_as_list(paths) if paths else None)
+        document = catalog.find("KnowledgePack", name)
+        if document is None:
+            where = "in the given files" if paths else f"in environment {self.env}"
+            raise UsageError(
+                f"knowledgepack/{name} is not defined {where}",
+                hint="apply it first (afctl apply -f .), or pass its manifest with -f",
+            )
+        spec: dict[str, Any] = document.get("spec") or {}
+        return spec
 
     @staticmethod
     def read_plan(path: PathArg) -> Plan:
@@ -318,8 +407,8 @@ class Context:
             check_plan_applies(store, plan)
             return plan
 
-        return self._apply_locked(
-            checked, confirm=confirm, lock_timeout=lock_timeout, command=command
+        return self._with_knowledge(
+            self._apply_locked(checked, confirm=confirm, lock_timeout=lock_timeout, command=command)
         )
 
     def diff(
@@ -470,9 +559,13 @@ class Context:
         """The workspace's prompt log (created with the workspace if there is none yet)."""
         from afctl.promptlog.store import PromptLog
 
+        return PromptLog.open(self._workspace_dir())
+
+    def _workspace_dir(self) -> Path:
+        """The workspace folder, `.afctl` in the current directory when none was found."""
         if self.workspace is None:
             self.workspace = Path.cwd() / WORKSPACE_DIR
-        return PromptLog.open(self.workspace)
+        return self.workspace
 
     def runs(
         self, *, agent: str | None = None, status: str | None = None, limit: int = 20
@@ -543,7 +636,7 @@ class Context:
             )
         variables = dict(variables or {})
         secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-        environment = RunEnvironment(self.root, secrets, catalog)
+        environment = RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir())
         with self.prompt_log() as log:
             options = RunOptions(variables, session, model, on_text, self.env, approver=approver)
             return asyncio.run(AgentRun(name, environment, log, options).run(user_input))
@@ -583,7 +676,8 @@ class Context:
             )
             variables = log.payload(record.id).get("vars") or {}
             secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-            environment = RunEnvironment(self.root, secrets, catalog)
+            workspace = self._workspace_dir()
+            environment = RunEnvironment(self.root, secrets, catalog, workspace=workspace)
             options = RunOptions(
                 variables, None, None, on_text, record.env, record.parent_id, approver=approver
             )

@@ -74,6 +74,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.runs:runs",
         "List recent runs from the prompt log, newest first.",
     ),
+    "knowledge": (
+        "afctl.cli.commands.knowledge:knowledge",
+        "Build and search the indexes of knowledge packs.",
+    ),
     "force-unlock": (
         "afctl.cli.commands.unlock:force_unlock",
         "Remove a workspace lock left by an apply that died.",

@@ -102,16 +102,26 @@ def render_outcome(out: Console, outcome: ApplyOutcome) -> None:
     from rich.text import Text
 
     record = outcome.record
-    if record is None:
-        return
-    out.print(
-        Text("Apply complete: ", style="bold green")
-        + Text(
-            f"{record.creates} created, {record.updates} updated, {record.deletes} deleted. "
-            f"Environment {record.env}, state serial {record.serial_before} → "
-            f"{record.serial_after}, apply {record.id}."
+    if record is not None:
+        out.print(
+            Text("Apply complete: ", style="bold green")
+            + Text(
+                f"{record.creates} created, {record.updates} updated, {record.deletes} deleted. "
+                f"Environment {record.env}, state serial {record.serial_before} → "
+                f"{record.serial_after}, apply {record.id}."
+            )
         )
-    )
+    for build in outcome.knowledge:
+        if build.report is None:
+            out.print(Text(f"knowledge/{build.pack}: not indexed: {build.error}", style="yellow"))
+        elif build.report.indexed or build.report.removed:
+            report = build.report
+            out.print(
+                f"knowledge/{build.pack}: indexed {report.indexed} changed files "
+                f"({report.chunks} chunks in all)",
+                markup=False,
+                highlight=False,
+            )
 
 
 def age(timestamp: str, now: datetime.datetime | None = None) -> str:

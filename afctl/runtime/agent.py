@@ -506,6 +506,16 @@ class AgentRun:
             rule = tool_spec.get("approval", "never")
             if rule != "never":
                 approvals.update((tool.spec.name, rule) for tool in made)
+        if spec.get("knowledge"):
+            from afctl.tools.knowledge_tool import KnowledgeTool
+
+            for pack in spec.get("knowledge") or []:
+                document = catalog.get("KnowledgePack", str(pack))
+                tools.append(
+                    KnowledgeTool(
+                        str(pack), document, self.environment.root, self.environment.workspace_dir
+                    )
+                )
         handoffs: dict[str, str] = {}
         for target in spec.get("handoffs") or []:
             document = catalog.get("Agent", str(target))

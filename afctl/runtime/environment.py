@@ -58,6 +58,12 @@ class RunEnvironment:
     catalog: Catalog = field(default_factory=lambda: Catalog({}))
     providers: ProviderPool | None = None
     """Shared SDK clients; without one, a run creates and closes its own."""
+    workspace: Path | None = None
+    """Where the workspace's files live (the knowledge index); `root/.afctl` by default."""
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.workspace if self.workspace is not None else self.root / ".afctl"
 
     def env(self, name: str) -> str | None:
         """An environment variable, remembered as a secret (so it is redacted everywhere)."""

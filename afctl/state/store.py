@@ -268,6 +268,16 @@ class StateStore:
 
         return read
 
+    def documents_of_kind(self, env: str, kind: str) -> dict[str, dict[str, Any]]:
+        """The applied documents of one kind, by name."""
+        import json
+
+        rows = self.conn.execute(
+            "SELECT name, document FROM resources WHERE env = ? AND kind = ? ORDER BY name",
+            [env, kind],
+        ).fetchall()
+        return {name: json.loads(document) for name, document in rows}
+
     def resource(self, env: str, kind: str, name: str) -> AppliedResource | None:
         rows = list(
             self.db.query(
