@@ -6,7 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["startup_bench.py", "validate_bench.py", "state_bench.py", "run_bench.py"]
+BENCHMARKS = [
+    "startup_bench.py",
+    "validate_bench.py",
+    "state_bench.py",
+    "run_bench.py",
+    "knowledge_bench.py",
+]
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent

@@ -76,10 +76,16 @@ step 'afctl run agent/counter "count the words in this sentence please"    # pyt
 step 'afctl run agent/assistant "Where is order 123?"    # local/echo'
 "$AFCTL" run agent/assistant "Where is order 123?"
 
+step 'afctl run agent/desk "How do I get a refund?"    # searches the docs knowledge pack'
+"$AFCTL" run agent/desk "How do I get a refund?"
+
+step 'afctl run agent/desk "count the words of: to be or not to be"    # hands off to counter'
+"$AFCTL" run agent/desk "count the words of: to be or not to be"
+
 step afctl runs
 "$AFCTL" runs
 
-step "afctl runs show <the counter run>"
-"$AFCTL" runs show "$("$AFCTL" runs --agent counter -n 1 -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
+step "afctl runs show <the desk run that handed off>"
+"$AFCTL" runs show "$("$AFCTL" runs --agent desk -n 1 -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
 
 printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo\n'

@@ -24,7 +24,7 @@ class KnowledgeTool:
         self.spec = ToolSpec(
             f"search_{pack}",
             f"Search the {pack} knowledge pack" + (f" ({about})" if about else "")
-            + ". Returns the best passages, each with its source file and lines; cite them.",
+            + ". Returns the best passages, each after its [source file:lines]; cite them.",
             {
                 "type": "object",
                 "properties": {
@@ -38,7 +38,8 @@ class KnowledgeTool:
         self.timeout_s: float | None = None
         self._fresh = False
 
-    def _search(self, query: str, k: int) -> list[dict[str, Any]]:
+    def _search(self, query: str, k: int) -> str:
+        """The passages as text a model reads well: `[source] heading`, then the passage."""
         from afctl.knowledge.index import KnowledgeIndex
 
         with KnowledgeIndex.open(self.index_dir) as index:
@@ -46,10 +47,12 @@ class KnowledgeTool:
                 index.build(self.pack, self.pack_spec, self.root)
                 self._fresh = True
             hits = index.search(self.pack, query, k, self.min_score)
-        return [
-            {"source": h.source, "heading": h.heading, "score": round(h.score, 3), "text": h.text}
-            for h in hits
-        ]
+        if not hits:
+            return "No passages match."
+        return "\n\n".join(
+            f"[{hit.source}]" + (f" {hit.heading}" if hit.heading else "") + f"\n{hit.text}"
+            for hit in hits
+        )
 
     async def call(self, arguments: dict[str, Any]) -> Any:
         k = int(arguments.get("k") or self.top_k)

@@ -209,8 +209,9 @@ def test_an_agent_searches_its_knowledge_pack(tmp_path):
         "agent/helper", "when will my refund be paid", paths=[str(repo)]
     )
     assert result.ok, result.error
-    (hit,) = json.loads(result.output or "")
-    assert hit["source"].startswith("docs/returns.md:") and "original payment method" in hit["text"]
+    assert (result.output or "").startswith("[docs/returns.md:")
+    assert "Returns > Refunds" in (result.output or "")
+    assert "original payment method" in (result.output or "")
     with Context(workspace=repo / ".afctl").prompt_log() as log:
         first = next(iter(log.events(result.run_id)))
         offered = first.payload["request"]["tools"]
