@@ -297,14 +297,33 @@ class Context:
         if not packs:
             return outcome
         builds = []
+        catalog = self._catalog(None)
         with self.knowledge_index() as index:
             for name, document in packs.items():
+                spec = document.get("spec") or {}
                 try:
-                    report = index.build(name, document.get("spec") or {}, self.root)
+                    with self._embedder(spec, catalog) as embed:
+                        report = index.build(name, spec, self.root, embed)
                     builds.append(KnowledgeBuild(name, report))
                 except (AfctlError, OSError) as exc:
                     builds.append(KnowledgeBuild(name, None, str(exc)))
         return replace(outcome, knowledge=tuple(builds))
+
+    def _embedder(self, spec: dict[str, Any], catalog: Catalog) -> Any:
+        """The pack's embedding model as a callable (a context manager); a no-op one for
+        full-text packs."""
+        import contextlib
+
+        from afctl.knowledge.index import index_type
+
+        if index_type(spec) == "fts":
+            return contextlib.nullcontext(None)
+        from afctl.knowledge.embed import Embedder
+        from afctl.runtime.environment import RunEnvironment
+        from afctl.safety.secrets import Secrets
+
+        model = str((spec.get("index") or {}).get("embedding_model"))
+        return Embedder(model, RunEnvironment(self.root, Secrets(), catalog))
 
     def knowledge_index(self) -> KnowledgeIndex:
         """The workspace's knowledge index (`.afctl/knowledge.db`)."""
@@ -320,9 +339,10 @@ class Context:
         Raises:
             UsageError: there is no such pack, or a source glob leaves the repository.
         """
-        spec = self._knowledge_spec(name, paths)
-        with self.knowledge_index() as index:
-            return index.build(name, spec, self.root)
+        catalog = self._catalog(_as_list(paths) if paths else None)
+        spec = self._knowledge_spec(name, catalog, paths)
+        with self.knowledge_index() as index, self._embedder(spec, catalog) as embed:
+            return index.build(name, spec, self.root, embed)
 
     def knowledge_query(
         self,
@@ -338,18 +358,25 @@ class Context:
         Raises:
             UsageError: there is no such pack.
         """
-        spec = self._knowledge_spec(name, paths)
+        from afctl.knowledge.index import index_type
+
+        catalog = self._catalog(_as_list(paths) if paths else None)
+        spec = self._knowledge_spec(name, catalog, paths)
         retrieval = spec.get("retrieval") or {}
-        with self.knowledge_index() as index:
-            index.build(name, spec, self.root)
+        with self.knowledge_index() as index, self._embedder(spec, catalog) as embed:
+            index.build(name, spec, self.root, embed)
             return index.search(
-                name, question, k or int(retrieval.get("top_k", 5)), retrieval.get("min_score")
+                name,
+                question,
+                k or int(retrieval.get("top_k", 5)),
+                retrieval.get("min_score"),
+                mode=index_type(spec),
+                embed=embed,
             )
 
     def _knowledge_spec(
-        self, name: str, paths: PathArg | Sequence[PathArg] | None
+        self, name: str, catalog: Catalog, paths: PathArg | Sequence[PathArg] | None
     ) -> dict[str, Any]:
-        catalog = self._catalog(_as_list(paths) if paths else None)
         document = catalog.find("KnowledgePack", name)
         if document is None:
             where = "in the given files" if paths else f"in environment {self.env}"

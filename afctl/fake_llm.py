@@ -74,6 +74,15 @@ class LLMServer:
                     server.requests.append(
                         Recorded(self.path, body, {k.lower(): v for k, v in self.headers.items()})
                     )
+                if self.path.endswith("/embeddings"):  # not from the queue of chat replies
+                    payload = json.dumps(embeddings(body)).encode()
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                with server._lock:
                     if server.queue:
                         reply = server.queue.popleft()
                     elif server.responder is not None:
@@ -187,6 +196,32 @@ def openai_completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             "completion_tokens": reply.output_tokens,
             "total_tokens": reply.input_tokens + reply.output_tokens,
         },
+    }
+
+
+def embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI embeddings response: afctl's offline hashing vectors for each input."""
+    from afctl.providers.offline import hashing_vector
+
+    texts = body.get("input") or []
+    texts = [texts] if isinstance(texts, str) else texts
+
+    def encode(vector: list[float]) -> Any:
+        if body.get("encoding_format") != "base64":  # what the SDK asks for by default
+            return vector
+        import array
+        import base64
+
+        return base64.b64encode(array.array("f", vector).tobytes()).decode()
+
+    return {
+        "object": "list",
+        "model": body.get("model", "test"),
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode(hashing_vector(str(text)))}
+            for i, text in enumerate(texts)
+        ],
+        "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
     }
 
 

@@ -1,5 +1,7 @@
 """The knowledge index, `.afctl/knowledge.db`: chunks of every pack with an SQLite FTS5 index,
-ranked by BM25. Embedded, no model needed.
+ranked by BM25 (embedded, no model needed), and for `embeddings` and `hybrid` packs a vector
+per chunk from the pack's embedding model, searched with DuckDB's `array_cosine_similarity`;
+`hybrid` fuses both rankings by reciprocal rank.
 
 Builds are incremental: a file whose bytes (SHA-256) are unchanged keeps its chunks; changed
 files are re-chunked, removed ones dropped; a change of the pack's chunking settings rebuilds
@@ -12,6 +14,7 @@ import json
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,11 @@ from afctl.knowledge.ingest import find_sources
 
 INDEX_FILE = "knowledge.db"
 DEFAULT_TOP_K = 5
+EMBED_BATCH = 64
+RRF_K = 60
+"""Reciprocal rank fusion: a hit at rank r counts 1 / (RRF_K + r)."""
+Embed = Callable[[list[str]], list[list[float]]]
+"""Texts -> their vectors (the pack's embedding model)."""
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (name TEXT PRIMARY KEY, settings TEXT, built_at TEXT);
@@ -33,6 +41,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     heading TEXT, text TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (pack, path);
+CREATE TABLE IF NOT EXISTS vectors (chunk_id INTEGER PRIMARY KEY, pack TEXT, vector TEXT);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, heading, content='chunks', content_rowid='id', tokenize='porter unicode61'
 );
@@ -111,20 +120,23 @@ class KnowledgeIndex:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def build(self, name: str, spec: dict[str, Any], root: Path) -> BuildReport:
-        """Bring pack `name` up to date with its sources."""
+    def build(
+        self, name: str, spec: dict[str, Any], root: Path, embed: Embed | None = None
+    ) -> BuildReport:
+        """Bring pack `name` up to date with its sources (and, for embeddings and hybrid
+        packs, give every chunk a vector; chunks still without one after a failure get theirs
+        on the next build)."""
         started = time.perf_counter()
-        kind = (spec.get("index") or {}).get("type", "fts")
-        if kind != "fts":
-            raise UsageError(
-                f"knowledge pack {name}: {kind} indexes are not built by this version of afctl",
-                hint="use index: {type: fts} (SQLite FTS5 with BM25)",
-            )
+        kind = index_type(spec)
+        if kind != "fts" and embed is None:
+            raise UsageError(f"knowledge pack {name}: a {kind} index needs its embedding model")
         chunking = spec.get("chunking") or {}
         strategy = str(chunking.get("strategy", "markdown"))
         size = int(chunking.get("size", DEFAULT_SIZE))
         overlap = int(chunking.get("overlap", DEFAULT_OVERLAP))
-        settings = json.dumps([strategy, size, overlap, spec.get("sources")], sort_keys=True)
+        settings = json.dumps(
+            [strategy, size, overlap, spec.get("sources"), spec.get("index")], sort_keys=True
+        )
         sources = list(find_sources(list(spec.get("sources") or []), root))
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -172,15 +184,44 @@ class KnowledgeIndex:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if kind != "fts" and embed is not None:
+            self._embed_missing(name, embed)
         return BuildReport(
             name, len(sources), indexed, len(sources) - indexed, len(removed), int(total[0]),
             time.perf_counter() - started,
         )  # fmt: skip
 
+    def _embed_missing(self, pack: str, embed: Embed) -> None:
+        """Vectors for the pack's chunks that have none, a batch per transaction (no write
+        lock is held while the model works)."""
+        while True:
+            rows = self.conn.execute(
+                "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id "
+                "WHERE c.pack = ? AND v.chunk_id IS NULL LIMIT ?",
+                [pack, EMBED_BATCH],
+            ).fetchall()
+            if not rows:
+                return
+            vectors = embed([text for _, text in rows])
+            if len(vectors) != len(rows):
+                raise UsageError("the embedding model returned a wrong number of vectors")
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO vectors (chunk_id, pack, vector) VALUES (?, ?, ?)",
+                [(chunk_id, pack, json.dumps(vector)) for (chunk_id, _), vector in
+                 zip(rows, vectors, strict=True)],
+            )  # fmt: skip
+            self.conn.execute("COMMIT")
+
     def _drop_file(self, pack: str, path: str) -> None:
         self.conn.execute(
             "INSERT INTO chunks_fts (chunks_fts, rowid, text, heading) "
             "SELECT 'delete', id, text, heading FROM chunks WHERE pack = ? AND path = ?",
+            [pack, path],
+        )
+        self.conn.execute(
+            "DELETE FROM vectors WHERE chunk_id IN "
+            "(SELECT id FROM chunks WHERE pack = ? AND path = ?)",
             [pack, path],
         )
         self.conn.execute("DELETE FROM chunks WHERE pack = ? AND path = ?", [pack, path])
@@ -199,22 +240,96 @@ class KnowledgeIndex:
         )
 
     def search(
-        self, name: str, question: str, k: int = DEFAULT_TOP_K, min_score: float | None = None
+        self,
+        name: str,
+        question: str,
+        k: int = DEFAULT_TOP_K,
+        min_score: float | None = None,
+        *,
+        mode: str = "fts",
+        embed: Embed | None = None,
     ) -> list[Hit]:
-        """The k chunks of pack `name` that best match `question` (BM25).
+        """The k chunks of pack `name` that best match `question`: by BM25 (`fts`), by cosine
+        similarity of embeddings (`embeddings`), or both fused by reciprocal rank (`hybrid`).
 
         Raises:
-            UsageError: the pack has not been built.
+            UsageError: the pack has not been built, or needs an embedding model.
         """
+        if not self.is_built(name):
+            raise UsageError(
+                f"knowledge pack {name} has no index yet", hint=f"afctl knowledge build {name}"
+            )
+        if mode == "fts":
+            hits = self._fts(name, question, k)
+        else:
+            if embed is None:
+                raise UsageError(f"knowledge pack {name}: {mode} search needs its embedding model")
+            vector = embed([question])[0]
+            if mode == "embeddings":
+                hits = self._nearest(name, vector, k)
+            else:
+                rankings = [self._fts(name, question, k * 4), self._nearest(name, vector, k * 4)]
+                hits = _fuse(rankings, k)
+        if min_score is not None:
+            hits = [hit for hit in hits if hit.score >= min_score]
+        return hits
+
+    def _fts(self, name: str, question: str, k: int) -> list[Hit]:
         query = fts_query(question)
         if query is None:
             return []
         rows = self.conn.execute(_SEARCH, [query, name, k]).fetchall()
-        if not rows and not self.is_built(name):
-            raise UsageError(
-                f"knowledge pack {name} has no index yet", hint=f"afctl knowledge build {name}"
+        return [Hit(p, s, e, h, t, -score) for p, s, e, h, t, score in rows]
+
+    def _nearest(self, name: str, vector: list[float], k: int) -> list[Hit]:
+        from afctl.duckdb_sqlite import connect
+
+        dimensions = len(vector)
+        duck = connect()
+        try:
+            duck.execute(f"ATTACH '{self.path.as_posix()}' AS k (TYPE sqlite, READ_ONLY)")
+            scored = duck.execute(
+                f"SELECT chunk_id, array_cosine_similarity(CAST(vector AS FLOAT[{dimensions}]), "
+                f"CAST(? AS FLOAT[{dimensions}])) AS score FROM k.vectors WHERE pack = ? "
+                "ORDER BY score DESC LIMIT ?",
+                [vector, name, k],
+            ).fetchall()
+        finally:
+            duck.close()
+        if not scored:
+            return []
+        marks = ", ".join("?" * len(scored))
+        rows = {
+            chunk_id: (path, start, end, heading, text)
+            for chunk_id, path, start, end, heading, text in self.conn.execute(
+                f"SELECT id, path, start_line, end_line, heading, text FROM chunks "
+                f"WHERE id IN ({marks})",
+                [chunk_id for chunk_id, _ in scored],
             )
-        hits = [Hit(p, s, e, h, t, -score) for p, s, e, h, t, score in rows]
-        if min_score is not None:
-            hits = [hit for hit in hits if hit.score >= min_score]
+        }
+        hits = []
+        for chunk_id, score in scored:
+            if chunk_id in rows:
+                path, start, end, heading, text = rows[chunk_id]
+                hits.append(Hit(path, start, end, heading, text, float(score)))
         return hits
+
+
+def index_type(spec: dict[str, Any]) -> str:
+    return str((spec.get("index") or {}).get("type", "fts"))
+
+
+def _fuse(rankings: list[list[Hit]], k: int) -> list[Hit]:
+    """Reciprocal rank fusion of rankings of the same chunks."""
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            scores[hit.source] = scores.get(hit.source, 0.0) + 1.0 / (RRF_K + rank)
+            first.setdefault(hit.source, hit)
+    ordered = sorted(scores, key=lambda source: -scores[source])[:k]
+    return [
+        Hit(first[s].path, first[s].start_line, first[s].end_line, first[s].heading,
+            first[s].text, scores[s])
+        for s in ordered
+    ]  # fmt: skip

@@ -35,7 +35,7 @@ def known_provider(name: str) -> bool:
     return name in providers()
 
 
-LOCAL_MODELS = ("echo", "scripted")
+LOCAL_MODELS = ("echo", "scripted", "hashing")
 BUILTIN_TOOL_PREFIX = "builtin/"
 KNOWN_METASCHEMAS = frozenset(
     f"{scheme}://json-schema.org/{draft}"

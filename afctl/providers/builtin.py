@@ -79,8 +79,13 @@ def _local(config: ModelConfig, environment: RunEnvironment) -> Any:
         return EchoProvider()
     if config.model == "scripted":
         return ScriptedProvider(config.script, environment.root)
+    if config.model == "hashing":
+        from afctl.providers.offline import HashingEmbedder
+
+        return HashingEmbedder()
     raise RunError(
-        f"unknown offline model local/{config.model}", hint="use local/echo or local/scripted"
+        f"unknown offline model local/{config.model}",
+        hint="use local/echo, local/scripted or local/hashing (embeddings)",
     )
 
 

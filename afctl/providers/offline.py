@@ -7,13 +7,14 @@ the reply, text or tool calls. They make demos, tests and CI deterministic and f
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from afctl.errors import UsageError
+from afctl.errors import RunError, UsageError
 from afctl.providers.types import Message, ModelRequest, ModelResponse, OnText, ToolCall, Usage
 
 
@@ -150,3 +151,38 @@ def _rules_from_file(path: Path) -> list[dict[str, Any]]:
     if not isinstance(rules, list):
         raise UsageError(f"{path} must hold a list of rules (or a mapping with `rules:`)")
     return rules
+
+
+HASHING_DIMENSIONS = 256
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def hashing_vector(text: str, dimensions: int = HASHING_DIMENSIONS) -> list[float]:
+    """A bag-of-words vector by feature hashing: words and word pairs hashed (stably) into
+    `dimensions` signed buckets, L2-normalized. No model, no network: texts that share words
+    point the same way."""
+    import hashlib
+    import math
+
+    vector = [0.0] * dimensions
+    words = [w.lower() for w in _TOKEN.findall(text)]
+    features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    for feature in features:
+        digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+        bucket = int.from_bytes(digest[:4], "little") % dimensions
+        vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+class HashingEmbedder:
+    """`local/hashing`: embeddings computed on the spot (see `hashing_vector`)."""
+
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        return [hashing_vector(text) for text in texts]
+
+    async def complete(self, request: ModelRequest, on_text: OnText | None = None) -> ModelResponse:
+        raise RunError("local/hashing only makes embeddings; it cannot answer")
+
+    async def aclose(self) -> None:
+        return None

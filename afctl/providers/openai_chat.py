@@ -83,6 +83,17 @@ class OpenAIChatProvider:
     async def aclose(self) -> None:
         await self.client.close()
 
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Embeddings from the provider's /embeddings endpoint, in the order of `texts`."""
+        import openai
+
+        try:
+            response = await self.client.embeddings.create(model=model, input=texts)
+        except Exception as exc:
+            raise translate(self.name, openai, exc) from None
+        vectors = sorted(response.data, key=lambda item: item.index)
+        return [list(item.embedding) for item in vectors]
+
     def _arguments(self, request: ModelRequest) -> dict[str, Any]:
         params = dict(request.params)
         extra = params.pop("extra", None) or {}

@@ -511,11 +511,7 @@ class AgentRun:
 
             for pack in spec.get("knowledge") or []:
                 document = catalog.get("KnowledgePack", str(pack))
-                tools.append(
-                    KnowledgeTool(
-                        str(pack), document, self.environment.root, self.environment.workspace_dir
-                    )
-                )
+                tools.append(KnowledgeTool(str(pack), document, self.environment))
         handoffs: dict[str, str] = {}
         for target in spec.get("handoffs") or []:
             document = catalog.get("Agent", str(target))

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afctl.providers.types import ToolSpec
+
+if TYPE_CHECKING:
+    from afctl.runtime.environment import RunEnvironment
 
 
 class KnowledgeTool:
     """Searches one pack; the index is brought up to date on the first search of a run."""
 
-    def __init__(self, pack: str, document: dict[str, Any], root: Path, index_dir: Path) -> None:
+    def __init__(self, pack: str, document: dict[str, Any], environment: RunEnvironment) -> None:
         self.pack = pack
         self.pack_spec: dict[str, Any] = document.get("spec") or {}
-        self.root = root
-        self.index_dir = index_dir
+        self.environment = environment
+        self.root = environment.root
+        self.index_dir = environment.workspace_dir
         about = (document.get("metadata") or {}).get("description")
         retrieval = self.pack_spec.get("retrieval") or {}
         self.top_k = int(retrieval.get("top_k", 5))
@@ -40,13 +43,22 @@ class KnowledgeTool:
 
     def _search(self, query: str, k: int) -> str:
         """The passages as text a model reads well: `[source] heading`, then the passage."""
-        from afctl.knowledge.index import KnowledgeIndex
+        import contextlib
 
-        with KnowledgeIndex.open(self.index_dir) as index:
+        from afctl.knowledge.index import KnowledgeIndex, index_type
+
+        kind = index_type(self.pack_spec)
+        embedder: Any = contextlib.nullcontext(None)
+        if kind != "fts":
+            from afctl.knowledge.embed import Embedder
+
+            model = str((self.pack_spec.get("index") or {}).get("embedding_model"))
+            embedder = Embedder(model, self.environment)
+        with KnowledgeIndex.open(self.index_dir) as index, embedder as embed:
             if not self._fresh:
-                index.build(self.pack, self.pack_spec, self.root)
+                index.build(self.pack, self.pack_spec, self.root, embed)
                 self._fresh = True
-            hits = index.search(self.pack, query, k, self.min_score)
+            hits = index.search(self.pack, query, k, self.min_score, mode=kind, embed=embed)
         if not hits:
             return "No passages match."
         return "\n\n".join(

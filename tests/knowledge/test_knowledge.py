@@ -216,3 +216,61 @@ def test_an_agent_searches_its_knowledge_pack(tmp_path):
         first = next(iter(log.events(result.run_id)))
         offered = first.payload["request"]["tools"]
     assert offered[0]["name"] == "search_help" and "Help center" in offered[0]["description"]
+
+
+def vector_pack(model: str, kind: str) -> str:
+    return (
+        "apiVersion: afctl/v1\nkind: KnowledgePack\nmetadata: {name: help}\n"
+        "spec: {sources: [{path: 'docs/*.md'}], chunking: {size: 120}, "
+        f"index: {{type: {kind}, embedding_model: {model}}}}}\n"
+    )
+
+
+@pytest.mark.parametrize("kind", ["embeddings", "hybrid"])
+def test_embeddings_and_hybrid_indexes_find_the_known_answers(tmp_path, capsys, kind):
+    repo = write_repo(tmp_path, {**CORPUS, "pack.yaml": vector_pack("local/hashing", kind)})
+    context = Context(workspace=repo / ".afctl")
+    report = context.knowledge_build("help", paths=[str(repo / "pack.yaml")])
+    with KnowledgeIndex.open(repo / ".afctl") as index:
+        vectors = index.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    assert vectors == report.chunks  # every chunk has its vector
+    found = sum(
+        1 for question, answer in QUESTIONS.items()
+        if answer in [h.path for h in context.knowledge_query(
+            "help", question, k=5, paths=[str(repo / "pack.yaml")])]
+    )  # fmt: skip
+    with capsys.disabled():
+        print(f"\nknowledge {kind} (local/hashing) recall@5 = {found / len(QUESTIONS):.2f}")
+    assert found / len(QUESTIONS) >= 0.8
+
+
+def test_embeddings_come_from_the_provider_through_its_sdk(tmp_path, llm_server, monkeypatch):
+    monkeypatch.setenv("EMBED_KEY", "sk-embed-key-0000000000000000000000")
+    model = (
+        "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: embedder}\n"
+        f"spec: {{provider: openai, model: text-embedding-3-small, base_url: '{llm_server.url}/v1', "
+        "api_key_env: EMBED_KEY}\n"
+    )
+    repo = write_repo(
+        tmp_path, {**CORPUS, "pack.yaml": vector_pack("embedder", "embeddings"), "m.yaml": model}
+    )
+    context = Context(workspace=repo / ".afctl")
+    built = context.knowledge_build("help", paths=[str(repo)])
+    requests = [r for r in llm_server.requests if r.path == "/v1/embeddings"]
+    assert len(requests) == 1 and len(requests[0].body["input"]) == built.chunks  # one batch
+    assert requests[0].headers["authorization"] == "Bearer sk-embed-key-0000000000000000000000"
+    hits = context.knowledge_query("help", "where is your office", paths=[str(repo)])
+    assert hits[0].path == "docs/contact.md"
+    assert len([r for r in llm_server.requests if r.path == "/v1/embeddings"]) == 2  # the question
+    (repo / "docs/contact.md").write_text("# Contact\n\n## Office\nWe moved to Hamburg.\n")
+    context.knowledge_build("help", paths=[str(repo)])
+    last = [r for r in llm_server.requests if r.path == "/v1/embeddings"][-1]
+    assert len(last.body["input"]) == 2  # only the changed file's chunks are embedded again
+
+
+def test_a_model_without_embeddings_is_refused_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-not-used")
+    pack = vector_pack("anthropic/claude-haiku-4-5", "hybrid")
+    repo = write_repo(tmp_path, {**CORPUS, "pack.yaml": pack})
+    with pytest.raises(UsageError, match="cannot make embeddings"):
+        Context(workspace=repo / ".afctl").knowledge_build("help", paths=[str(repo)])
