@@ -117,6 +117,11 @@ def render_transcript(
                 Text(f"guard   {data.get('stage')} {data.get('status')}", style=style)
                 + Text(f"  {_short(detail, 300)}" if detail else "")
             )
+        elif event.type == "retrieval":
+            sources = ", ".join(hit["source"] for hit in data.get("hits", [])) or "nothing"
+            out.print(
+                Text("  ⌕ ", style="magenta") + Text(f"{data.get('pack')}: {sources}", style="dim")
+            )
         elif event.type == "handoff":
             out.print(
                 Text("handoff ", style="bold yellow")

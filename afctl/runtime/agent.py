@@ -956,6 +956,16 @@ class AgentRun:
                 error = exc.message
             except Exception as exc:  # the tool's own failure goes back to the model
                 error = f"{type(exc).__name__}: {exc}"
+        from afctl.tools.knowledge_tool import Passages
+
+        if isinstance(value, Passages):
+            self.event(
+                "retrieval",
+                {"pack": value.pack, "query": value.query, "hits": value.hits},
+                turn=turn,
+                tool=call.name,
+                status=f"{len(value.hits)} hits",
+            )
         text = f"error: {error}" if error is not None else result_text(value)
         if len(text) > MAX_TOOL_RESULT_CHARS:
             text = text[:MAX_TOOL_RESULT_CHARS] + " …[truncated]"

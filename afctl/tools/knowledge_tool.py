@@ -11,6 +11,24 @@ if TYPE_CHECKING:
     from afctl.runtime.environment import RunEnvironment
 
 
+class Passages(str):
+    """A search's result as the text the model reads, carrying the hits (with their sources)
+    so the run can record them as a `retrieval` event."""
+
+    pack: str
+    query: str
+    hits: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, text: str, pack: str, query: str, hits: list[Any]) -> Passages:
+        passages = cls(text)
+        passages.pack, passages.query = pack, query
+        passages.hits = [
+            {"source": h.source, "heading": h.heading, "score": round(h.score, 4)} for h in hits
+        ]
+        return passages
+
+
 class KnowledgeTool:
     """Searches one pack; the index is brought up to date on the first search of a run."""
 
@@ -41,7 +59,7 @@ class KnowledgeTool:
         self.timeout_s: float | None = None
         self._fresh = False
 
-    def _search(self, query: str, k: int) -> str:
+    def _search(self, query: str, k: int) -> Passages:
         """The passages as text a model reads well: `[source] heading`, then the passage."""
         import contextlib
 
@@ -59,12 +77,11 @@ class KnowledgeTool:
                 index.build(self.pack, self.pack_spec, self.root, embed)
                 self._fresh = True
             hits = index.search(self.pack, query, k, self.min_score, mode=kind, embed=embed)
-        if not hits:
-            return "No passages match."
-        return "\n\n".join(
+        text = "\n\n".join(
             f"[{hit.source}]" + (f" {hit.heading}" if hit.heading else "") + f"\n{hit.text}"
             for hit in hits
         )
+        return Passages.of(text or "No passages match.", self.pack, query, hits)
 
     async def call(self, arguments: dict[str, Any]) -> Any:
         k = int(arguments.get("k") or self.top_k)

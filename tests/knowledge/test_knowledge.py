@@ -216,6 +216,11 @@ def test_an_agent_searches_its_knowledge_pack(tmp_path):
         first = next(iter(log.events(result.run_id)))
         offered = first.payload["request"]["tools"]
     assert offered[0]["name"] == "search_help" and "Help center" in offered[0]["description"]
+    with Context(workspace=repo / ".afctl").prompt_log() as log:
+        (retrieval,) = [e for e in log.events(result.run_id) if e.type == "retrieval"]
+    assert retrieval.payload["pack"] == "help"
+    assert retrieval.payload["query"] == "when will my refund be paid"
+    assert retrieval.payload["hits"][0]["source"].startswith("docs/returns.md:")
 
 
 def vector_pack(model: str, kind: str) -> str:
