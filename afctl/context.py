@@ -7,6 +7,7 @@ Questions for the user (confirming an apply) are callbacks the caller supplies.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
     from afctl.promptlog.store import EventRecord, PromptLog, RunRecord
+    from afctl.replay.offline import ReplayReport
     from afctl.runtime.agent import Approver, RunResult
     from afctl.runtime.environment import Catalog
     from afctl.state.plan import Plan
@@ -667,6 +669,87 @@ class Context:
         with self.prompt_log() as log:
             options = RunOptions(variables, session, model, on_text, self.env, approver=approver)
             return asyncio.run(AgentRun(name, environment, log, options).run(user_input))
+
+    def replay(
+        self,
+        run_id: str,
+        *,
+        revision: str = "recorded",
+        paths: PathArg | Sequence[PathArg] | None = None,
+        live_tools: bool = False,
+    ) -> ReplayReport:
+        """Run a recorded agent run again offline, serving every model response (and, unless
+        `live_tools`, every tool result) from the prompt log; report whether the engine
+        reproduced it or where it first diverged. Nothing is written to the log.
+
+        `revision`: `recorded` replays the agent revision the run used; `current` the one in
+        `paths`, or applied in this environment.
+
+        Raises:
+            UsageError: no such run, or it cannot be replayed.
+        """
+        import asyncio
+
+        from afctl.promptlog.store import PromptLog
+        from afctl.providers.types import Message
+        from afctl.replay.offline import Recording, replay_factory, replay_run, tool_runner
+        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.environment import Catalog, RunEnvironment
+        from afctl.safety.secrets import Secrets
+
+        if revision not in ("recorded", "current"):
+            raise UsageError(f"--revision {revision}: use recorded or current")
+        with self.prompt_log() as log:
+            record = log.run(run_id)
+            if record.kind != "agent" or not record.agent:
+                raise UsageError(f"run {record.id} is a {record.kind} run; replay runs agents")
+            events = list(log.events(record.id))
+            payload = log.payload(record.id)
+            if revision == "recorded":
+                bundle = log.revision(record.revision_hash or "")
+                catalog = Catalog.of(
+                    (kind, name, document)
+                    for kind, documents in bundle.items()
+                    for name, document in documents.items()
+                )
+        if revision == "current":
+            catalog = self._catalog(_as_list(paths) if paths else None)
+            if catalog.find("Agent", record.agent) is None:
+                raise UsageError(f"agent/{record.agent} is not defined in the current revision")
+        variables = payload.get("vars") or {}
+        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
+        environment = RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir())
+        recording = Recording(events, secrets.redact, tools=not live_tools)
+        history = None
+        first = next((e for e in events if e.type == "model_call"), None)
+        if record.session_id and first is not None:  # the session as it was then
+            earlier = first.payload["request"]["messages"]
+            start = 1 if earlier and earlier[0].get("role") == "system" else 0
+            history = [Message.from_dict(m) for m in earlier[start:-1]]
+        decisions = {
+            (e.payload.get("name"), json.dumps(e.payload.get("arguments"), sort_keys=True)):
+            bool(e.payload.get("approved"))
+            for e in events if e.type == "approval"
+        }  # fmt: skip
+
+        async def approver(name: str, arguments: dict[str, Any]) -> bool:
+            return decisions.get((name, json.dumps(arguments, sort_keys=True)), True)
+
+        options = RunOptions(
+            variables,
+            env=record.env,
+            provider_factory=replay_factory(recording),
+            history=history,
+            tool_runner=None if live_tools else tool_runner(recording),
+            approver=approver,
+        )
+        with PromptLog.in_memory() as memory:
+            engine = AgentRun(record.agent, environment, memory, options)
+            report = asyncio.run(
+                replay_run(engine, payload.get("input") or "", recording, payload.get("output"))
+            )
+        report.run_id = record.id
+        return report
 
     def approve(
         self,

@@ -85,7 +85,11 @@ step 'afctl run agent/desk "count the words of: to be or not to be"    # hands o
 step afctl runs
 "$AFCTL" runs
 
+desk_run="$("$AFCTL" runs --agent desk -n 1 -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
 step "afctl runs show <the desk run that handed off>"
-"$AFCTL" runs show "$("$AFCTL" runs --agent desk -n 1 -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
+"$AFCTL" runs show "$desk_run"
+
+step "afctl replay <that run>    # offline: every response and tool result from the prompt log"
+"$AFCTL" replay "$desk_run"
 
 printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo\n'

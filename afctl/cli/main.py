@@ -70,6 +70,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.approve:approve",
         "Approve or deny the tool calls a paused run waits for.",
     ),
+    "replay": (
+        "afctl.cli.commands.replay:replay",
+        "Replay a run offline, serving every step from the prompt log.",
+    ),
     "runs": (
         "afctl.cli.commands.runs:runs",
         "List recent runs from the prompt log, newest first.",

@@ -173,6 +173,8 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
 
     def committed(self) -> None:
+        if str(self.path) == ":memory:":
+            return
         self._commits += 1
         if self._commits < self.every or (self._thread is not None and self._thread.is_alive()):
             return
@@ -263,6 +265,14 @@ class PromptLog:
             self._event_rows[:0] = events
             raise
         self._checkpointer.committed()
+
+    @classmethod
+    def in_memory(cls) -> PromptLog:
+        """A prompt log that is never written to disk (offline replay runs in one)."""
+        connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        log = cls(Path(":memory:"), connection)
+        log_migrations.apply(log.db)
+        return log
 
     @classmethod
     def open(cls, workspace: Path) -> PromptLog:

@@ -119,6 +119,11 @@ class RunOptions:
     """Model calls left for this run and the agents it calls as tools (shared with them)."""
     approver: Approver | None = None
     """Asks a person whether a tool call may run; without one, such a run pauses."""
+    history: list[Message] | None = None
+    """The conversation before this input, given directly (replay) instead of from a session."""
+    tool_runner: Callable[[ToolCall, int], Awaitable[Any]] | None = None
+    """Carries out (tool call, turn) instead of the tools themselves: replay serves recorded
+    results this way. Raise ToolFailed for a failed call."""
 
 
 class TurnBudget:
@@ -160,8 +165,9 @@ def resource_bundle(name: str, environment: RunEnvironment) -> dict[str, Any]:
     """The agent with every resource it may use (tools, models, the agents it hands off to or
     calls as tools, and theirs): the exact revision a run records."""
     catalog = environment.catalog
-    bundle: dict[str, Any] = {"Agent": {}, "Tool": {}, "Model": {}}
+    bundle: dict[str, Any] = {"Agent": {}, "Tool": {}, "Model": {}, "KnowledgePack": {}}
     agents = [name]
+    models_of_packs: list[str] = []
     while agents:
         current = agents.pop()
         if current in bundle["Agent"]:
@@ -172,13 +178,20 @@ def resource_bundle(name: str, environment: RunEnvironment) -> dict[str, Any]:
         bundle["Agent"][current] = agent
         spec = agent.get("spec") or {}
         agents.extend(str(target) for target in spec.get("handoffs") or [])
+        for pack in spec.get("knowledge") or []:
+            document = catalog.find("KnowledgePack", str(pack))
+            if document is not None:
+                bundle["KnowledgePack"][str(pack)] = document
+                embedding = ((document.get("spec") or {}).get("index") or {}).get("embedding_model")
+                if embedding:
+                    models_of_packs.append(str(embedding))
         for tool in spec.get("tools") or []:
             document = catalog.find("Tool", tool)
             if document is not None:
                 bundle["Tool"][tool] = document
                 if (document.get("spec") or {}).get("type") == "agent":
                     agents.append(str(document["spec"].get("agent")))
-        models = [str(spec.get("model", ""))]
+        models = [str(spec.get("model", "")), *models_of_packs]
         while models:
             model = models.pop()
             if "/" in model or model in bundle["Model"]:
@@ -557,7 +570,9 @@ class AgentRun:
             int(limits.get("max_turns", DEFAULT_MAX_TURNS))
         )
         messages: list[Message] = [active.system] if active.system else []
-        if self.options.session is not None:
+        if self.options.history is not None:
+            messages.extend(self.options.history)
+        elif self.options.session is not None:
             memory = spec.get("memory") or {}
             limit = int(memory.get("max_messages", DEFAULT_MEMORY_MESSAGES))
             history = self.log.session_messages(self.options.session, limit)
@@ -946,7 +961,9 @@ class AgentRun:
             timeout = tool.timeout_s or DEFAULT_TOOL_TIMEOUT_S
             try:
                 async with asyncio.timeout(timeout):
-                    if isinstance(tool, AgentTool):
+                    if self.options.tool_runner is not None:
+                        value = await self.options.tool_runner(call, turn)
+                    elif isinstance(tool, AgentTool):
                         value = await self._ask_agent(tool, dict(call.arguments), budget)
                     else:
                         value = await tool.call(dict(call.arguments))

@@ -1,0 +1,1 @@
+"""Replaying recorded runs and comparing runs."""
