@@ -19,6 +19,7 @@ from afctl.errors import AfctlError, ManifestError, UsageError
 from afctl.workspace import WORKSPACE_DIR, find_workspace
 
 if TYPE_CHECKING:
+    from afctl.analytics.logs import LogAnalytics, Table
     from afctl.knowledge.index import BuildReport, Hit, KnowledgeIndex
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
@@ -750,6 +751,32 @@ class Context:
             )
         report.run_id = record.id
         return report
+
+    def analytics(self) -> LogAnalytics:
+        """DuckDB over the prompt log (read-only), with the documented views."""
+        from afctl.analytics.logs import LogAnalytics
+        from afctl.promptlog.store import LOG_FILE
+
+        return LogAnalytics(self._workspace_dir() / LOG_FILE)
+
+    def stats(
+        self, by: Sequence[str] = (), *, since: str | None = None, include_replays: bool = False
+    ) -> Table:
+        """Runs, success rate, latency percentiles, tokens and cost, grouped by `by` (agent,
+        model, day, status, env, target, label:KEY)."""
+        with self.analytics() as analytics:
+            return analytics.stats(list(by), since, include_replays)
+
+    def query(self, sql: str) -> Table:
+        """Read-only SQL over the prompt log's views (runs, events, model_calls, tool_calls,
+        evals)."""
+        with self.analytics() as analytics:
+            return analytics.query(sql)
+
+    def export(self, what: str, target: PathArg, fmt: str, *, since: str | None = None) -> int:
+        """Write a view of the prompt log to parquet, csv or jsonl; returns the rows written."""
+        with self.analytics() as analytics:
+            return analytics.export(what, Path(target), fmt, since)
 
     def approve(
         self,

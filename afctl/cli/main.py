@@ -82,6 +82,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.knowledge:knowledge",
         "Build and search the indexes of knowledge packs.",
     ),
+    "stats": (
+        "afctl.cli.commands.analytics:stats",
+        "Runs, success, latency, tokens and cost from the prompt log.",
+    ),
+    "query": (
+        "afctl.cli.commands.analytics:query",
+        "Run SQL over the prompt log's views.",
+    ),
+    "export": (
+        "afctl.cli.commands.analytics:export",
+        "Export a view of the prompt log to parquet, csv or jsonl.",
+    ),
+    "logs": (
+        "afctl.cli.commands.logs:logs",
+        "Sizes, pruning and vacuuming of the prompt log.",
+    ),
     "force-unlock": (
         "afctl.cli.commands.unlock:force_unlock",
         "Remove a workspace lock left by an apply that died.",

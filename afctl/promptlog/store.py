@@ -80,6 +80,11 @@ def _initial(db: Any) -> None:
     )
 
 
+@log_migrations(name="0002_run_labels")
+def _run_labels(db: Any) -> None:
+    db["runs"].add_column("labels", str)  # the agent's metadata.labels, as JSON
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """A run's row, as `afctl runs` lists it."""
@@ -109,6 +114,7 @@ class RunRecord:
     pid: int | None
     host: str | None
     is_replay: int | None
+    labels: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -414,6 +420,64 @@ class PromptLog:
             )
 
         self._submit(write, now=True)
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune(self, before: str, *, keep_failed: bool = False) -> int:
+        """Delete runs started before `before` (ISO text), with their events and payloads;
+        returns how many. Runs still going are kept."""
+        self.flush()
+        condition = "started_at < ? AND status NOT IN ('running', 'awaiting_approval')"
+        if keep_failed:
+            condition += " AND status NOT IN ('failed', 'blocked', 'interrupted')"
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(
+                f"CREATE TEMP TABLE doomed AS SELECT id FROM runs WHERE {condition}", [before]
+            )
+            count = self.conn.execute("SELECT count(*) FROM doomed").fetchone()[0]
+            for table, column in (("event_payloads", "run_id"), ("events", "run_id"),
+                                  ("run_payloads", "run_id"), ("session_messages", "run_id"),
+                                  ("runs", "id")):  # fmt: skip
+                self.conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM doomed)")
+            self.conn.execute("DROP TABLE doomed")
+            self.conn.execute(
+                "DELETE FROM revisions WHERE hash NOT IN "
+                "(SELECT DISTINCT revision_hash FROM runs WHERE revision_hash IS NOT NULL)"
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return int(count)
+
+    def vacuum(self) -> None:
+        """Give the space of deleted rows back to the file system."""
+        self.flush()
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.execute("VACUUM")
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def table_sizes(self) -> dict[str, tuple[int, int]]:
+        """Bytes and rows per table (indexes counted with their table)."""
+        self.flush()
+        sizes: dict[str, int] = {}
+        for _name, table, size in self.conn.execute(
+            "SELECT d.name, coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
+            "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY d.name"
+        ):
+            sizes[table] = sizes.get(table, 0) + int(size)
+        tables = [r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE '_sqlite%' ORDER BY name")]  # fmt: skip
+        return {
+            table: (sizes.get(table, 0),
+                    self.conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+            for table in tables
+        }  # fmt: skip
+
+    def file_size(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
     # -- sessions --------------------------------------------------------------------------
 

@@ -313,6 +313,7 @@ class AgentRun:
                 "model": model_ref,
                 "session_id": self.options.session,
                 "parent_id": self.options.parent_id,
+                "labels": _labels(bundle["Agent"][self.agent]),
             },
             user_input,
             variables,
@@ -1020,6 +1021,11 @@ class AgentRun:
             raise ToolFailed(f"agent {tool.agent} {result.status} (run {result.run_id}): "
                              f"{result.error}")  # fmt: skip
         return result.output or ""
+
+
+def _labels(document: dict[str, Any]) -> str | None:
+    labels = (document.get("metadata") or {}).get("labels")
+    return json.dumps(labels, sort_keys=True) if labels else None
 
 
 def _blocked_reason(outcome: Any) -> str:

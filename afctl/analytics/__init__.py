@@ -1,0 +1,1 @@
+"""Analytics over the prompt log with DuckDB (read through its sqlite extension)."""

@@ -1,0 +1,176 @@
+"""DuckDB over `.afctl/logs.db`: documented views, `stats`, free SQL, and exports.
+
+The views (what `afctl query` sees):
+
+    runs         one row per run: id, kind, target, agent, env, status, model, started_at,
+                 ended_at, latency_ms, turns, tool_calls, input_tokens, output_tokens,
+                 cost_usd, error_type, parent_id, replay_of, eval_id, is_replay, labels (JSON)
+    events       one row per step: run_id, seq, type, at, turn, model, tool, status,
+                 latency_ms, input_tokens, output_tokens, cost_usd
+    model_calls  the events of type model_call (status is the finish reason)
+    tool_calls   the events of type tool_call (status is ok or error)
+    evals        one row per eval: eval_id, runs, succeeded, cost_usd, started_at
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from afctl.errors import UsageError
+
+VIEWS = {
+    "runs": "SELECT * FROM logs.runs",
+    "events": "SELECT * FROM logs.events",
+    "model_calls": 'SELECT run_id, seq, "at", turn, model, status AS finish_reason, latency_ms, '
+    "input_tokens, output_tokens, cost_usd FROM logs.events WHERE type = 'model_call'",
+    "tool_calls": 'SELECT run_id, seq, "at", turn, tool, status, latency_ms '
+    "FROM logs.events WHERE type = 'tool_call'",
+    "evals": "SELECT eval_id, count(*) AS runs, count(*) FILTER (WHERE status = 'succeeded') "
+    "AS succeeded, sum(cost_usd) AS cost_usd, min(started_at) AS started_at FROM logs.runs "
+    "WHERE eval_id IS NOT NULL GROUP BY eval_id",
+}
+DIMENSIONS = {
+    "agent": "agent",
+    "model": "model",
+    "day": "substr(started_at, 1, 10)",
+    "status": "status",
+    "env": "env",
+    "target": "target",
+}
+_LABEL = re.compile(r"label:([A-Za-z0-9_./-]{1,63})")
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def since_timestamp(text: str, now: datetime.datetime | None = None) -> str:
+    """`7d`, `12h`, `30m` ago (or an ISO date) as the log's timestamp text.
+
+    Raises:
+        UsageError: it is neither.
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if match is not None:
+        moment = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(
+            seconds=int(match[1]) * _UNITS[match[2]]
+        )
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    try:
+        return datetime.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise UsageError(
+            f"--since {text}: write a duration (30m, 12h, 7d, 2w) or a date (2026-11-01)"
+        ) from None
+
+
+class LogAnalytics:
+    """A DuckDB connection with the prompt log attached read-only and the views defined."""
+
+    def __init__(self, log_file: Path) -> None:
+        from afctl.duckdb_sqlite import connect
+
+        if not log_file.exists():
+            raise UsageError("there is no prompt log yet", hint="afctl run records runs")
+        self.connection = connect()
+        self.connection.execute(f"ATTACH '{log_file.as_posix()}' AS logs (TYPE sqlite, READ_ONLY)")
+        for name, sql in VIEWS.items():
+            self.connection.execute(f"CREATE TEMP VIEW {name} AS {sql}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> LogAnalytics:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _table(self, sql: str, parameters: list[Any] | None = None) -> Table:
+        import duckdb
+
+        try:
+            cursor = self.connection.execute(sql, parameters or [])
+            rows = cursor.fetchall()
+        except duckdb.Error as exc:
+            raise UsageError(f"the query failed: {str(exc).splitlines()[0]}") from None
+        return Table([d[0] for d in cursor.description or []], rows)
+
+    def stats(
+        self, by: list[str], since: str | None = None, include_replays: bool = False
+    ) -> Table:
+        """Runs, success rate, latency percentiles, tokens and cost, grouped by `by`.
+
+        Raises:
+            UsageError: an unknown dimension.
+        """
+        groups: list[tuple[str, str]] = []
+        for name in by:
+            label = _LABEL.fullmatch(name)
+            if label is not None:
+                groups.append((name, f"json_extract_string(labels, '$.\"{label[1]}\"')"))
+            elif name in DIMENSIONS:
+                groups.append((name, DIMENSIONS[name]))
+            else:
+                raise UsageError(
+                    f"--by {name}: not a dimension",
+                    hint="use " + ", ".join([*DIMENSIONS, "label:KEY"]),
+                )
+        where, parameters = [], []
+        if since is not None:
+            where.append("started_at >= ?")
+            parameters.append(since_timestamp(since))
+        if not include_replays:
+            where.append("coalesce(is_replay, 0) = 0")
+        keys = [f'{expression} AS "{name}"' for name, expression in groups]
+        sql = (
+            f"SELECT {', '.join([*keys, ''])}"
+            "count(*) AS runs, "
+            "round(avg(CASE WHEN status = 'succeeded' THEN 1.0 ELSE 0.0 END), 4) AS success_rate, "
+            "round(quantile_cont(latency_ms, 0.5), 1) AS p50_ms, "
+            "round(quantile_cont(latency_ms, 0.95), 1) AS p95_ms, "
+            "round(quantile_cont(latency_ms, 0.99), 1) AS p99_ms, "
+            "sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS tokens, "
+            "round(sum(cost_usd), 6) AS cost_usd, "
+            "count(*) FILTER (WHERE cost_usd IS NULL AND status <> 'running') AS cost_unknown "
+            f"FROM runs {'WHERE ' + ' AND '.join(where) if where else ''} "
+            + (f"GROUP BY ALL ORDER BY {', '.join(str(i + 1) for i in range(len(keys)))}"
+               if keys else "")
+        )  # fmt: skip
+        return self._table(sql, parameters)
+
+    def query(self, sql: str) -> Table:
+        """Any read-only SQL over the views."""
+        return self._table(sql)
+
+    def export(self, what: str, target: Path, fmt: str, since: str | None = None) -> int:
+        """Write `what` (runs, events, model_calls, tool_calls) to a parquet, csv or jsonl
+        file; returns the number of rows."""
+        if what not in VIEWS:
+            raise UsageError(f"cannot export {what}", hint="export " + ", ".join(VIEWS))
+        formats = {"parquet": "(FORMAT parquet)", "csv": "(FORMAT csv, HEADER)",
+                   "jsonl": "(FORMAT json)"}  # fmt: skip
+        if fmt not in formats:
+            raise UsageError(f"--format {fmt}: use parquet, csv or jsonl")
+        where, parameters = "", []
+        if since is not None:
+            column = "started_at" if what == "runs" else '"at"'
+            where, parameters = f" WHERE {column} >= ?", [since_timestamp(since)]
+        count = self._table(f"SELECT count(*) FROM {what}{where}", parameters).rows[0][0]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = target.as_posix().replace("'", "''")
+        self.connection.execute(
+            f"COPY (SELECT * FROM {what}{where}) TO '{path}' {formats[fmt]}", parameters
+        )
+        return int(count)

@@ -1,0 +1,143 @@
+"""The prompt log through DuckDB: stats, SQL over the views, exports, and retention."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from afctl.context import Context
+from afctl.errors import UsageError
+from afctl.promptlog.store import PromptLog
+from afctl.testing import invoke
+
+RUNS = [
+    # id, agent, model, status, started_at, latency, tokens in/out, cost, labels
+    ("01A", "support", "openai/m", "succeeded", "2026-11-01T10:00:00.000Z", 100.0, 10, 5, 0.01, '{"team": "cx"}'),
+    ("01B", "support", "openai/m", "failed", "2026-11-01T11:00:00.000Z", 300.0, 20, 0, 0.02, '{"team": "cx"}'),
+    ("01C", "support", "anthropic/h", "succeeded", "2026-11-02T10:00:00.000Z", 200.0, 5, 5, None, '{"team": "cx"}'),
+    ("01D", "billing", "openai/m", "succeeded", "2026-11-02T12:00:00.000Z", 400.0, 1, 1, 0.5, None),
+]  # fmt: skip
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A repository whose prompt log holds known runs."""
+    log = PromptLog.open(tmp_path / ".afctl")
+    for run_id, agent, model, status, started, latency, tokens_in, tokens_out, cost, labels in RUNS:
+        log.conn.execute(
+            "INSERT INTO runs (id, kind, target, agent, env, status, model, started_at, latency_ms,"
+            " input_tokens, output_tokens, cost_usd, labels, is_replay) "
+            "VALUES (?, 'agent', ?, ?, 'default', ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            [run_id, f"agent/{agent}", agent, status, model, started, latency, tokens_in,
+             tokens_out, cost, labels],
+        )  # fmt: skip
+        log.conn.execute(
+            "INSERT INTO events (run_id, seq, type, at, turn, model, latency_ms, input_tokens, "
+            "output_tokens, cost_usd, status) VALUES (?, 1, 'model_call', ?, 1, ?, ?, ?, ?, ?, 'stop')",
+            [run_id, started, model, latency, tokens_in, tokens_out, cost],
+        )
+        log.conn.execute(
+            "INSERT INTO events (run_id, seq, type, at, turn, tool, latency_ms, status) "
+            "VALUES (?, 2, 'tool_call', ?, 1, 'lookup', 5, 'ok')",
+            [run_id, started],
+        )
+        log.conn.execute(
+            "INSERT INTO event_payloads (run_id, seq, payload) VALUES (?, 1, '{}'), (?, 2, '{}')",
+            [run_id, run_id],
+        )
+    # a live replay: its spend is left out unless asked for
+    log.conn.execute(
+        "INSERT INTO runs (id, kind, target, agent, env, status, model, started_at, latency_ms, "
+        "cost_usd, is_replay, replay_of) VALUES ('01E', 'agent', 'agent/support', 'support', "
+        "'default', 'succeeded', 'openai/m', '2026-11-03T10:00:00.000Z', 50, 1.0, 1, '01A')"
+    )
+    log.close()
+    return tmp_path
+
+
+def test_stats_group_and_aggregate(workspace):
+    context = Context(workspace=workspace)
+    (total,) = context.stats().records()
+    assert total["runs"] == 4 and total["success_rate"] == 0.75
+    assert total["p50_ms"] == 250.0 and total["tokens"] == 47
+    assert total["cost_usd"] == pytest.approx(0.53) and total["cost_unknown"] == 1
+    by_agent = {r["agent"]: r for r in context.stats(["agent", "model"]).records()}
+    assert set(by_agent) == {"billing", "support"}
+    rows = context.stats(["agent", "model"]).records()
+    support_openai = next(r for r in rows if r["agent"] == "support" and r["model"] == "openai/m")
+    assert support_openai["runs"] == 2 and support_openai["success_rate"] == 0.5
+    by_day = context.stats(["day"]).records()
+    assert [(r["day"], r["runs"]) for r in by_day] == [("2026-11-01", 2), ("2026-11-02", 2)]
+    by_label = context.stats(["label:team"]).records()
+    assert [(r["label:team"], r["runs"]) for r in by_label] == [("cx", 3), (None, 1)]
+    assert context.stats(include_replays=True).records()[0]["runs"] == 5
+    assert context.stats(since="2026-11-02").records()[0]["runs"] == 2
+    with pytest.raises(UsageError, match="not a dimension"):
+        context.stats(["colour"])
+    with pytest.raises(UsageError, match="--since"):
+        context.stats(since="yesterday")
+
+
+def test_sql_over_the_views_and_exports(workspace, tmp_path):
+    context = Context(workspace=workspace)
+    table = context.query("SELECT tool, count(*) AS n FROM tool_calls GROUP BY tool")
+    assert table.records() == [{"tool": "lookup", "n": 4}]
+    calls = context.query("SELECT sum(input_tokens) AS t FROM model_calls").records()
+    assert calls == [{"t": 36}]
+    with pytest.raises(UsageError, match="the query failed"):
+        context.query("SELEC 1")
+    assert context.export("runs", tmp_path / "out" / "runs.csv", "csv") == 5
+    assert (tmp_path / "out" / "runs.csv").read_text().startswith("id,kind,target")
+    assert context.export("events", tmp_path / "events.jsonl", "jsonl", since="2026-11-02") == 4
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[0])["run_id"] in ("01C", "01D")
+    assert context.export("model_calls", tmp_path / "m.parquet", "parquet") == 4
+    assert (tmp_path / "m.parquet").read_bytes()[:4] == b"PAR1"
+
+
+def test_the_cli(workspace):
+    stats = invoke(["stats", "--by", "agent", "--workspace", str(workspace)])
+    assert stats.exit_code == 0 and stats.stdout.splitlines()[0].split()[:3] == [
+        "AGENT",
+        "RUNS",
+        "SUCCESS_RATE",
+    ]
+    as_csv = invoke(
+        ["query", "SELECT id FROM runs ORDER BY id", "-o", "csv", "--workspace", str(workspace)]
+    )
+    assert as_csv.stdout.split() == ["id", "01A", "01B", "01C", "01D", "01E"]
+    sizes = invoke(["logs", "stats", "-o", "json", "--workspace", str(workspace)])
+    tables = json.loads(sizes.stdout)["tables"]
+    assert tables["runs"]["rows"] == 5 and tables["events"]["rows"] == 8
+
+
+def test_prune_keeps_what_it_is_asked_to_and_vacuum_shrinks(workspace):
+    log = PromptLog.open(workspace / ".afctl")
+    assert log.prune("2026-11-02T00:00:00.000Z", keep_failed=True) == 1  # 01A; 01B failed
+    assert {r.id for r in log.runs(limit=10)} == {"01B", "01C", "01D", "01E"}
+    assert log.prune("2026-11-02T00:00:00.000Z") == 1  # now 01B
+    left = {r[0] for r in log.conn.execute("SELECT DISTINCT run_id FROM events")}
+    assert left == {"01C", "01D"}
+    assert (
+        log.conn.execute(
+            "SELECT count(*) FROM event_payloads WHERE run_id IN ('01A', '01B')"
+        ).fetchone()[0]
+        == 0
+    )
+    log.vacuum()
+    log.close()
+    assert (
+        sqlite3.connect(workspace / "logs.db").execute("PRAGMA integrity_check").fetchone()[0]
+        == "ok"
+    )
+    pruned = invoke(["logs", "prune", "--older-than", "1d", "--workspace", str(workspace)])
+    assert pruned.exit_code == 0 and "pruned 3 runs" in pruned.stdout
+    vacuumed = invoke(["logs", "vacuum", "--workspace", str(workspace)])
+    assert vacuumed.exit_code == 0 and "vacuumed:" in vacuumed.stdout
+
+
+def test_no_log_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="no prompt log yet"):
+        Context(workspace=tmp_path / "none").stats()
