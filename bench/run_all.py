@@ -12,6 +12,8 @@ BENCHMARKS = [
     "state_bench.py",
     "run_bench.py",
     "knowledge_bench.py",
+    "replay_bench.py",
+    "analytics_bench.py",
 ]
 
 if __name__ == "__main__":
