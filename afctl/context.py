@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
     from afctl.promptlog.store import EventRecord, PromptLog, RunRecord
+    from afctl.providers.types import Message
+    from afctl.replay.diff import RunDiff
     from afctl.replay.offline import ReplayReport
     from afctl.runtime.agent import Approver, RunResult
-    from afctl.runtime.environment import Catalog
+    from afctl.runtime.environment import Catalog, RunEnvironment
     from afctl.state.plan import Plan
     from afctl.state.store import (
         AppliedResource,
@@ -671,6 +673,44 @@ class Context:
             options = RunOptions(variables, session, model, on_text, self.env, approver=approver)
             return asyncio.run(AgentRun(name, environment, log, options).run(user_input))
 
+    def _replay_setup(
+        self, run_id: str, revision: str, paths: PathArg | Sequence[PathArg] | None
+    ) -> tuple[RunEnvironment, RunRecord, dict[str, Any], list[Message] | None]:
+        """For replaying a run: its environment (recorded or current revision), record,
+        payload, and the conversation it started from (for runs with a session)."""
+        from afctl.providers.types import Message
+        from afctl.runtime.environment import Catalog, RunEnvironment
+        from afctl.safety.secrets import Secrets
+
+        if revision not in ("recorded", "current"):
+            raise UsageError(f"--revision {revision}: use recorded or current")
+        with self.prompt_log() as log:
+            record = log.run(run_id)
+            if record.kind != "agent" or not record.agent:
+                raise UsageError(f"run {record.id} is a {record.kind} run; replay runs agents")
+            first = next((e for e in log.events(record.id) if e.type == "model_call"), None)
+            payload = log.payload(record.id)
+            if revision == "recorded":
+                bundle = log.revision(record.revision_hash or "")
+                catalog = Catalog.of(
+                    (kind, name, document)
+                    for kind, documents in bundle.items()
+                    for name, document in documents.items()
+                )
+        if revision == "current":
+            catalog = self._catalog(_as_list(paths) if paths else None)
+            if catalog.find("Agent", record.agent) is None:
+                raise UsageError(f"agent/{record.agent} is not defined in the current revision")
+        variables = payload.get("vars") or {}
+        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
+        environment = RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir())
+        history = None
+        if record.session_id and first is not None:  # the session as it was then
+            earlier = first.payload["request"]["messages"]
+            start = 1 if earlier and earlier[0].get("role") == "system" else 0
+            history = [Message.from_dict(m) for m in earlier[start:-1]]
+        return environment, record, payload, history
+
     def replay(
         self,
         run_id: str,
@@ -692,41 +732,14 @@ class Context:
         import asyncio
 
         from afctl.promptlog.store import PromptLog
-        from afctl.providers.types import Message
         from afctl.replay.offline import Recording, replay_factory, replay_run, tool_runner
         from afctl.runtime.agent import AgentRun, RunOptions
-        from afctl.runtime.environment import Catalog, RunEnvironment
-        from afctl.safety.secrets import Secrets
 
-        if revision not in ("recorded", "current"):
-            raise UsageError(f"--revision {revision}: use recorded or current")
+        environment, record, payload, history = self._replay_setup(run_id, revision, paths)
         with self.prompt_log() as log:
-            record = log.run(run_id)
-            if record.kind != "agent" or not record.agent:
-                raise UsageError(f"run {record.id} is a {record.kind} run; replay runs agents")
             events = list(log.events(record.id))
-            payload = log.payload(record.id)
-            if revision == "recorded":
-                bundle = log.revision(record.revision_hash or "")
-                catalog = Catalog.of(
-                    (kind, name, document)
-                    for kind, documents in bundle.items()
-                    for name, document in documents.items()
-                )
-        if revision == "current":
-            catalog = self._catalog(_as_list(paths) if paths else None)
-            if catalog.find("Agent", record.agent) is None:
-                raise UsageError(f"agent/{record.agent} is not defined in the current revision")
+        recording = Recording(events, environment.secrets.redact, tools=not live_tools)
         variables = payload.get("vars") or {}
-        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-        environment = RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir())
-        recording = Recording(events, secrets.redact, tools=not live_tools)
-        history = None
-        first = next((e for e in events if e.type == "model_call"), None)
-        if record.session_id and first is not None:  # the session as it was then
-            earlier = first.payload["request"]["messages"]
-            start = 1 if earlier and earlier[0].get("role") == "system" else 0
-            history = [Message.from_dict(m) for m in earlier[start:-1]]
         decisions = {
             (e.payload.get("name"), json.dumps(e.payload.get("arguments"), sort_keys=True)):
             bool(e.payload.get("approved"))
@@ -745,12 +758,61 @@ class Context:
             approver=approver,
         )
         with PromptLog.in_memory() as memory:
-            engine = AgentRun(record.agent, environment, memory, options)
+            engine = AgentRun(record.agent or "", environment, memory, options)
             report = asyncio.run(
                 replay_run(engine, payload.get("input") or "", recording, payload.get("output"))
             )
         report.run_id = record.id
         return report
+
+    def diff_runs(self, a: str, b: str) -> RunDiff:
+        """Two runs compared step by step (any two runs, not only a run and its replay)."""
+        from afctl.replay.diff import Side, diff_runs
+
+        with self.prompt_log() as log:
+            sides = []
+            for run_id in (a, b):
+                record = log.run(run_id)
+                output = log.payload(record.id).get("output")
+                sides.append(Side(record, output, list(log.events(record.id))))
+        return diff_runs(sides[0], sides[1])
+
+    def replay_live(
+        self,
+        run_id: str,
+        *,
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+        revision: str = "recorded",
+        paths: PathArg | Sequence[PathArg] | None = None,
+    ) -> tuple[RunResult, RunDiff]:
+        """Run a recorded run's input again for real (optionally on another model or with
+        other params), recorded as a new run with `replay_of` set and its spend tagged as a
+        replay's; returns it with its step-aligned diff against the original.
+
+        Raises:
+            UsageError: no such run, or it cannot be replayed.
+        """
+        import asyncio
+
+        from afctl.runtime.agent import AgentRun, RunOptions
+
+        environment, record, payload, history = self._replay_setup(run_id, revision, paths)
+        variables = payload.get("vars") or {}
+        with self.prompt_log() as log:
+            options = RunOptions(
+                variables,
+                model=model,
+                env=record.env,
+                params=dict(params or {}),
+                replay_of=record.id,
+                history=history,
+            )
+            agent = record.agent or ""
+            result = asyncio.run(
+                AgentRun(agent, environment, log, options).run(payload.get("input") or "")
+            )
+        return result, self.diff_runs(record.id, result.run_id)
 
     def analytics(self) -> LogAnalytics:
         """DuckDB over the prompt log (read-only), with the documented views."""

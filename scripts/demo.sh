@@ -92,4 +92,10 @@ step "afctl runs show <the desk run that handed off>"
 step "afctl replay <that run>    # offline: every response and tool result from the prompt log"
 "$AFCTL" replay "$desk_run"
 
+step "afctl replay <that run> --live --model local/echo    # for real, on another model, then a diff"
+"$AFCTL" replay "$desk_run" --live --model local/echo
+
+step "afctl stats --by agent,model"
+"$AFCTL" stats --by agent,model
+
 printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo\n'

@@ -74,6 +74,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.replay:replay",
         "Replay a run offline, serving every step from the prompt log.",
     ),
+    "diff-runs": (
+        "afctl.cli.commands.replay:diff_runs",
+        "Compare two runs step by step (output, tools, cost, latency).",
+    ),
     "runs": (
         "afctl.cli.commands.runs:runs",
         "List recent runs from the prompt log, newest first.",

@@ -119,6 +119,10 @@ class RunOptions:
     """Model calls left for this run and the agents it calls as tools (shared with them)."""
     approver: Approver | None = None
     """Asks a person whether a tool call may run; without one, such a run pauses."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Model parameters over the agent's (`afctl replay --live --set k=v`)."""
+    replay_of: str | None = None
+    """The run this one replays live: recorded with it, and its spend tagged as a replay's."""
     history: list[Message] | None = None
     """The conversation before this input, given directly (replay) instead of from a session."""
     tool_runner: Callable[[ToolCall, int], Awaitable[Any]] | None = None
@@ -314,6 +318,8 @@ class AgentRun:
                 "session_id": self.options.session,
                 "parent_id": self.options.parent_id,
                 "labels": _labels(bundle["Agent"][self.agent]),
+                "replay_of": self.options.replay_of,
+                "is_replay": 1 if self.options.replay_of else 0,
             },
             user_input,
             variables,
@@ -814,7 +820,7 @@ class AgentRun:
         on_text = None if guarded else self.options.on_text
         last_error: ProviderError | None = None
         for index, config in enumerate(chain):
-            params = {**config.params, **(active.spec.get("params") or {})}
+            params = {**config.params, **(active.spec.get("params") or {}), **self.options.params}
             request = ModelRequest(
                 config.model,
                 tuple(messages),

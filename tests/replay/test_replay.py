@@ -186,3 +186,44 @@ def test_the_cli_exits_5_on_a_divergence(tmp_path):
     assert "diverged at step 1 (turn 1): the instructions (system message) differ" in changed.stdout
     data = json.loads(invoke(["replay", run_id, "-o", "json"], cwd=repo).stdout)
     assert data["reproduced"] is True and data["divergence"] is None
+
+
+def test_a_live_replay_is_a_new_tagged_run_with_a_step_aligned_diff(tmp_path):
+    repo = repo_for(tmp_path, RULES)
+    context = Context(workspace=repo / ".afctl")
+    original = context.run("agent/alpha", "go", paths=[str(repo)])
+    again, diff = context.replay_live(original.run_id)
+    assert again.ok and again.run_id != original.run_id
+    assert diff.identical_trajectory and diff.tools_a == diff.tools_b == ["word_count"]
+    with context.prompt_log() as log:
+        record = log.run(again.run_id)
+    assert record.replay_of == original.run_id and record.is_replay == 1
+    assert context.stats().records()[0]["runs"] == 1  # replays stay out of the totals
+    assert context.stats(include_replays=True).records()[0]["runs"] == 2
+    echoed, diff = context.replay_live(original.run_id, model="local/echo", params={"seed": 1})
+    assert echoed.output == "go" and not diff.same_output
+    assert diff.tools_a == ["word_count"] and diff.tools_b == []
+    assert diff.output_diff == ["-counted", "-3", "+go"]
+    assert diff.deltas["model"] == {"a": "local/scripted", "b": "local/echo"}
+    assert diff.deltas["turns"] == {"a": 2, "b": 1, "change": -1}
+
+
+def test_diff_runs_compares_any_two_runs(tmp_path):
+    repo = repo_for(tmp_path, RULES)
+    invoke(["run", "-f", ".", "agent/alpha", "go"], cwd=repo)
+    repo_for(
+        tmp_path,
+        RULES.replace('text: "a b c"', 'text: "a b c d"').replace("counted", "now counted"),
+    )
+    invoke(["run", "-f", ".", "agent/alpha", "go"], cwd=repo)
+    runs = [r["id"] for r in json.loads(invoke(["runs", "-o", "json"], cwd=repo).stdout)]
+    shown = invoke(["diff-runs", runs[1], runs[0]], cwd=repo)
+    assert shown.exit_code == 0
+    assert "output: +now counted -3 +4" in shown.stdout
+    assert 'call 1 word_count: {"text": "a b c"} → {"text": "a b c d"}' in shown.stdout
+    data = json.loads(invoke(["diff-runs", runs[1], runs[0], "-o", "json"], cwd=repo).stdout)
+    assert data["identical_trajectory"] is False and data["argument_changes"][0]["step"] == 1
+    live = invoke(["replay", runs[0][:14], "--live", "--model", "local/echo"], cwd=repo)
+    assert live.exit_code == 0 and "model: local/scripted → local/echo" in live.stdout
+    refused = invoke(["replay", runs[0], "--model", "local/echo"], cwd=repo)
+    assert refused.exit_code == 64 and "need --live" in refused.stderr

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from afctl.cli.params import filename_option, output_option, state_options
-from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
+from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from afctl.replay.diff import RunDiff
 
 
 @click.command()
@@ -21,6 +25,15 @@ from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
 )
 @filename_option(required=False, help="With --revision current: take the agent from these files.")
 @click.option("--live-tools", is_flag=True, help="Call the tools for real instead of the log.")
+@click.option("--live", is_flag=True, help="Run the input again for real, as a new run.")
+@click.option("--model", help="With --live: another model (provider/model or a Model).")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="PARAM=VALUE",
+    help="With --live: a model parameter.",
+)
 @output_option("text", "json")
 @state_options
 def replay(
@@ -28,6 +41,9 @@ def replay(
     revision: str,
     paths: tuple[str, ...],
     live_tools: bool,
+    live: bool,
+    model: str | None,
+    settings: tuple[str, ...],
     output: str,
     workspace: str | None,
     env: str,
@@ -40,7 +56,28 @@ def replay(
     """
     from afctl.context import Context
 
-    report = Context(workspace=workspace, env=env).replay(
+    context = Context(workspace=workspace, env=env)
+    if live:
+        result, diff = context.replay_live(
+            run_id,
+            model=model,
+            params=parse_settings(settings),
+            revision=revision,
+            paths=list(paths) or None,
+        )
+        if output == "json":
+            from afctl.cli.render import print_json
+
+            print_json({"run": result.to_dict(), "diff": diff.to_dict()})
+        else:
+            from afctl.cli.render_runs import run_summary
+
+            click.echo(f"live replay of {diff.a}: {run_summary(result)}")
+            show_diff(diff)
+        return EXIT_OK if result.ok else EXIT_ERROR
+    if model or settings:
+        raise UsageError("--model and --set need --live (an offline replay serves the log)")
+    report = context.replay(
         run_id, revision=revision, paths=list(paths) or None, live_tools=live_tools
     )
     if output == "json":
@@ -64,3 +101,61 @@ def _shown(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = text.replace("\n", "⏎ ")
     return text if len(text) <= 300 else text[:299] + "…"
+
+
+def parse_settings(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`--set temperature=0.2` as {"temperature": 0.2} (values read as JSON when they are)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, equals, raw = pair.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--set {pair}: write PARAM=VALUE")
+        try:
+            values[name.strip()] = json.loads(raw)
+        except ValueError:
+            values[name.strip()] = raw
+    return values
+
+
+def show_diff(diff: RunDiff) -> None:
+    """A step-aligned comparison of two runs, as text."""
+    click.echo(f"runs {diff.a} → {diff.b}")
+    if diff.same_output:
+        click.echo("  output: the same")
+    else:
+        click.echo("  output: " + _shown(" ".join(diff.output_diff)))
+    if diff.tools_a != diff.tools_b:
+        click.echo(f"  tool calls: {diff.tools_a} → {diff.tools_b}")
+    for change in diff.argument_changes:
+        click.echo(f"  call {change['step']} {change['tool']}: {_shown(change['a'])} → "
+                   f"{_shown(change['b'])}")  # fmt: skip
+    if diff.handoffs_a != diff.handoffs_b:
+        click.echo(f"  handoffs: {diff.handoffs_a} → {diff.handoffs_b}")
+    if diff.guardrails_a != diff.guardrails_b:
+        click.echo(f"  guardrails: {diff.guardrails_a} → {diff.guardrails_b}")
+    for name, delta in diff.deltas.items():
+        if delta.get("a") != delta.get("b"):
+            change = delta.get("change")
+            shown = f" ({change:+g})" if isinstance(change, (int, float)) else ""
+            click.echo(f"  {name}: {delta.get('a')} → {delta.get('b')}{shown}")
+    if diff.identical_trajectory:
+        click.echo("  the same trajectory")
+
+
+@click.command("diff-runs")
+@click.argument("a", metavar="RUN_A")
+@click.argument("b", metavar="RUN_B")
+@output_option("text", "json")
+@state_options
+def diff_runs(a: str, b: str, output: str, workspace: str | None, env: str) -> int:
+    """Compare two runs step by step (output, tools, cost, latency)."""
+    from afctl.context import Context
+
+    diff = Context(workspace=workspace, env=env).diff_runs(a, b)
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(diff.to_dict())
+    else:
+        show_diff(diff)
+    return EXIT_OK
