@@ -20,6 +20,8 @@ from afctl.workspace import WORKSPACE_DIR, find_workspace
 
 if TYPE_CHECKING:
     from afctl.analytics.logs import LogAnalytics, Table
+    from afctl.eval.assertions import Outcome
+    from afctl.eval.runner import CaseResult, EvalResult
     from afctl.knowledge.index import BuildReport, Hit, KnowledgeIndex
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
@@ -765,6 +767,72 @@ class Context:
         report.run_id = record.id
         return report
 
+    def eval(
+        self,
+        paths: PathArg | Sequence[PathArg],
+        *,
+        on_case: Callable[[CaseResult], None] | None = None,
+    ) -> list[EvalResult]:
+        """Run every EvalSuite in `paths` against its agent (from the same files, else the
+        applied state); each case is a run in the prompt log with the eval's id.
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            UsageError: a suite names no agent that is available, or uses what this version
+                cannot run.
+        """
+        import asyncio
+
+        from afctl.eval.runner import run_suite
+        from afctl.eval.suite import load_suite
+        from afctl.manifests.validate import validate_paths
+        from afctl.providers.pool import ProviderPool
+        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.environment import Catalog, RunEnvironment
+        from afctl.safety.secrets import Secrets
+
+        applied = self._catalog(None)
+        result, manifests = validate_paths(_as_list(paths), None, external=applied.documents)
+        if not result.valid:
+            raise ManifestError(result.diagnostics, sources=result.sources)
+        suites = [load_suite(m.data, m.file, self.root) for m in manifests if m.kind == "EvalSuite"]
+        if not suites:
+            raise UsageError("no EvalSuite in the given files", hint="afctl eval evals/")
+        catalog = Catalog({**applied.documents, **{(m.kind, m.name): m.data for m in manifests}})
+        for suite in suites:
+            if catalog.find("Agent", suite.agent) is None:
+                raise UsageError(
+                    f"eval suite {suite.name}: agent/{suite.agent} is neither in the files nor "
+                    f"applied in environment {self.env}"
+                )
+        results = []
+        with self.prompt_log() as log:
+
+            async def run_all() -> list[EvalResult]:
+                pool = ProviderPool()
+                try:
+                    done = []
+                    for suite in suites:
+
+                        def make_run(case: Any, eval_id: str, suite: Any = suite) -> AgentRun:
+                            secrets = Secrets(variables={k: str(v) for k, v in case.vars.items()})
+                            environment = RunEnvironment(
+                                self.root, secrets, catalog, pool, self._workspace_dir()
+                            )
+                            options = RunOptions(case.vars, env=self.env, eval_id=eval_id)
+                            return AgentRun(suite.agent, environment, log, options)
+
+                        def outcome(run_id: str, case: Any, result: Any) -> Outcome:
+                            return _case_outcome(log, run_id, case, result)
+
+                        done.append(await run_suite(suite, make_run, outcome, self.root, on_case))
+                    return done
+                finally:
+                    await pool.aclose()
+
+            results = asyncio.run(run_all())
+        return results
+
     def diff_runs(self, a: str, b: str) -> RunDiff:
         """Two runs compared step by step (any two runs, not only a run and its replay)."""
         from afctl.replay.diff import Side, diff_runs
@@ -887,6 +955,28 @@ class Context:
         """Clear a workspace lock left behind by a process that died."""
         with self._require_state() as store:
             return store.force_unlock(lock_id)
+
+
+def _case_outcome(log: PromptLog, run_id: str, case: Any, result: RunResult) -> Outcome:
+    """What an eval case's assertions see of its run: output, status, costs, and the tool
+    calls, handoffs and guardrail blocks of its events."""
+    from afctl.eval.assertions import Outcome
+
+    events = list(log.events(run_id))
+    return Outcome(
+        result.output or "",
+        result.status,
+        result.latency_ms,
+        result.cost_usd,
+        result.usage.input_tokens + result.usage.output_tokens,
+        [(e.payload.get("name", ""), e.payload.get("arguments") or {})
+         for e in events if e.type == "tool_call"],
+        [str(e.payload.get("to")) for e in events if e.type == "handoff"],
+        [str(d.get("name")) for e in events if e.type == "guardrail"
+         for d in e.payload.get("decisions", [])
+         if d.get("tripped") and d.get("action") == "block"],
+        dict(case.vars),
+    )  # fmt: skip
 
 
 def validate(paths: PathArg | Sequence[PathArg], *, use_cache: bool = False) -> ValidationResult:

@@ -98,4 +98,7 @@ step "afctl replay <that run> --live --model local/echo    # for real, on anothe
 step "afctl stats --by agent,model"
 "$AFCTL" stats --by agent,model
 
+step "afctl eval evals/ --json eval.json    # the assistant's eval suite, offline"
+"$AFCTL" eval evals/ --json eval.json
+
 printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo\n'

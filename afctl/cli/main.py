@@ -70,6 +70,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.approve:approve",
         "Approve or deny the tool calls a paused run waits for.",
     ),
+    "eval": (
+        "afctl.cli.commands.eval:eval_command",
+        "Run eval suites against their agents (exit 5 below thresholds).",
+    ),
     "replay": (
         "afctl.cli.commands.replay:replay",
         "Replay a run offline, serving every step from the prompt log.",

@@ -4,7 +4,7 @@ defined, and workflows that run themselves through sub-workflows."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from afctl.diagnostics import Diagnostic, did_you_mean, error
@@ -37,12 +37,18 @@ RefRows = Sequence[Sequence[Any]]
 """One resource's references: `Ref`s, or from the cache, lists in the same field order."""
 
 
-def check_references(resources: Sequence[Resource], refs: Sequence[RefRows]) -> list[Diagnostic]:
+def check_references(
+    resources: Sequence[Resource],
+    refs: Sequence[RefRows],
+    external: Collection[tuple[str, str]] = (),
+) -> list[Diagnostic]:
     """Problems visible only across files; deterministic whatever the order of `resources`.
 
     Args:
         resources: every resource found.
         refs: the references of each resource, in the same order.
+        external: (kind, name) of resources that exist elsewhere (applied), which
+            references may name too.
     """
     ordered = sorted(zip(resources, refs, strict=True), key=lambda p: (p[0].file, p[0].line))
     diagnostics: list[Diagnostic] = []
@@ -69,6 +75,8 @@ def check_references(resources: Sequence[Resource], refs: Sequence[RefRows]) -> 
                 )
             )
 
+    for kind, name in external:
+        names[kind].add(name)
     for resource, rows in ordered:
         for kind, name, pointer, line, col in rows:
             if name in names[kind]:

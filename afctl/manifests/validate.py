@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -315,8 +315,10 @@ def validate_sources(
     sources: Sequence[Source],
     cache: ValidationCache | None = None,
     progress: Progress | None = None,
+    external: Collection[tuple[str, str]] = (),
 ) -> tuple[ValidationResult, list[Manifest]]:
-    """Validate `sources`; manifests are returned for files that were parsed (not cached)."""
+    """Validate `sources`; manifests are returned for files that were parsed (not cached).
+    `external` resources (applied elsewhere) may be referred to without being in them."""
     resources: list[Resource] = []
     refs: list[RefRows] = []
     diagnostics: list[Diagnostic] = []
@@ -360,7 +362,7 @@ def validate_sources(
         resources.extend(result.resources)
         refs.extend(result.refs)
         diagnostics.extend(result.diagnostics)
-    diagnostics.extend(check_references(resources, refs))
+    diagnostics.extend(check_references(resources, refs, external))
     texts = _texts(diagnostics, raw)
     ordered = sorted(set(diagnostics), key=Diagnostic.sort_key)
     report = ValidationResult([s.display for s in sources], resources, ordered, texts, cached)
@@ -372,6 +374,9 @@ def validate_sources(
 
 
 def validate_paths(
-    paths: Sequence[str], cache: ValidationCache | None = None, progress: Progress | None = None
+    paths: Sequence[str],
+    cache: ValidationCache | None = None,
+    progress: Progress | None = None,
+    external: Collection[tuple[str, str]] = (),
 ) -> tuple[ValidationResult, list[Manifest]]:
-    return validate_sources(discover(list(paths)), cache, progress)
+    return validate_sources(discover(list(paths)), cache, progress, external)

@@ -121,6 +121,8 @@ class RunOptions:
     """Asks a person whether a tool call may run; without one, such a run pauses."""
     params: dict[str, Any] = field(default_factory=dict)
     """Model parameters over the agent's (`afctl replay --live --set k=v`)."""
+    eval_id: str | None = None
+    """The eval this run is a case of."""
     replay_of: str | None = None
     """The run this one replays live: recorded with it, and its spend tagged as a replay's."""
     history: list[Message] | None = None
@@ -319,6 +321,7 @@ class AgentRun:
                 "parent_id": self.options.parent_id,
                 "labels": _labels(bundle["Agent"][self.agent]),
                 "replay_of": self.options.replay_of,
+                "eval_id": self.options.eval_id,
                 "is_replay": 1 if self.options.replay_of else 0,
             },
             user_input,

@@ -1,0 +1,61 @@
+"""`afctl eval`: run eval suites against their agents; exit 5 when a suite misses its
+thresholds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from afctl.cli.params import output_option, state_options
+from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
+
+
+@click.command("eval")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--json", "json_file", metavar="FILE", help="Also write the results as JSON.")
+@output_option("text", "json")
+@state_options
+def eval_command(
+    paths: tuple[str, ...], json_file: str | None, output: str, workspace: str | None, env: str
+) -> int:
+    """Run eval suites against their agents (exit 5 below thresholds).
+
+    PATH holds EvalSuite manifests (files or folders); the agents come from the same files,
+    else from the applied state. Every case is a run in the prompt log.
+    """
+    from afctl.context import Context
+
+    results = Context(workspace=workspace, env=env).eval(list(paths))
+    data = [r.to_dict() for r in results]
+    if json_file:
+        Path(json_file).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(data)
+    else:
+        from afctl.cli.render import console
+        from afctl.cli.render_state import print_columns
+
+        for result in results:
+            rows = [["CASE", "RESULT", "SCORE", "LATENCY", "COST", "WHY"]]
+            for case in result.cases:
+                why = "; ".join(
+                    f"{a.name}: {a.reason}" for a in case.assertions if not a.passed and a.reason
+                ) or (case.error or "")
+                rows.append(
+                    [case.case_id, "pass" if case.passed else "FAIL", f"{case.score:.2f}",
+                     f"{case.latency_ms / 1000:.2f}s",
+                     "-" if case.cost_usd is None else f"${case.cost_usd:.4f}", why[:120]]
+                )  # fmt: skip
+            print_columns(console(), rows)
+            passed = sum(c.passed for c in result.cases)
+            verdict = "PASS" if result.passed else "FAIL"
+            click.echo(
+                f"{verdict} suite {result.suite}: {passed}/{len(result.cases)} cases passed "
+                f"({result.pass_rate:.0%}, required {result.pass_rate_required:.0%}) · eval "
+                f"{result.eval_id} · {result.seconds:.2f} s\n"
+            )
+    return EXIT_OK if all(r.passed for r in results) else EXIT_CHECKS_FAILED

@@ -1,0 +1,164 @@
+"""Assertions on a case's outcome. Each type has a `not_` form that passes when the check
+fails; a check that cannot be made (bad JSON for json_path, a python check that raises) fails
+with its reason."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from afctl.errors import RunError, UsageError
+
+NOT_YET = frozenset({"similar", "llm_judge"})
+
+
+@dataclass
+class Outcome:
+    """What a case produced, as assertions see it."""
+
+    output: str
+    status: str
+    latency_ms: float
+    cost_usd: float | None
+    tokens: int
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    handoffs: list[str] = field(default_factory=list)
+    blocked_by: list[str] = field(default_factory=list)
+    """Names of the guardrails that blocked."""
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checked:
+    name: str
+    type: str
+    passed: bool
+    weight: float
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def check(assertion: dict[str, Any], outcome: Outcome, root: Any = None) -> Checked:
+    kind = str(assertion["type"])
+    negated = kind.startswith("not_")
+    base = kind[4:] if negated else kind
+    name = str(assertion.get("name") or kind)
+    weight = float(assertion.get("weight", 1))
+    try:
+        held, reason = _holds(base, assertion, outcome, root)
+    except (RunError, ValueError, TypeError, KeyError) as exc:
+        return Checked(name, kind, False, weight, f"could not check: {exc}")
+    if negated:
+        return Checked(name, kind, not held, weight, None if not held else f"it did: {reason}")
+    return Checked(name, kind, held, weight, None if held else reason)
+
+
+def _render(text: str, outcome: Outcome) -> str:
+    from afctl.safety.templates import compiled, is_template
+
+    return compiled(text).render(vars=outcome.vars) if is_template(text) else text
+
+
+def _holds(base: str, a: dict[str, Any], o: Outcome, root: Any) -> tuple[bool, str | None]:
+    out = o.output
+    if base == "equals":
+        value = _render(str(a["value"]), o)
+        return out.strip() == value.strip(), f"the output is {out[:200]!r}"
+    if base in ("contains", "icontains", "starts_with"):
+        value = _render(str(a["value"]), o)
+        if base == "icontains":
+            return value.lower() in out.lower(), f"{value!r} is not in the output"
+        if base == "starts_with":
+            return out.startswith(value), f"the output starts {out[:60]!r}"
+        return value in out, f"{value!r} is not in the output"
+    if base in ("contains_any", "contains_all"):
+        values = [str(v) for v in a["values"]]
+        text = out.lower() if a.get("ignore_case") else out
+        found = [v for v in values if (v.lower() if a.get("ignore_case") else v) in text]
+        if base == "contains_any":
+            return bool(found), "none of them is in the output"
+        missing = [v for v in values if v not in found]
+        return not missing, f"missing: {', '.join(map(repr, missing))}"
+    if base == "regex":
+        return re.search(str(a["pattern"]), out) is not None, "the pattern does not match"
+    if base == "is_json":
+        try:
+            json.loads(out)
+        except ValueError:
+            return False, "the output is not JSON"
+        return True, "the output is JSON"
+    if base == "json_schema":
+        from afctl.tools.base import Validator, json_problems
+
+        problems = json_problems(out, Validator(a["schema"]))
+        return not problems, "; ".join(problems)
+    if base == "json_path":
+        from afctl.tools.http_tool import pointer
+
+        value = pointer(json.loads(out), str(a["path"]))
+        if "value" not in a:
+            return True, f"{a['path']} is {value!r}"
+        return value == a["value"], f"{a['path']} is {value!r}"
+    if base in ("tool_called", "tool_args"):
+        calls = [args for name, args in o.tool_calls if name == a["name"]]
+        wanted = a.get("args") or {}
+        matching = [c for c in calls if all(c.get(k) == v for k, v in wanted.items())]
+        if not calls:
+            return False, f"{a['name']} was not called"
+        return bool(matching), f"{a['name']} was called with {calls}"
+    if base == "tool_sequence":
+        names = [name for name, _ in o.tool_calls]
+        sequence = [str(s) for s in a["sequence"]]
+        if a.get("exact"):
+            return names == sequence, f"the calls were {names}"
+        position = 0
+        for name in names:  # in order, others may come between
+            if position < len(sequence) and name == sequence[position]:
+                position += 1
+        return position == len(sequence), f"the calls were {names}"
+    if base == "handoff_to":
+        return a["agent"] in o.handoffs, f"handoffs: {o.handoffs or 'none'}"
+    if base == "guardrail_blocked":
+        wanted_name = a.get("guardrail")
+        held = bool(o.blocked_by) and (wanted_name is None or wanted_name in o.blocked_by)
+        return held, f"blocked by: {o.blocked_by or 'nothing'}"
+    if base == "latency":
+        return o.latency_ms <= float(a["max_ms"]), f"it took {o.latency_ms:.0f} ms"
+    if base == "cost":
+        if o.cost_usd is None:
+            return False, "the cost is unknown"
+        return o.cost_usd <= float(a["max_usd"]), f"it cost ${o.cost_usd:.6f}"
+    if base == "tokens":
+        return o.tokens <= int(a["max"]), f"it used {o.tokens} tokens"
+    if base == "expression":
+        from afctl.safety.expr import ExpressionError, truthy
+
+        context = {
+            "output": o.output,
+            "vars": o.vars,
+            "status": o.status,
+            "tools": [{"name": n, "args": args} for n, args in o.tool_calls],
+            "latency_ms": o.latency_ms,
+            "tokens": o.tokens,
+            "cost_usd": o.cost_usd,
+        }
+        try:
+            return truthy(str(a["expr"]), context), f"{a['expr']} is false"
+        except ExpressionError as exc:
+            raise ValueError(exc.message) from None
+    if base == "python":
+        from afctl.tools.python_tool import import_entrypoint
+
+        function = import_entrypoint(str(a["entrypoint"]), root)
+        verdict = function(o.output, {"vars": o.vars, "config": a.get("config") or {},
+                                      "tools": o.tool_calls, "status": o.status})  # fmt: skip
+        if isinstance(verdict, tuple):
+            return bool(verdict[0]), str(verdict[1]) if len(verdict) > 1 else None
+        return bool(verdict), f"{a['entrypoint']} said no"
+    if base in NOT_YET:
+        raise UsageError(f"{base} assertions are not available yet")
+    raise UsageError(f"unknown assertion type {base!r}")

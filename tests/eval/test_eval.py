@@ -1,0 +1,171 @@
+"""afctl eval: suites, datasets, assertions, concurrency, gates and reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from afctl.context import Context
+from afctl.errors import UsageError
+from afctl.eval.assertions import Outcome, check
+from afctl.testing import invoke, write_repo
+
+TOOLS_PY = '''
+import asyncio
+
+STATE = {"now": 0, "peak": 0}
+
+
+async def busy(text: str) -> str:
+    """Wait a little, counting how many calls run at once.
+
+    Args:
+        text: Anything.
+    """
+    STATE["now"] += 1
+    STATE["peak"] = max(STATE["peak"], STATE["now"])
+    await asyncio.sleep(0.05)
+    STATE["now"] -= 1
+    return f"peak {STATE['peak']}"
+'''
+
+
+def repo_with(tmp_path: Path, suite: str, files: dict[str, str] | None = None) -> Path:
+    return write_repo(
+        tmp_path,
+        {
+            ".afctl/.gitignore": "*\n",
+            "helpers/__init__.py": "",
+            "helpers/tools.py": TOOLS_PY,
+            "agent.yaml": (
+                "apiVersion: afctl/v1\nkind: Tool\nmetadata: {name: busy}\n"
+                "spec: {type: python, entrypoint: 'helpers.tools:busy'}\n---\n"
+                "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: script}\n"
+                "spec:\n  provider: local\n  model: scripted\n  script:\n    rules:\n"
+                "      - contains: busy\n        tool_calls: [{name: busy, arguments: {text: x}}]\n"
+                "      - after_tool: busy\n        reply: '{{ tool_result }}'\n"
+                "      - contains: json\n        reply: '{\"status\": \"shipped\", \"items\": [1, 2]}'\n"
+                "    default: 'echo: {{ input }}'\n---\n"
+                "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: bot}\n"
+                "spec: {model: script, instructions: Help., tools: [busy]}\n"
+            ),
+            "evals/suite.yaml": suite,
+            **(files or {}),
+        },
+    )  # fmt: skip
+
+
+def suite(cases: str, extra: str = "") -> str:
+    return (
+        "apiVersion: afctl/v1\nkind: EvalSuite\nmetadata: {name: smoke}\n"
+        f"spec:\n  target: {{agent: bot}}\n{extra}  cases:\n{cases}"
+    )
+
+
+def test_cases_inline_and_from_datasets_run_as_logged_runs(tmp_path):
+    cases = (
+        "    - {id: hello, input: 'hi {{ vars.who }}', vars: {who: Ann}, "
+        "assert: [{type: equals, value: 'echo: hi Ann'}]}\n"
+        "    - {dataset: cases.jsonl}\n"
+        "    - {dataset: cases.csv, id: csv}\n"
+        "    - {dataset: ../data/more.yaml}\n"  # YAML datasets live outside manifest folders
+    )
+    repo = repo_with(
+        tmp_path,
+        suite(cases, "  defaults: {assert: [{type: starts_with, value: 'echo:'}]}\n"),
+        {
+            "evals/cases.jsonl": '{"id": "j1", "input": "one", "expected": "echo: one"}\n'
+            '{"input": "two", "expected": "echo: 2"}\n',
+            "evals/cases.csv": "input,expected,lang\nthree,echo: three,en\n",
+            "data/more.yaml": "- {input: four}\n",
+        },
+    )
+    (result,) = Context(workspace=repo).eval([str(repo / "evals"), str(repo / "agent.yaml")])
+    outcome = {c.case_id: c.passed for c in result.cases}
+    assert outcome == {
+        "hello": True,
+        "cases-1": True,
+        "cases-2": False,
+        "csv-1": True,
+        "more-1": True,
+    }
+    assert result.pass_rate == 0.8 and not result.passed
+    failed = next(c for c in result.cases if c.case_id == "cases-2")
+    assert [a.passed for a in failed.assertions] == [True, False] and failed.score == 0.5
+    with Context(workspace=repo).prompt_log() as log:
+        runs = log.conn.execute(
+            "SELECT count(*) FROM runs WHERE eval_id = ?", [result.eval_id]
+        ).fetchone()
+    assert runs[0] == 5  # each case is an ordinary, replayable run
+
+
+def test_concurrency_never_exceeds_the_limit(tmp_path):
+    cases = "".join(f"    - {{id: c{i}, input: busy {i}}}\n" for i in range(12))
+    repo = repo_with(tmp_path, suite(cases, "  concurrency: 3\n"))
+    (result,) = Context(workspace=repo).eval([str(repo)])
+    peaks = [int(c.output.split()[1]) for c in result.cases if c.output]
+    assert len(peaks) == 12 and max(peaks) == 3
+
+
+def test_the_cli_gates_and_writes_json(tmp_path):
+    cases = (
+        "    - {id: ok, input: a, assert: [{type: contains, value: echo}]}\n"
+        "    - {id: bad, input: b, assert: [{type: contains, value: nope}]}\n"
+    )
+    repo = repo_with(tmp_path, suite(cases, "  thresholds: {pass_rate: 0.5}\n"))
+    passed = invoke(["eval", ".", "--json", "out.json"], cwd=repo)
+    assert passed.exit_code == 0, passed.stderr
+    assert "PASS suite smoke: 1/2 cases passed (50%, required 50%)" in passed.stdout
+    assert "'nope' is not in the output" in passed.stdout
+    report = json.loads((repo / "out.json").read_text())
+    assert report[0]["schema"] == "afctl.eval/v1" and report[0]["pass_rate"] == 0.5
+    write_repo(repo, {"evals/suite.yaml": suite(cases, "  thresholds: {pass_rate: 0.9}\n")})
+    assert invoke(["eval", "."], cwd=repo).exit_code == 5
+
+
+def test_what_is_not_available_yet_is_refused(tmp_path):
+    repo = repo_with(tmp_path, suite("    - {input: a}\n", "  matrix: {temperature: [0, 1]}\n"))
+    with pytest.raises(UsageError, match="`matrix` is not available"):
+        Context(workspace=repo).eval([str(repo)])
+    repo = repo_with(tmp_path, suite("    - {input: a, assert: [{type: llm_judge, rubric: x}]}\n"))
+    with pytest.raises(UsageError, match="llm_judge assertions are not available yet"):
+        Context(workspace=repo).eval([str(repo)])
+
+
+def outcome(**overrides: object) -> Outcome:
+    base = {"output": '{"status": "shipped", "items": [1, 2]}', "status": "succeeded",
+            "latency_ms": 120.0, "cost_usd": 0.002, "tokens": 300,
+            "tool_calls": [("lookup", {"id": "7"}), ("refund", {"id": "7", "amount": 5})],
+            "handoffs": ["billing"], "blocked_by": [], "vars": {"x": 1}}  # fmt: skip
+    return Outcome(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("assertion", "passed"),
+    [
+        ({"type": "is_json"}, True),
+        ({"type": "not_is_json"}, False),
+        ({"type": "json_path", "path": "/items/1", "value": 2}, True),
+        ({"type": "json_path", "path": "/status", "value": "lost"}, False),
+        ({"type": "json_schema", "schema": {"type": "object", "required": ["eta"]}}, False),
+        ({"type": "contains_all", "values": ["SHIPPED", "items"], "ignore_case": True}, True),
+        ({"type": "contains_any", "values": ["x1", "y2"]}, False),
+        ({"type": "regex", "pattern": r"\[1, 2\]"}, True),
+        ({"type": "tool_called", "name": "refund", "args": {"amount": 5}}, True),
+        ({"type": "tool_args", "name": "refund", "args": {"amount": 6}}, False),
+        ({"type": "not_tool_called", "name": "delete"}, True),
+        ({"type": "tool_sequence", "sequence": ["lookup", "refund"], "exact": True}, True),
+        ({"type": "tool_sequence", "sequence": ["refund", "lookup"]}, False),
+        ({"type": "handoff_to", "agent": "billing"}, True),
+        ({"type": "guardrail_blocked"}, False),
+        ({"type": "latency", "max_ms": 100}, False),
+        ({"type": "cost", "max_usd": 0.01}, True),
+        ({"type": "tokens", "max": 299}, False),
+        ({"type": "expression", "expr": "len(tools) == 2 and vars.x == 1"}, True),
+        ({"type": "expression", "expr": "'a' * 10**9"}, False),  # a bomb fails, nothing hangs
+    ],
+)
+def test_assertions(assertion, passed):
+    assert check(assertion, outcome()).passed is passed
