@@ -169,3 +169,28 @@ def outcome(**overrides: object) -> Outcome:
 )
 def test_assertions(assertion, passed):
     assert check(assertion, outcome()).passed is passed
+
+
+def test_junit_xml_has_a_testcase_per_case_and_the_failures(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    cases = (
+        "    - {id: ok, input: a, assert: [{type: contains, value: echo}]}\n"
+        "    - {id: bad, input: b, assert: [{type: contains, value: nope, name: wants-nope}]}\n"
+    )
+    repo = repo_with(tmp_path, suite(cases))
+    assert invoke(["eval", ".", "--junit", "junit.xml"], cwd=repo).exit_code == 5
+    root = ET.parse(repo / "junit.xml").getroot()
+    assert root.tag == "testsuites" and (root.get("tests"), root.get("failures")) == ("2", "1")
+    (testsuite,) = root.findall("testsuite")
+    assert testsuite.get("name") == "smoke" and testsuite.get("tests") == "2"
+    properties = {p.get("name"): p.get("value") for p in testsuite.iter("property")}
+    assert properties["agent"] == "bot" and properties["pass_rate"] == "0.5000"
+    cases_by_name = {c.get("name"): c for c in testsuite.findall("testcase")}
+    assert set(cases_by_name) == {"ok", "bad"}
+    assert cases_by_name["ok"].find("failure") is None
+    failure = cases_by_name["bad"].find("failure")
+    assert (
+        failure is not None and failure.get("message") == "wants-nope: 'nope' is not in the output"
+    )
+    assert float(cases_by_name["bad"].get("time") or "x") >= 0

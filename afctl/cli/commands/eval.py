@@ -15,10 +15,18 @@ from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
 @click.command("eval")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--json", "json_file", metavar="FILE", help="Also write the results as JSON.")
+@click.option(
+    "--junit", "junit_file", metavar="FILE", help="Also write JUnit XML (one testcase per case)."
+)
 @output_option("text", "json")
 @state_options
 def eval_command(
-    paths: tuple[str, ...], json_file: str | None, output: str, workspace: str | None, env: str
+    paths: tuple[str, ...],
+    json_file: str | None,
+    junit_file: str | None,
+    output: str,
+    workspace: str | None,
+    env: str,
 ) -> int:
     """Run eval suites against their agents (exit 5 below thresholds).
 
@@ -31,6 +39,10 @@ def eval_command(
     data = [r.to_dict() for r in results]
     if json_file:
         Path(json_file).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if junit_file:
+        from afctl.eval.junit import write_junit
+
+        write_junit(results, Path(junit_file))
     if output == "json":
         from afctl.cli.render import print_json
 

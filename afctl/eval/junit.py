@@ -1,0 +1,73 @@
+"""Eval results as JUnit XML: one <testsuite> per suite, one <testcase> per case, failures
+with the assertions that failed. Loads in the CI tools that read JUnit (GitHub, GitLab,
+Jenkins, Azure DevOps)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def junit_xml(results: Sequence[Any]) -> str:
+    root = ET.Element("testsuites", name="afctl eval")
+    total = failures = 0
+    seconds = 0.0
+    for result in results:
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=result.suite,
+            tests=str(len(result.cases)),
+            failures=str(sum(not c.passed for c in result.cases)),
+            errors="0",
+            skipped="0",
+            time=f"{result.seconds:.3f}",
+            timestamp="",
+        )
+        properties = ET.SubElement(suite, "properties")
+        facts = {
+            "eval_id": result.eval_id,
+            "agent": result.agent,
+            "pass_rate": f"{result.pass_rate:.4f}",
+            "pass_rate_required": f"{result.pass_rate_required:.4f}",
+        }
+        for name, value in facts.items():
+            ET.SubElement(properties, "property", name=name, value=str(value))
+        for case in result.cases:
+            element = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"{result.suite}.{result.agent}",
+                name=case.case_id,
+                time=f"{case.latency_ms / 1000:.3f}",
+            )
+            if not case.passed:
+                failed = [a for a in case.assertions if not a.passed]
+                message = "; ".join(f"{a.name}: {a.reason}" for a in failed) or (
+                    case.error or f"status {case.status}"
+                )
+                failure = ET.SubElement(
+                    element, "failure", message=message[:1000], type="assertion"
+                )
+                failure.text = "\n".join(
+                    [f"run {case.run_id} ({case.status}), score {case.score:.2f}",
+                     *(f"- {a.name} ({a.type}): {a.reason}" for a in failed),
+                     f"output: {case.output}"]
+                )  # fmt: skip
+            output = ET.SubElement(element, "system-out")
+            output.text = f"run {case.run_id}"
+        total += len(result.cases)
+        failures += sum(not c.passed for c in result.cases)
+        seconds += result.seconds
+    root.set("tests", str(total))
+    root.set("failures", str(failures))
+    root.set("errors", "0")
+    root.set("time", f"{seconds:.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(results: Sequence[Any], target: Path) -> None:
+    target.write_text(junit_xml(results), "utf-8")
