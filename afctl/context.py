@@ -814,12 +814,21 @@ class Context:
                     done = []
                     for suite in suites:
 
-                        def make_run(case: Any, eval_id: str, suite: Any = suite) -> AgentRun:
-                            secrets = Secrets(variables={k: str(v) for k, v in case.vars.items()})
+                        def make_run(
+                            case: Any, eval_id: str, variant: Any, suite: Any = suite
+                        ) -> AgentRun:
+                            variables = case.vars_for(variant)
+                            secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
                             environment = RunEnvironment(
                                 self.root, secrets, catalog, pool, self._workspace_dir()
                             )
-                            options = RunOptions(case.vars, env=self.env, eval_id=eval_id)
+                            options = RunOptions(
+                                variables,
+                                model=variant.model,
+                                env=self.env,
+                                params=dict(variant.params),
+                                eval_id=eval_id,
+                            )
                             return AgentRun(suite.agent, environment, log, options)
 
                         def outcome(run_id: str, case: Any, result: Any) -> Outcome:

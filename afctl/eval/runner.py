@@ -11,8 +11,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from afctl.eval.assertions import Checked, Outcome, check
-from afctl.eval.suite import Case, Suite
+from afctl.eval.suite import Case, Suite, Variant
 from afctl.ids import new_ulid
+
+
+def wilson(passes: int, runs: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a pass rate."""
+    import math
+
+    if runs == 0:
+        return 0.0, 1.0
+    rate = passes / runs
+    centre = rate + z * z / (2 * runs)
+    spread = z * math.sqrt(rate * (1 - rate) / runs + z * z / (4 * runs * runs))
+    denominator = 1 + z * z / runs
+    return max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator)
 
 
 @dataclass
@@ -27,6 +40,8 @@ class CaseResult:
     cost_usd: float | None
     assertions: list[Checked] = field(default_factory=list)
     error: str | None = None
+    variant: str = "default"
+    repeat: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(vars(self))
@@ -42,14 +57,40 @@ class EvalResult:
     cases: list[CaseResult]
     pass_rate_required: float
     seconds: float
+    variant_pass_rate_required: float | None = None
+    repeat: int = 1
 
     @property
     def pass_rate(self) -> float:
         return sum(c.passed for c in self.cases) / len(self.cases) if self.cases else 0.0
 
+    def variant_rates(self) -> dict[str, float]:
+        rates: dict[str, list[bool]] = {}
+        for case in self.cases:
+            rates.setdefault(case.variant, []).append(case.passed)
+        return {variant: sum(p) / len(p) for variant, p in rates.items()}
+
+    def case_stats(self) -> list[dict[str, Any]]:
+        """Per case and variant, across repeats: passes, the pass rate with its 95% Wilson
+        interval, and whether it is flaky (passed and failed)."""
+        groups: dict[tuple[str, str], list[bool]] = {}
+        for case in self.cases:
+            groups.setdefault((case.case_id, case.variant), []).append(case.passed)
+        stats = []
+        for (case_id, variant), outcomes in groups.items():
+            low, high = wilson(sum(outcomes), len(outcomes))
+            stats.append({"case": case_id, "variant": variant, "runs": len(outcomes),
+                          "passes": sum(outcomes), "pass_rate": sum(outcomes) / len(outcomes),
+                          "wilson_95": [round(low, 4), round(high, 4)],
+                          "flaky": 0 < sum(outcomes) < len(outcomes)})  # fmt: skip
+        return stats
+
     @property
     def passed(self) -> bool:
-        return self.pass_rate >= self.pass_rate_required
+        if self.pass_rate < self.pass_rate_required:
+            return False
+        required = self.variant_pass_rate_required
+        return required is None or all(r >= required for r in self.variant_rates().values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +101,11 @@ class EvalResult:
             "passed": self.passed,
             "pass_rate": round(self.pass_rate, 4),
             "pass_rate_required": self.pass_rate_required,
+            "variant_pass_rate_required": self.variant_pass_rate_required,
+            "variants": {k: round(v, 4) for k, v in self.variant_rates().items()},
+            "repeat": self.repeat,
             "seconds": round(self.seconds, 3),
+            "case_stats": self.case_stats(),
             "cases": [c.to_dict() for c in self.cases],
         }
 
@@ -72,25 +117,26 @@ def score(checked: list[Checked]) -> float:
 
 async def run_suite(
     suite: Suite,
-    make_run: Callable[[Case, str], Any],
+    make_run: Callable[[Case, str, Variant], Any],
     read_outcome: Callable[[str, Case, Any], Outcome],
     root: Any,
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> EvalResult:
-    """Run every case (`make_run(case, eval_id)` gives an AgentRun), at most
-    `suite.concurrency` at a time, and score them."""
+    """Run every case in every variant, `repeat` times (`make_run(case, eval_id, variant)`
+    gives an AgentRun), at most `suite.concurrency` at a time, and score them."""
     eval_id = new_ulid()
     started = time.perf_counter()
     gate = asyncio.Semaphore(suite.concurrency)
 
-    async def one(case: Case) -> CaseResult:
+    async def one(case: Case, variant: Variant, repeat: int) -> CaseResult:
         async with gate:
-            agent_run = make_run(case, eval_id)
+            agent_run = make_run(case, eval_id, variant)
+            text = case.input_for(variant)
             try:
                 if suite.timeout_s:
-                    result = await asyncio.wait_for(agent_run.run(case.input), suite.timeout_s)
+                    result = await asyncio.wait_for(agent_run.run(text), suite.timeout_s)
                 else:
-                    result = await agent_run.run(case.input)
+                    result = await agent_run.run(text)
             except TimeoutError:
                 limit = float(suite.timeout_s or 0)
                 return CaseResult(
@@ -103,8 +149,11 @@ async def run_suite(
                     limit * 1000,
                     None,
                     error=f"the case took longer than {limit:g} s",
+                    variant=variant.id,
+                    repeat=repeat,
                 )
         outcome = read_outcome(result.run_id, case, result)
+        outcome.vars = case.vars_for(variant)
         checked = [check(a, outcome, root) for a in case.assertions]
         case_score = score(checked)
         expects_block = any(
@@ -113,13 +162,19 @@ async def run_suite(
         passed = case_score >= case.threshold and (result.ok or expects_block)
         done = CaseResult(case.id, result.run_id, passed, case_score, result.status,
                           result.output, result.latency_ms, result.cost_usd, checked,
-                          result.error)  # fmt: skip
+                          result.error, variant.id, repeat)  # fmt: skip
         if on_case is not None:
             on_case(done)
         return done
 
-    results = await asyncio.gather(*(one(case) for case in suite.cases))
+    work = [
+        one(case, variant, repeat)
+        for variant in suite.variants
+        for case in suite.cases
+        for repeat in range(suite.repeat)
+    ]
+    results = await asyncio.gather(*work)
     return EvalResult(
         eval_id, suite.name, suite.agent, list(results), suite.pass_rate,
-        time.perf_counter() - started,
+        time.perf_counter() - started, suite.variant_pass_rate, suite.repeat,
     )  # fmt: skip

@@ -17,11 +17,59 @@ from afctl.eval.assertions import NOT_YET
 @dataclass
 class Case:
     id: str
-    input: str
+    template: Any
+    """The input as written: a template over `vars`, rendered per variant."""
     vars: dict[str, Any]
     assertions: list[dict[str, Any]]
     threshold: float = 1.0
     tags: list[str] = field(default_factory=list)
+    suite: str = ""
+
+    def input_for(self, variant: Variant) -> str:
+        return _render(self.template, {**self.vars, **variant.vars}, self.suite)
+
+    def vars_for(self, variant: Variant) -> dict[str, Any]:
+        return {**self.vars, **variant.vars}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One combination of the suite's `matrix`: a model, parameters, variables."""
+
+    id: str
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+def variants_of(matrix: dict[str, Any]) -> list[Variant]:
+    """Every combination of the matrix's values, in a stable order (one default variant when
+    there is no matrix)."""
+    import itertools
+
+    axes: list[tuple[str, str, list[Any]]] = []  # (where, name, values)
+    for name in ("model", "temperature", "top_p", "max_tokens"):
+        if name in matrix:
+            axes.append(("model" if name == "model" else "params", name, list(matrix[name])))
+    for name, values in sorted((matrix.get("params") or {}).items()):
+        axes.append(("params", name, list(values)))
+    for name, values in sorted((matrix.get("vars") or {}).items()):
+        axes.append(("vars", name, list(values)))
+    if not axes:
+        return [Variant("default")]
+    variants = []
+    for combination in itertools.product(*(values for _, _, values in axes)):
+        model, params, variables, parts = None, {}, {}, []
+        for (where, name, _), value in zip(axes, combination, strict=True):
+            parts.append(f"{name}={value}")
+            if where == "model":
+                model = str(value)
+            elif where == "params":
+                params[name] = value
+            else:
+                variables[name] = value
+        variants.append(Variant(",".join(parts), model, params, variables))
+    return variants
 
 
 @dataclass
@@ -33,9 +81,12 @@ class Suite:
     timeout_s: float | None
     pass_rate: float
     file: str
+    variants: list[Variant] = field(default_factory=lambda: [Variant("default")])
+    repeat: int = 1
+    variant_pass_rate: float | None = None
 
 
-_UNSUPPORTED = ("matrix", "repeat", "judge")
+_UNSUPPORTED = ("judge",)
 """Fields of the schema this version does not run yet: refused, never silently ignored."""
 
 
@@ -51,7 +102,7 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
     if "agent" not in target:
         raise UsageError(f"eval suite {name}: only agents can be evaluated in this version")
     for key in _UNSUPPORTED:
-        if key in spec and not (key == "repeat" and spec[key] == 1):
+        if key in spec:
             raise UsageError(f"eval suite {name}: `{key}` is not available in this version yet")
     defaults = spec.get("defaults") or {}
     base_vars = {**(spec.get("vars") or {}), **(defaults.get("vars") or {})}
@@ -77,22 +128,27 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
                 if kind in NOT_YET:
                     raise UsageError(f"eval suite {name}: {kind} assertions are not available yet")
             variables = {**base_vars, **(entry.get("vars") or {}), **(row.get("vars") or {})}
-            cases.append(
-                Case(
-                    case_id or f"case-{index + 1}",
-                    _render(row.get("input", ""), variables, name),
-                    variables,
-                    assertions,
-                    float(entry.get("threshold", defaults.get("threshold", 1.0))),
-                    list(entry.get("tags") or []),
-                )
+            case = Case(
+                case_id or f"case-{index + 1}",
+                row.get("input", ""),
+                variables,
+                assertions,
+                float(entry.get("threshold", defaults.get("threshold", 1.0))),
+                list(entry.get("tags") or []),
+                name,
             )
+            cases.append(case)
     seen: set[str] = set()
     for case in cases:
         if case.id in seen:
             raise UsageError(f"eval suite {name}: two cases have the id {case.id!r}")
         seen.add(case.id)
+    variants = variants_of(spec.get("matrix") or {})
+    for case in cases:  # a template mistake shows now, not in the middle of the eval
+        for variant in variants:
+            case.input_for(variant)
     thresholds = spec.get("thresholds") or {}
+    variant_rate = thresholds.get("variant_pass_rate")
     return Suite(
         name,
         str(target["agent"]),
@@ -101,10 +157,18 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
         spec.get("timeout_s"),
         float(thresholds.get("pass_rate", 1.0)),
         file,
+        variants,
+        int(spec.get("repeat", 1)),
+        None if variant_rate is None else float(variant_rate),
     )
 
 
 def _render(value: Any, variables: dict[str, Any], suite: str) -> str:
+    """An input template rendered over the variables.
+
+    Raises:
+        UsageError: it is not text, or it cannot be rendered.
+    """
     from jinja2 import TemplateError
 
     from afctl.safety.templates import compiled, is_template

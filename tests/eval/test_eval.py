@@ -126,8 +126,8 @@ def test_the_cli_gates_and_writes_json(tmp_path):
 
 
 def test_what_is_not_available_yet_is_refused(tmp_path):
-    repo = repo_with(tmp_path, suite("    - {input: a}\n", "  matrix: {temperature: [0, 1]}\n"))
-    with pytest.raises(UsageError, match="`matrix` is not available"):
+    repo = repo_with(tmp_path, suite("    - {input: a}\n", "  judge: local/echo\n"))
+    with pytest.raises(UsageError, match="`judge` is not available"):
         Context(workspace=repo).eval([str(repo)])
     repo = repo_with(tmp_path, suite("    - {input: a, assert: [{type: llm_judge, rubric: x}]}\n"))
     with pytest.raises(UsageError, match="llm_judge assertions are not available yet"):
@@ -194,3 +194,60 @@ def test_junit_xml_has_a_testcase_per_case_and_the_failures(tmp_path):
         failure is not None and failure.get("message") == "wants-nope: 'nope' is not in the output"
     )
     assert float(cases_by_name["bad"].get("time") or "x") >= 0
+
+
+CHECKS_PY = """
+SEEN = {"n": 0}
+
+
+def every_other(output, context):
+    SEEN["n"] += 1
+    return SEEN["n"] % 2 == 0, "odd call"
+"""
+
+
+def test_a_matrix_runs_every_variant_and_repeats_give_intervals_and_flaky_cases(tmp_path):
+    cases = (
+        "    - {id: greet, input: 'hi {{ vars.who }}', assert: [{type: contains, value: Ann}]}\n"
+        "    - {id: wobble, input: x, assert: [{type: python, entrypoint: 'helpers.checks:every_other'}]}\n"
+    )
+    extra = (
+        "  matrix: {model: [script, local/echo], vars: {who: [Ann, Bob]}, temperature: [0.1]}\n"
+        "  repeat: 2\n  concurrency: 1\n  thresholds: {pass_rate: 0.2, variant_pass_rate: 0.5}\n"
+    )
+    repo = repo_with(tmp_path, suite(cases, extra), {"helpers/checks.py": CHECKS_PY})
+    (result,) = Context(workspace=repo).eval([str(repo)])
+    assert len(result.cases) == 2 * 2 * 2 * 2  # cases x models x vars x repeats
+    rates = result.variant_rates()
+    assert set(rates) == {
+        "model=script,temperature=0.1,who=Ann", "model=script,temperature=0.1,who=Bob",
+        "model=local/echo,temperature=0.1,who=Ann", "model=local/echo,temperature=0.1,who=Bob",
+    }  # fmt: skip
+    assert rates["model=script,temperature=0.1,who=Ann"] == 0.75  # greet x2, wobble 1 of 2
+    assert rates["model=script,temperature=0.1,who=Bob"] == 0.25  # greet fails: no Ann
+    assert not result.passed  # a variant below variant_pass_rate fails the suite
+    stats = {(s["case"], s["variant"]): s for s in result.case_stats()}
+    wobble = stats[("wobble", "model=local/echo,temperature=0.1,who=Ann")]
+    assert wobble["flaky"] and wobble["runs"] == 2 and wobble["passes"] == 1
+    assert wobble["wilson_95"] == [0.0945, 0.9055]
+    with Context(workspace=repo).prompt_log() as log:
+        models = {
+            r[0]
+            for r in log.conn.execute("SELECT model FROM runs WHERE eval_id = ?", [result.eval_id])
+        }
+        request = [e for r in log.runs(limit=1) for e in log.events(r.id) if e.type == "model_call"]
+    assert models == {"local/scripted", "local/echo"}  # the model that answered
+    assert request[0].payload["request"]["params"]["temperature"] == 0.1
+    shown = invoke(["eval", "."], cwd=repo)
+    assert (
+        shown.exit_code == 5 and "FLAKY" in shown.stdout and "variant model=script" in shown.stdout
+    )
+
+
+def test_wilson_interval():
+    from afctl.eval.runner import wilson
+
+    assert wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+    low, high = wilson(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)

@@ -52,17 +52,31 @@ def eval_command(
         from afctl.cli.render_state import print_columns
 
         for result in results:
-            rows = [["CASE", "RESULT", "SCORE", "LATENCY", "COST", "WHY"]]
+            several = len(result.variant_rates()) > 1 or result.repeat > 1
+            rows = [["CASE", *(["VARIANT", "REPEAT"] if several else []), "RESULT", "SCORE",
+                     "LATENCY", "COST", "WHY"]]  # fmt: skip
             for case in result.cases:
                 why = "; ".join(
                     f"{a.name}: {a.reason}" for a in case.assertions if not a.passed and a.reason
                 ) or (case.error or "")
                 rows.append(
-                    [case.case_id, "pass" if case.passed else "FAIL", f"{case.score:.2f}",
+                    [case.case_id, *([case.variant, str(case.repeat + 1)] if several else []),
+                     "pass" if case.passed else "FAIL", f"{case.score:.2f}",
                      f"{case.latency_ms / 1000:.2f}s",
                      "-" if case.cost_usd is None else f"${case.cost_usd:.4f}", why[:120]]
                 )  # fmt: skip
             print_columns(console(), rows)
+            if several:
+                for variant, rate in result.variant_rates().items():
+                    click.echo(f"  variant {variant}: {rate:.0%} passed")
+                for stat in result.case_stats():
+                    low, high = stat["wilson_95"]
+                    flaky = "  FLAKY" if stat["flaky"] else ""
+                    if result.repeat > 1:
+                        click.echo(
+                            f"  {stat['case']} [{stat['variant']}]: {stat['passes']}/"
+                            f"{stat['runs']} (95% {low:.2f}-{high:.2f}){flaky}"
+                        )
             passed = sum(c.passed for c in result.cases)
             verdict = "PASS" if result.passed else "FAIL"
             click.echo(
