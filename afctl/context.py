@@ -772,9 +772,19 @@ class Context:
         paths: PathArg | Sequence[PathArg],
         *,
         on_case: Callable[[CaseResult], None] | None = None,
+        case_filter: str | None = None,
+        limit: int | None = None,
+        only_failed: str | None = None,
+        baseline: str | None = None,
     ) -> list[EvalResult]:
         """Run every EvalSuite in `paths` against its agent (from the same files, else the
-        applied state); each case is a run in the prompt log with the eval's id.
+        applied state); each case is a run in the prompt log with the eval's id, and the
+        results are stored with the eval.
+
+        `case_filter` (a regex on case ids), `limit` (the first N cases) and `only_failed`
+        (`last` or an eval id: the cases that failed there) choose cases; `baseline` (`last` or
+        an eval id) pairs the results by case and variant with an earlier eval's and lists
+        regressions and fixes.
 
         Raises:
             ManifestError: the manifests are invalid.
@@ -805,8 +815,28 @@ class Context:
                     f"eval suite {suite.name}: agent/{suite.agent} is neither in the files nor "
                     f"applied in environment {self.env}"
                 )
+        import re
+
+        try:
+            pattern = re.compile(case_filter) if case_filter else None
+        except re.error as exc:
+            raise UsageError(f"--filter {case_filter}: {exc}") from None
         results = []
         with self.prompt_log() as log:
+            baselines: dict[str, str] = {}
+            for suite in suites:
+                if only_failed is not None:
+                    earlier = log.eval_case_results(log.eval_id(only_failed, suite.name))
+                    failed = {case for (case, _), runs in earlier.items() if not all(runs)}
+                    suite.cases = [c for c in suite.cases if c.id in failed]
+                if pattern is not None:
+                    suite.cases = [c for c in suite.cases if pattern.search(c.id)]
+                if limit is not None:
+                    suite.cases = suite.cases[:limit]
+                if not suite.cases:
+                    raise UsageError(f"eval suite {suite.name}: no case is left to run")
+                if baseline is not None:
+                    baselines[suite.name] = log.eval_id(baseline, suite.name)
 
             async def run_all() -> list[EvalResult]:
                 pool = ProviderPool()
@@ -840,6 +870,12 @@ class Context:
                     await pool.aclose()
 
             results = asyncio.run(run_all())
+            for evaluated in results:
+                if evaluated.suite in baselines:
+                    earlier = log.eval_case_results(baselines[evaluated.suite])
+                    evaluated.compare(baselines[evaluated.suite], earlier)
+                data = evaluated.to_dict()
+                log.save_eval(data, data["cases"])
         return results
 
     def diff_runs(self, a: str, b: str) -> RunDiff:

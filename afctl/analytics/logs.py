@@ -9,7 +9,7 @@ The views (what `afctl query` sees):
                  latency_ms, input_tokens, output_tokens, cost_usd
     model_calls  the events of type model_call (status is the finish reason)
     tool_calls   the events of type tool_call (status is ok or error)
-    evals        one row per eval: eval_id, runs, succeeded, cost_usd, started_at
+    evals        one row per eval: eval_id, suite, agent, started_at, pass_rate, passed, cases
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ VIEWS = {
     "input_tokens, output_tokens, cost_usd FROM logs.events WHERE type = 'model_call'",
     "tool_calls": 'SELECT run_id, seq, "at", turn, tool, status, latency_ms '
     "FROM logs.events WHERE type = 'tool_call'",
-    "evals": "SELECT eval_id, count(*) AS runs, count(*) FILTER (WHERE status = 'succeeded') "
-    "AS succeeded, sum(cost_usd) AS cost_usd, min(started_at) AS started_at FROM logs.runs "
-    "WHERE eval_id IS NOT NULL GROUP BY eval_id",
+    "evals": "SELECT e.id AS eval_id, e.suite, e.agent, e.started_at, e.pass_rate, e.passed, "
+    "(SELECT count(*) FROM logs.eval_cases c WHERE c.eval_id = e.id) AS cases "
+    "FROM logs.eval_records e",
 }
 DIMENSIONS = {
     "agent": "agent",

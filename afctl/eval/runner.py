@@ -59,6 +59,26 @@ class EvalResult:
     seconds: float
     variant_pass_rate_required: float | None = None
     repeat: int = 1
+    comparison: dict[str, Any] | None = None
+    """Against a baseline eval: its id, regressions and fixes (by case and variant)."""
+
+    def compare(self, baseline_id: str, earlier: dict[tuple[str, str], list[bool]]) -> None:
+        """Pair this eval's results with an earlier one's: a case and variant that passed
+        every repeat there and not here is a regression; the other way round, a fix."""
+        now: dict[tuple[str, str], list[bool]] = {}
+        for case in self.cases:
+            now.setdefault((case.case_id, case.variant), []).append(case.passed)
+        regressions, fixes = [], []
+        for key, outcomes in sorted(now.items()):
+            if key not in earlier:
+                continue
+            before, after = all(earlier[key]), all(outcomes)
+            entry = {"case": key[0], "variant": key[1]}
+            if before and not after:
+                regressions.append(entry)
+            elif after and not before:
+                fixes.append(entry)
+        self.comparison = {"baseline": baseline_id, "regressions": regressions, "fixes": fixes}
 
     @property
     def pass_rate(self) -> float:
@@ -106,6 +126,7 @@ class EvalResult:
             "repeat": self.repeat,
             "seconds": round(self.seconds, 3),
             "case_stats": self.case_stats(),
+            "comparison": self.comparison,
             "cases": [c.to_dict() for c in self.cases],
         }
 

@@ -85,6 +85,21 @@ def _run_labels(db: Any) -> None:
     db["runs"].add_column("labels", str)  # the agent's metadata.labels, as JSON
 
 
+@log_migrations(name="0003_evals")
+def _evals(db: Any) -> None:
+    db["eval_records"].create(
+        {"id": str, "suite": str, "agent": str, "started_at": str, "pass_rate": float,
+         "passed": int, "summary": str},
+        pk="id",
+    )  # fmt: skip
+    db["eval_records"].create_index(["suite", "started_at"])
+    db["eval_cases"].create(
+        {"eval_id": str, "case_id": str, "variant": str, "repeat": int, "run_id": str,
+         "passed": int, "score": float, "assertions": str},
+        pk=("eval_id", "case_id", "variant", "repeat"),
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """A run's row, as `afctl runs` lists it."""
@@ -420,6 +435,64 @@ class PromptLog:
             )
 
         self._submit(write, now=True)
+
+    # -- evals -----------------------------------------------------------------------------
+
+    def save_eval(self, summary: dict[str, Any], cases: list[dict[str, Any]]) -> None:
+        """An eval's record and the result of each case, variant and repeat."""
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO eval_records (id, suite, agent, started_at, pass_rate, passed, "
+                "summary) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [summary["eval_id"], summary["suite"], summary["agent"], utc_now(),
+                 summary["pass_rate"], int(summary["passed"]), json.dumps(summary)],
+            )  # fmt: skip
+            connection.executemany(
+                "INSERT INTO eval_cases (eval_id, case_id, variant, repeat, run_id, passed, "
+                "score, assertions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(summary["eval_id"], c["case_id"], c["variant"], c["repeat"], c["run_id"],
+                  int(c["passed"]), c["score"], json.dumps(c["assertions"])) for c in cases],
+            )  # fmt: skip
+
+        self._submit(write, now=True)
+
+    def eval_id(self, reference: str, suite: str) -> str:
+        """The id of an eval of `suite`: `last`, or an id or unique prefix.
+
+        Raises:
+            UsageError: there is none.
+        """
+        self.flush()
+        if reference == "last":
+            row = self.conn.execute(
+                "SELECT id FROM eval_records WHERE suite = ? ORDER BY started_at DESC, id DESC "
+                "LIMIT 1",
+                [suite],
+            ).fetchone()
+            if row is None:
+                raise UsageError(f"suite {suite} has not been evaluated yet")
+            return str(row[0])
+        rows = self.conn.execute(
+            "SELECT id FROM eval_records WHERE id LIKE ? LIMIT 2", [reference + "%"]
+        ).fetchall()
+        if len(rows) != 1:
+            raise UsageError(
+                f"{'no eval' if not rows else 'more than one eval'} matches {reference!r}"
+            )
+        return str(rows[0][0])
+
+    def eval_case_results(self, eval_id: str) -> dict[tuple[str, str], list[bool]]:
+        """(case, variant) -> pass or fail of each repeat, in an earlier eval."""
+        self.flush()
+        results: dict[tuple[str, str], list[bool]] = {}
+        for case_id, variant, passed in self.conn.execute(
+            "SELECT case_id, variant, passed FROM eval_cases WHERE eval_id = ? "
+            "ORDER BY case_id, variant, repeat",
+            [eval_id],
+        ):
+            results.setdefault((case_id, variant), []).append(bool(passed))
+        return results
 
     # -- retention -------------------------------------------------------------------------
 

@@ -251,3 +251,43 @@ def test_wilson_interval():
     assert wilson(0, 0) == (0.0, 1.0)
     low, high = wilson(50, 100)
     assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_choosing_cases_and_comparing_with_a_baseline(tmp_path):
+    cases = "".join(
+        f"    - {{id: c{i}, input: x{i}, assert: [{{type: contains, value: 'echo: x{i}'}}]}}\n"
+        for i in range(4)
+    )
+    repo = repo_with(tmp_path, suite(cases))
+    first = invoke(["eval", ".", "-o", "json"], cwd=repo)
+    assert first.exit_code == 0
+    first_id = json.loads(first.stdout)[0]["eval_id"]
+    assert (
+        invoke(["eval", ".", "--filter", "c[12]", "-o", "json"], cwd=repo).stdout.count('"case_id"')
+        == 2
+    )
+    assert (
+        invoke(["eval", ".", "--limit", "1", "-o", "json"], cwd=repo).stdout.count('"case_id"') == 1
+    )
+    broken = cases.replace("'echo: x1'", "'nope'").replace("'echo: x2'", "'nope'")
+    write_repo(repo, {"evals/suite.yaml": suite(broken)})
+    worse = invoke(["eval", ".", "--baseline", first_id[:16]], cwd=repo)
+    assert worse.exit_code == 5  # below the pass rate anyway
+    assert "regressions against" in worse.stdout and "c1 [default], c2 [default]" in worse.stdout
+    rerun = invoke(["eval", ".", "--only-failed", "last", "-o", "json"], cwd=repo)
+    ids = [c["case_id"] for c in json.loads(rerun.stdout)[0]["cases"]]
+    assert ids == ["c1", "c2"]
+    write_repo(repo, {"evals/suite.yaml": suite(cases, "  thresholds: {pass_rate: 0.1}\n")})
+    fixed = invoke(["eval", ".", "--baseline", "last", "--fail-on-regression"], cwd=repo)
+    assert fixed.exit_code == 0 and "fixes against" in fixed.stdout
+    write_repo(repo, {"evals/suite.yaml": suite(broken, "  thresholds: {pass_rate: 0.1}\n")})
+    regressed = invoke(["eval", ".", "--fail-on-regression"], cwd=repo)
+    assert regressed.exit_code == 5  # the pass rate is met, but cases regressed
+    with Context(workspace=repo).prompt_log() as log:
+        assert log.conn.execute("SELECT count(*) FROM eval_records").fetchone()[0] == 7
+    evals = (
+        Context(workspace=repo)
+        .query("SELECT suite, cases FROM evals ORDER BY started_at")
+        .records()
+    )
+    assert evals[0] == {"suite": "smoke", "cases": 4}

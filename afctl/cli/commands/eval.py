@@ -18,12 +18,22 @@ from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
 @click.option(
     "--junit", "junit_file", metavar="FILE", help="Also write JUnit XML (one testcase per case)."
 )
+@click.option("--filter", "case_filter", metavar="REGEX", help="Only cases whose id matches.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases of each suite.")
+@click.option("--only-failed", metavar="EVAL_ID|last", help="Only the cases that failed there.")
+@click.option("--baseline", metavar="EVAL_ID|last", help="List regressions and fixes against it.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 5 when the baseline passed a case.")
 @output_option("text", "json")
 @state_options
 def eval_command(
     paths: tuple[str, ...],
     json_file: str | None,
     junit_file: str | None,
+    case_filter: str | None,
+    limit: int | None,
+    only_failed: str | None,
+    baseline: str | None,
+    fail_on_regression: bool,
     output: str,
     workspace: str | None,
     env: str,
@@ -35,7 +45,15 @@ def eval_command(
     """
     from afctl.context import Context
 
-    results = Context(workspace=workspace, env=env).eval(list(paths))
+    if fail_on_regression and baseline is None:
+        baseline = "last"
+    results = Context(workspace=workspace, env=env).eval(
+        list(paths),
+        case_filter=case_filter,
+        limit=limit,
+        only_failed=only_failed,
+        baseline=baseline,
+    )
     data = [r.to_dict() for r in results]
     if json_file:
         Path(json_file).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -77,6 +95,12 @@ def eval_command(
                             f"  {stat['case']} [{stat['variant']}]: {stat['passes']}/"
                             f"{stat['runs']} (95% {low:.2f}-{high:.2f}){flaky}"
                         )
+            if result.comparison is not None:
+                comparison = result.comparison
+                for kind in ("regressions", "fixes"):
+                    found = comparison[kind]
+                    listed = ", ".join(f"{e['case']} [{e['variant']}]" for e in found)
+                    click.echo(f"  {kind} against {comparison['baseline']}: {listed or 'none'}")
             passed = sum(c.passed for c in result.cases)
             verdict = "PASS" if result.passed else "FAIL"
             click.echo(
@@ -84,4 +108,7 @@ def eval_command(
                 f"({result.pass_rate:.0%}, required {result.pass_rate_required:.0%}) · eval "
                 f"{result.eval_id} · {result.seconds:.2f} s\n"
             )
-    return EXIT_OK if all(r.passed for r in results) else EXIT_CHECKS_FAILED
+    regressed = fail_on_regression and any(
+        r.comparison is not None and r.comparison["regressions"] for r in results
+    )
+    return EXIT_OK if all(r.passed for r in results) and not regressed else EXIT_CHECKS_FAILED
