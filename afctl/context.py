@@ -793,6 +793,7 @@ class Context:
         """
         import asyncio
 
+        from afctl.eval.models import EvalModels
         from afctl.eval.runner import run_suite
         from afctl.eval.suite import load_suite
         from afctl.manifests.validate import validate_paths
@@ -864,7 +865,12 @@ class Context:
                         def outcome(run_id: str, case: Any, result: Any) -> Outcome:
                             return _case_outcome(log, run_id, case, result)
 
-                        done.append(await run_suite(suite, make_run, outcome, self.root, on_case))
+                        models = EvalModels(
+                            catalog, pool, self.root, self._workspace_dir(), suite.judge
+                        )
+                        done.append(
+                            await run_suite(suite, make_run, outcome, self.root, on_case, models)
+                        )
                     return done
                 finally:
                     await pool.aclose()

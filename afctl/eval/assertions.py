@@ -7,11 +7,62 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from afctl.errors import RunError, UsageError
 
-NOT_YET = frozenset({"similar", "llm_judge"})
+NOT_YET: frozenset[str] = frozenset()
+MODEL_CHECKS = frozenset({"similar", "llm_judge"})
+"""Assertions that ask a model (a judge, or an embeddings endpoint): checked asynchronously."""
+DEFAULT_SIMILARITY = 0.8
+DEFAULT_JUDGE_THRESHOLD = 0.5
+
+
+class ModelServices(Protocol):
+    """What model-based assertions need from the eval's run."""
+
+    default_judge: str | None
+
+    async def judge(self, model: str, instructions: str, text: str) -> str: ...
+
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]: ...
+
+
+async def check_with_model(
+    assertion: dict[str, Any], outcome: Outcome, services: ModelServices
+) -> Checked:
+    """An llm_judge or similar assertion (and their not_ forms)."""
+    kind = str(assertion["type"])
+    negated = kind.startswith("not_")
+    base = kind[4:] if negated else kind
+    name = str(assertion.get("name") or kind)
+    weight = float(assertion.get("weight", 1))
+    try:
+        if base == "llm_judge":
+            from afctl.runtime.guardrails import JUDGE_INSTRUCTIONS, judge_verdict
+
+            model = assertion.get("model") or services.default_judge
+            if not model:
+                raise RunError("an llm_judge assertion needs a model (or the suite's `judge`)")
+            prompt = f"Rubric: {assertion['rubric']}\n\nText:\n{outcome.output}"
+            score, why = judge_verdict(await services.judge(str(model), JUDGE_INSTRUCTIONS, prompt))
+            threshold = float(assertion.get("threshold", DEFAULT_JUDGE_THRESHOLD))
+            held, reason = score >= threshold, f"judge score {score:g} (needs {threshold:g}): {why}"
+        else:
+            import math
+
+            model = str(assertion.get("model") or "local/hashing")
+            value = _render(str(assertion["value"]), outcome)
+            first, second = await services.embed(model, [outcome.output, value])
+            norm = math.sqrt(sum(x * x for x in first)) * math.sqrt(sum(x * x for x in second))
+            similarity = sum(x * y for x, y in zip(first, second, strict=True)) / (norm or 1.0)
+            threshold = float(assertion.get("threshold", DEFAULT_SIMILARITY))
+            held = similarity >= threshold
+            reason = f"cosine similarity {similarity:.3f} (needs {threshold:g})"
+    except (RunError, ValueError, TypeError, KeyError) as exc:
+        return Checked(name, kind, False, weight, f"could not check: {exc}")
+    passed = not held if negated else held
+    return Checked(name, kind, passed, weight, reason)
 
 
 @dataclass

@@ -10,7 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from afctl.eval.assertions import Checked, Outcome, check
+from afctl.eval.assertions import (
+    MODEL_CHECKS,
+    Checked,
+    ModelServices,
+    Outcome,
+    check,
+    check_with_model,
+)
 from afctl.eval.suite import Case, Suite, Variant
 from afctl.ids import new_ulid
 
@@ -142,6 +149,7 @@ async def run_suite(
     read_outcome: Callable[[str, Case, Any], Outcome],
     root: Any,
     on_case: Callable[[CaseResult], None] | None = None,
+    services: ModelServices | None = None,
 ) -> EvalResult:
     """Run every case in every variant, `repeat` times (`make_run(case, eval_id, variant)`
     gives an AgentRun), at most `suite.concurrency` at a time, and score them."""
@@ -175,7 +183,12 @@ async def run_suite(
                 )
         outcome = read_outcome(result.run_id, case, result)
         outcome.vars = case.vars_for(variant)
-        checked = [check(a, outcome, root) for a in case.assertions]
+        checked = []
+        for assertion in case.assertions:
+            if str(assertion["type"]).removeprefix("not_") in MODEL_CHECKS and services:
+                checked.append(await check_with_model(assertion, outcome, services))
+            else:
+                checked.append(check(assertion, outcome, root))
         case_score = score(checked)
         expects_block = any(
             a["type"].removeprefix("not_") == "guardrail_blocked" for a in case.assertions

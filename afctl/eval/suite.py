@@ -84,9 +84,11 @@ class Suite:
     variants: list[Variant] = field(default_factory=lambda: [Variant("default")])
     repeat: int = 1
     variant_pass_rate: float | None = None
+    judge: str | None = None
+    """The default model of llm_judge assertions."""
 
 
-_UNSUPPORTED = ("judge",)
+_UNSUPPORTED: tuple[str, ...] = ()
 """Fields of the schema this version does not run yet: refused, never silently ignored."""
 
 
@@ -160,6 +162,7 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
         variants,
         int(spec.get("repeat", 1)),
         None if variant_rate is None else float(variant_rate),
+        None if spec.get("judge") is None else str(spec["judge"]),
     )
 
 

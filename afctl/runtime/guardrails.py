@@ -185,18 +185,26 @@ async def _python(entrypoint: str, text: str, stage: str, root: Path) -> Check:
     return True, reason or f"{entrypoint} said {verdict['action']}", replacement, {}
 
 
+def judge_verdict(answer: str) -> tuple[float, str]:
+    """(score, reason) from a judge model's answer (JSON, perhaps inside other text).
+
+    Raises:
+        ValueError: the answer has no score.
+    """
+    match = re.search(r"\{.*\}", answer, re.S)
+    try:
+        verdict = json.loads(match[0] if match else answer)
+        return float(verdict["score"]), str(verdict.get("reason") or "")
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"the judge did not answer with a score: {answer[:200]!r}") from None
+
+
 async def _judge(guardrail: dict[str, Any], text: str, checks: Checks) -> Check:
     if checks.judge is None:
         raise RunError("llm_judge guardrails need a model to judge with")
     prompt = f"Rubric: {guardrail['rubric']}\n\nText:\n{text}"
     answer = await checks.judge(str(guardrail["model"]), JUDGE_INSTRUCTIONS, prompt)
-    match = re.search(r"\{.*\}", answer, re.S)
-    try:
-        verdict = json.loads(match[0] if match else answer)
-        score = float(verdict["score"])
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"the judge did not answer with a score: {answer[:200]!r}") from None
+    score, reason = judge_verdict(answer)
     threshold = float(guardrail.get("threshold", DEFAULT_THRESHOLD))
-    reason = str(verdict.get("reason") or "")
     details = {"score": score, "threshold": threshold, "judge_reason": reason}
     return score < threshold, f"score {score:g} below {threshold:g}: {reason}", None, details

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from afctl.context import Context
-from afctl.errors import UsageError
 from afctl.eval.assertions import Outcome, check
 from afctl.testing import invoke, write_repo
 
@@ -125,13 +124,28 @@ def test_the_cli_gates_and_writes_json(tmp_path):
     assert invoke(["eval", "."], cwd=repo).exit_code == 5
 
 
-def test_what_is_not_available_yet_is_refused(tmp_path):
-    repo = repo_with(tmp_path, suite("    - {input: a}\n", "  judge: local/echo\n"))
-    with pytest.raises(UsageError, match="`judge` is not available"):
-        Context(workspace=repo).eval([str(repo)])
-    repo = repo_with(tmp_path, suite("    - {input: a, assert: [{type: llm_judge, rubric: x}]}\n"))
-    with pytest.raises(UsageError, match="llm_judge assertions are not available yet"):
-        Context(workspace=repo).eval([str(repo)])
+JUDGE = (
+    "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: judge}\n"
+    "spec:\n  provider: local\n  model: scripted\n  script:\n    rules:\n"
+    '      - contains: polite\n        reply: \'Verdict: {"score": 0.9, "reason": "kind words"}\'\n'
+)
+
+
+def test_judged_and_similarity_assertions(tmp_path):
+    cases = (
+        "    - {id: judged, input: thanks, assert: [{type: llm_judge, rubric: 'polite'}]}\n"
+        "    - {id: strict, input: thanks, assert: [{type: llm_judge, rubric: 'polite', threshold: 0.95}]}\n"
+        "    - {id: close, input: the parcel has shipped, assert: [{type: similar, value: 'the parcel has shipped'}]}\n"
+        "    - {id: far, input: the parcel has shipped, assert: [{type: not_similar, value: 'gardening in spring'}]}\n"
+    )
+    repo = repo_with(tmp_path, suite(cases, "  judge: judge\n"), {"judge.yaml": JUDGE})
+    (result,) = Context(workspace=repo).eval([str(repo)])
+    by_id = {c.case_id: c for c in result.cases}
+    assert {k: c.passed for k, c in by_id.items()} == {
+        "judged": True, "strict": False, "close": True, "far": True
+    }  # fmt: skip
+    assert by_id["judged"].assertions[0].reason == "judge score 0.9 (needs 0.5): kind words"
+    assert "cosine similarity" in (by_id["close"].assertions[0].reason or "")
 
 
 def outcome(**overrides: object) -> Outcome:
