@@ -32,11 +32,7 @@ async def check_with_model(
     assertion: dict[str, Any], outcome: Outcome, services: ModelServices
 ) -> Checked:
     """An llm_judge or similar assertion (and their not_ forms)."""
-    kind = str(assertion["type"])
-    negated = kind.startswith("not_")
-    base = kind[4:] if negated else kind
-    name = str(assertion.get("name") or kind)
-    weight = float(assertion.get("weight", 1))
+    base = str(assertion["type"]).removeprefix("not_")
     try:
         if base == "llm_judge":
             from afctl.runtime.guardrails import JUDGE_INSTRUCTIONS, judge_verdict
@@ -60,9 +56,26 @@ async def check_with_model(
             held = similarity >= threshold
             reason = f"cosine similarity {similarity:.3f} (needs {threshold:g})"
     except (RunError, ValueError, TypeError, KeyError) as exc:
-        return Checked(name, kind, False, weight, f"could not check: {exc}")
-    passed = not held if negated else held
-    return Checked(name, kind, passed, weight, reason)
+        return _checked(assertion, None, f"could not check: {exc}")
+    return _checked(assertion, held, reason, keep_reason=True)
+
+
+def _checked(
+    assertion: dict[str, Any], held: bool | None, reason: str | None, keep_reason: bool = False
+) -> Checked:
+    """The verdict of an assertion whose check `held` (None: it could not be made), with its
+    `not_` form applied. The reason is kept for failures (and always with `keep_reason`)."""
+    kind = str(assertion["type"])
+    name = str(assertion.get("name") or kind)
+    weight = float(assertion.get("weight", 1))
+    if held is None:
+        return Checked(name, kind, False, weight, reason)
+    if kind.startswith("not_"):
+        passed = not held
+        if keep_reason:
+            return Checked(name, kind, passed, weight, reason)
+        return Checked(name, kind, passed, weight, None if passed else f"it did: {reason}")
+    return Checked(name, kind, held, weight, reason if keep_reason or not held else None)
 
 
 @dataclass
@@ -94,18 +107,12 @@ class Checked:
 
 
 def check(assertion: dict[str, Any], outcome: Outcome, root: Any = None) -> Checked:
-    kind = str(assertion["type"])
-    negated = kind.startswith("not_")
-    base = kind[4:] if negated else kind
-    name = str(assertion.get("name") or kind)
-    weight = float(assertion.get("weight", 1))
+    base = str(assertion["type"]).removeprefix("not_")
     try:
         held, reason = _holds(base, assertion, outcome, root)
     except (RunError, ValueError, TypeError, KeyError) as exc:
-        return Checked(name, kind, False, weight, f"could not check: {exc}")
-    if negated:
-        return Checked(name, kind, not held, weight, None if not held else f"it did: {reason}")
-    return Checked(name, kind, held, weight, None if held else reason)
+        return _checked(assertion, None, f"could not check: {exc}")
+    return _checked(assertion, held, reason)
 
 
 def _render(text: str, outcome: Outcome) -> str:
