@@ -771,7 +771,7 @@ class Context:
         self,
         paths: PathArg | Sequence[PathArg],
         *,
-        on_case: Callable[[CaseResult], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
         case_filter: str | None = None,
         limit: int | None = None,
         only_failed: str | None = None,
@@ -781,7 +781,8 @@ class Context:
         applied state); each case is a run in the prompt log with the eval's id, and the
         results are stored with the eval.
 
-        `case_filter` (a regex on case ids), `limit` (the first N cases) and `only_failed`
+        `progress` is told (cases done, cases in all) as cases finish. `case_filter` (a regex
+        on case ids), `limit` (the first N cases) and `only_failed`
         (`last` or an eval id: the cases that failed there) choose cases; `baseline` (`last` or
         an eval id) pairs the results by case and variant with an earlier eval's and lists
         regressions and fixes.
@@ -838,6 +839,15 @@ class Context:
                     raise UsageError(f"eval suite {suite.name}: no case is left to run")
                 if baseline is not None:
                     baselines[suite.name] = log.eval_id(baseline, suite.name)
+
+            total = sum(len(s.cases) * len(s.variants) * s.repeat for s in suites)
+            finished = 0
+
+            def on_case(_: CaseResult) -> None:
+                nonlocal finished
+                finished += 1
+                if progress is not None:
+                    progress(finished, total)
 
             async def run_all() -> list[EvalResult]:
                 pool = ProviderPool()

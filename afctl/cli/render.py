@@ -53,7 +53,7 @@ def progress_bar(
         if task is None:
             bar.start()
             task = bar.add_task(label, total=total)
-        if done % 50 == 0 or done == total:
+        if done % 50 == 0 or done == total or total < 1000:
             bar.update(task, completed=done)
 
     try:

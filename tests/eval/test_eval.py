@@ -103,9 +103,11 @@ def test_cases_inline_and_from_datasets_run_as_logged_runs(tmp_path):
 def test_concurrency_never_exceeds_the_limit(tmp_path):
     cases = "".join(f"    - {{id: c{i}, input: busy {i}}}\n" for i in range(12))
     repo = repo_with(tmp_path, suite(cases, "  concurrency: 3\n"))
-    (result,) = Context(workspace=repo).eval([str(repo)])
+    told: list[tuple[int, int]] = []
+    (result,) = Context(workspace=repo).eval([str(repo)], progress=lambda d, t: told.append((d, t)))
     peaks = [int(c.output.split()[1]) for c in result.cases if c.output]
     assert len(peaks) == 12 and max(peaks) == 3
+    assert told == [(n, 12) for n in range(1, 13)]  # progress as cases finish
 
 
 def test_the_cli_gates_and_writes_json(tmp_path):

@@ -47,13 +47,17 @@ def eval_command(
 
     if fail_on_regression and baseline is None:
         baseline = "last"
-    results = Context(workspace=workspace, env=env).eval(
-        list(paths),
-        case_filter=case_filter,
-        limit=limit,
-        only_failed=only_failed,
-        baseline=baseline,
-    )
+    from afctl.cli.render import progress_bar
+
+    with progress_bar("Evaluating", enabled=output == "text", minimum=2) as progress:
+        results = Context(workspace=workspace, env=env).eval(
+            list(paths),
+            progress=progress,
+            case_filter=case_filter,
+            limit=limit,
+            only_failed=only_failed,
+            baseline=baseline,
+        )
     data = [r.to_dict() for r in results]
     if json_file:
         Path(json_file).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
