@@ -20,7 +20,6 @@ from afctl.workspace import WORKSPACE_DIR, find_workspace
 
 if TYPE_CHECKING:
     from afctl.analytics.logs import LogAnalytics, Table
-    from afctl.eval.assertions import Outcome
     from afctl.eval.runner import CaseResult, EvalResult
     from afctl.knowledge.index import BuildReport, Hit, KnowledgeIndex
     from afctl.manifests.model import ManifestSet
@@ -303,8 +302,11 @@ class Context:
             packs = store.documents_of_kind(self.env, "KnowledgePack")
         if not packs:
             return outcome
+        from afctl.knowledge.index import index_type
+
         builds = []
-        catalog = self._catalog(None)
+        needs_models = any(index_type(d.get("spec") or {}) != "fts" for d in packs.values())
+        catalog = self._catalog(None) if needs_models else None
         with self.knowledge_index() as index:
             for name, document in packs.items():
                 spec = document.get("spec") or {}
@@ -316,7 +318,7 @@ class Context:
                     builds.append(KnowledgeBuild(name, None, str(exc)))
         return replace(outcome, knowledge=tuple(builds))
 
-    def _embedder(self, spec: dict[str, Any], catalog: Catalog) -> Any:
+    def _embedder(self, spec: dict[str, Any], catalog: Catalog | None) -> Any:
         """The pack's embedding model as a callable (a context manager); a no-op one for
         full-text packs."""
         import contextlib
@@ -330,6 +332,7 @@ class Context:
         from afctl.safety.secrets import Secrets
 
         model = str((spec.get("index") or {}).get("embedding_model"))
+        catalog = catalog if catalog is not None else self._catalog(None)
         return Embedder(model, RunEnvironment(self.root, Secrets(), catalog))
 
     def knowledge_index(self) -> KnowledgeIndex:
@@ -767,7 +770,7 @@ class Context:
         report.run_id = record.id
         return report
 
-    def eval(
+    def evaluate(
         self,
         paths: PathArg | Sequence[PathArg],
         *,
@@ -794,6 +797,7 @@ class Context:
         """
         import asyncio
 
+        from afctl.eval.assertions import Outcome
         from afctl.eval.models import EvalModels
         from afctl.eval.runner import run_suite
         from afctl.eval.suite import load_suite
@@ -873,7 +877,7 @@ class Context:
                             return AgentRun(suite.agent, environment, log, options)
 
                         def outcome(run_id: str, case: Any, result: Any) -> Outcome:
-                            return _case_outcome(log, run_id, case, result)
+                            return Outcome.of_run(result, list(log.events(run_id)), case.vars)
 
                         models = EvalModels(
                             catalog, pool, self.root, self._workspace_dir(), suite.judge
@@ -942,6 +946,27 @@ class Context:
                 AgentRun(agent, environment, log, options).run(payload.get("input") or "")
             )
         return result, self.diff_runs(record.id, result.run_id)
+
+    def log_sizes(self) -> tuple[int, dict[str, tuple[int, int]]]:
+        """The prompt log's size on disk, and bytes and rows per table."""
+        with self.prompt_log() as log:
+            return log.file_size(), log.table_sizes()
+
+    def prune_logs(self, older_than: str, *, keep_failed: bool = False) -> tuple[int, str, int]:
+        """Delete runs started more than `older_than` (30d, 12h, ...) ago, with their events
+        and payloads: (runs deleted, the cut-off timestamp, the file's size)."""
+        from afctl.analytics.logs import since_timestamp
+
+        before = since_timestamp(older_than)
+        with self.prompt_log() as log:
+            return log.prune(before, keep_failed=keep_failed), before, log.file_size()
+
+    def vacuum_logs(self) -> tuple[int, int]:
+        """Compact the prompt log: its size (bytes) before and after."""
+        with self.prompt_log() as log:
+            before = log.file_size()
+            log.vacuum()
+            return before, log.file_size()
 
     def analytics(self) -> LogAnalytics:
         """DuckDB over the prompt log (read-only), with the documented views."""
@@ -1016,28 +1041,6 @@ class Context:
         """Clear a workspace lock left behind by a process that died."""
         with self._require_state() as store:
             return store.force_unlock(lock_id)
-
-
-def _case_outcome(log: PromptLog, run_id: str, case: Any, result: RunResult) -> Outcome:
-    """What an eval case's assertions see of its run: output, status, costs, and the tool
-    calls, handoffs and guardrail blocks of its events."""
-    from afctl.eval.assertions import Outcome
-
-    events = list(log.events(run_id))
-    return Outcome(
-        result.output or "",
-        result.status,
-        result.latency_ms,
-        result.cost_usd,
-        result.usage.input_tokens + result.usage.output_tokens,
-        [(e.payload.get("name", ""), e.payload.get("arguments") or {})
-         for e in events if e.type == "tool_call"],
-        [str(e.payload.get("to")) for e in events if e.type == "handoff"],
-        [str(d.get("name")) for e in events if e.type == "guardrail"
-         for d in e.payload.get("decisions", [])
-         if d.get("tripped") and d.get("action") == "block"],
-        dict(case.vars),
-    )  # fmt: skip
 
 
 def validate(paths: PathArg | Sequence[PathArg], *, use_cache: bool = False) -> ValidationResult:

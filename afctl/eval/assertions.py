@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 from afctl.errors import RunError, UsageError
 
-NOT_YET: frozenset[str] = frozenset()
 MODEL_CHECKS = frozenset({"similar", "llm_judge"})
 """Assertions that ask a model (a judge, or an embeddings endpoint): checked asynchronously."""
 DEFAULT_SIMILARITY = 0.8
@@ -92,6 +91,25 @@ class Outcome:
     blocked_by: list[str] = field(default_factory=list)
     """Names of the guardrails that blocked."""
     vars: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_run(cls, result: Any, events: list[Any], variables: dict[str, Any]) -> Outcome:
+        """What assertions see of a run: its result, and the tool calls, handoffs and
+        guardrail blocks among its events."""
+        return cls(
+            result.output or "",
+            result.status,
+            result.latency_ms,
+            result.cost_usd,
+            result.usage.input_tokens + result.usage.output_tokens,
+            [(e.payload.get("name", ""), e.payload.get("arguments") or {})
+             for e in events if e.type == "tool_call"],
+            [str(e.payload.get("to")) for e in events if e.type == "handoff"],
+            [str(d.get("name")) for e in events if e.type == "guardrail"
+             for d in e.payload.get("decisions", [])
+             if d.get("tripped") and d.get("action") == "block"],
+            dict(variables),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -217,6 +235,6 @@ def _holds(base: str, a: dict[str, Any], o: Outcome, root: Any) -> tuple[bool, s
         if isinstance(verdict, tuple):
             return bool(verdict[0]), str(verdict[1]) if len(verdict) > 1 else None
         return bool(verdict), f"{a['entrypoint']} said no"
-    if base in NOT_YET:
-        raise UsageError(f"{base} assertions are not available yet")
+    if base in MODEL_CHECKS:
+        raise UsageError(f"{base} assertions ask a model: check them with check_with_model")
     raise UsageError(f"unknown assertion type {base!r}")

@@ -113,6 +113,11 @@ class EvalResult:
         return stats
 
     @property
+    def regressions(self) -> list[dict[str, Any]]:
+        """Cases (and variants) that passed in the baseline and fail now."""
+        return list(self.comparison["regressions"]) if self.comparison else []
+
+    @property
     def passed(self) -> bool:
         if self.pass_rate < self.pass_rate_required:
             return False

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from afctl.errors import UsageError
-from afctl.eval.assertions import NOT_YET
 
 
 @dataclass
@@ -88,10 +87,6 @@ class Suite:
     """The default model of llm_judge assertions."""
 
 
-_UNSUPPORTED: tuple[str, ...] = ()
-"""Fields of the schema this version does not run yet: refused, never silently ignored."""
-
-
 def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
     """The suite of an EvalSuite document from `file`; datasets must be inside `root`.
 
@@ -103,9 +98,6 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
     target = spec.get("target") or {}
     if "agent" not in target:
         raise UsageError(f"eval suite {name}: only agents can be evaluated in this version")
-    for key in _UNSUPPORTED:
-        if key in spec:
-            raise UsageError(f"eval suite {name}: `{key}` is not available in this version yet")
     defaults = spec.get("defaults") or {}
     base_vars = {**(spec.get("vars") or {}), **(defaults.get("vars") or {})}
     cases: list[Case] = []
@@ -125,10 +117,6 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
             assertions = [*(defaults.get("assert") or []), *(entry.get("assert") or [])]
             if "expected" in row:
                 assertions.append({"type": "equals", "value": str(row["expected"])})
-            for assertion in assertions:
-                kind = str(assertion.get("type", "")).removeprefix("not_")
-                if kind in NOT_YET:
-                    raise UsageError(f"eval suite {name}: {kind} assertions are not available yet")
             variables = {**base_vars, **(entry.get("vars") or {}), **(row.get("vars") or {})}
             case = Case(
                 case_id or f"case-{index + 1}",

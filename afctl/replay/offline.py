@@ -10,10 +10,9 @@ output reproduces the run.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from afctl.promptlog.store import EventRecord
@@ -46,7 +45,6 @@ class ReplayReport:
     recorded_output: str | None
     engine_ms: float
     status: str = ""
-    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(vars(self))
@@ -86,7 +84,7 @@ class Recording:
             )  # fmt: skip
         event = pending[0]
         expected = _comparable(event.payload["request"])
-        actual = _comparable(json.loads(self.redact(json.dumps(request.to_dict(), default=str))))
+        actual = _request_view(request, self.redact)
         if expected != actual:
             what, was, now = _first_difference(expected, actual)
             raise Diverged(Divergence(self._position(event), request.turn, what, was, now))
@@ -230,7 +228,6 @@ def replay_factory(recording: Recording) -> Any:
 
 def tool_runner(recording: Recording) -> Any:
     async def run(call: ToolCall, turn: int) -> str:
-        await asyncio.sleep(0)
         return recording.tool_call(call, turn)
 
     return run

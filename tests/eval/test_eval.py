@@ -81,7 +81,7 @@ def test_cases_inline_and_from_datasets_run_as_logged_runs(tmp_path):
             "data/more.yaml": "- {input: four}\n",
         },
     )
-    (result,) = Context(workspace=repo).eval([str(repo / "evals"), str(repo / "agent.yaml")])
+    (result,) = Context(workspace=repo).evaluate([str(repo / "evals"), str(repo / "agent.yaml")])
     outcome = {c.case_id: c.passed for c in result.cases}
     assert outcome == {
         "hello": True,
@@ -104,7 +104,9 @@ def test_concurrency_never_exceeds_the_limit(tmp_path):
     cases = "".join(f"    - {{id: c{i}, input: busy {i}}}\n" for i in range(12))
     repo = repo_with(tmp_path, suite(cases, "  concurrency: 3\n"))
     told: list[tuple[int, int]] = []
-    (result,) = Context(workspace=repo).eval([str(repo)], progress=lambda d, t: told.append((d, t)))
+    (result,) = Context(workspace=repo).evaluate(
+        [str(repo)], progress=lambda d, t: told.append((d, t))
+    )
     peaks = [int(c.output.split()[1]) for c in result.cases if c.output]
     assert len(peaks) == 12 and max(peaks) == 3
     assert told == [(n, 12) for n in range(1, 13)]  # progress as cases finish
@@ -141,7 +143,7 @@ def test_judged_and_similarity_assertions(tmp_path):
         "    - {id: far, input: the parcel has shipped, assert: [{type: not_similar, value: 'gardening in spring'}]}\n"
     )
     repo = repo_with(tmp_path, suite(cases, "  judge: judge\n"), {"judge.yaml": JUDGE})
-    (result,) = Context(workspace=repo).eval([str(repo)])
+    (result,) = Context(workspace=repo).evaluate([str(repo)])
     by_id = {c.case_id: c for c in result.cases}
     assert {k: c.passed for k, c in by_id.items()} == {
         "judged": True, "strict": False, "close": True, "far": True
@@ -232,7 +234,7 @@ def test_a_matrix_runs_every_variant_and_repeats_give_intervals_and_flaky_cases(
         "  repeat: 2\n  concurrency: 1\n  thresholds: {pass_rate: 0.2, variant_pass_rate: 0.5}\n"
     )
     repo = repo_with(tmp_path, suite(cases, extra), {"helpers/checks.py": CHECKS_PY})
-    (result,) = Context(workspace=repo).eval([str(repo)])
+    (result,) = Context(workspace=repo).evaluate([str(repo)])
     assert len(result.cases) == 2 * 2 * 2 * 2  # cases x models x vars x repeats
     rates = result.variant_rates()
     assert set(rates) == {

@@ -50,7 +50,7 @@ def eval_command(
     from afctl.cli.render import progress_bar
 
     with progress_bar("Evaluating", enabled=output == "text", minimum=2) as progress:
-        results = Context(workspace=workspace, env=env).eval(
+        results = Context(workspace=workspace, env=env).evaluate(
             list(paths),
             progress=progress,
             case_filter=case_filter,
@@ -112,7 +112,5 @@ def eval_command(
                 f"({result.pass_rate:.0%}, required {result.pass_rate_required:.0%}) · eval "
                 f"{result.eval_id} · {result.seconds:.2f} s\n"
             )
-    regressed = fail_on_regression and any(
-        r.comparison is not None and r.comparison["regressions"] for r in results
-    )
+    regressed = fail_on_regression and any(r.regressions for r in results)
     return EXIT_OK if all(r.passed for r in results) and not regressed else EXIT_CHECKS_FAILED

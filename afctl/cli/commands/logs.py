@@ -27,8 +27,7 @@ def logs_stats(output: str, workspace: str | None, env: str) -> int:
     """Show the prompt log's size per table."""
     from afctl.context import Context
 
-    with Context(workspace=workspace, env=env).prompt_log() as log:
-        sizes, total = log.table_sizes(), log.file_size()
+    total, sizes = Context(workspace=workspace, env=env).log_sizes()
     if output == "json":
         from afctl.cli.render import print_json
 
@@ -53,13 +52,10 @@ def logs_stats(output: str, workspace: str | None, env: str) -> int:
 @state_options
 def prune(age: str, keep_failed: bool, workspace: str | None, env: str) -> int:
     """Delete runs older than AGE with their events and payloads."""
-    from afctl.analytics.logs import since_timestamp
     from afctl.context import Context
 
-    before = since_timestamp(age)
-    with Context(workspace=workspace, env=env).prompt_log() as log:
-        size = log.file_size()
-        count = log.prune(before, keep_failed=keep_failed)
+    context = Context(workspace=workspace, env=env)
+    count, before, size = context.prune_logs(age, keep_failed=keep_failed)
     click.echo(
         f"pruned {count} runs started before {before}; the file is {megabytes(size)} "
         "(afctl logs vacuum gives the space back)"
@@ -73,9 +69,6 @@ def vacuum(workspace: str | None, env: str) -> int:
     """Rewrite the prompt log compactly, giving freed space back."""
     from afctl.context import Context
 
-    with Context(workspace=workspace, env=env).prompt_log() as log:
-        before = log.file_size()
-        log.vacuum()
-        after = log.file_size()
+    before, after = Context(workspace=workspace, env=env).vacuum_logs()
     click.echo(f"vacuumed: {megabytes(before)} → {megabytes(after)}")
     return EXIT_OK
