@@ -779,6 +779,8 @@ class Context:
         limit: int | None = None,
         only_failed: str | None = None,
         baseline: str | None = None,
+        cache: bool = True,
+        explain_cache: bool = False,
     ) -> list[EvalResult]:
         """Run every EvalSuite in `paths` against its agent (from the same files, else the
         applied state); each case is a run in the prompt log with the eval's id, and the
@@ -788,7 +790,9 @@ class Context:
         on case ids), `limit` (the first N cases) and `only_failed`
         (`last` or an eval id: the cases that failed there) choose cases; `baseline` (`last` or
         an eval id) pairs the results by case and variant with an earlier eval's and lists
-        regressions and fixes.
+        regressions and fixes. Model answers come from the response cache in the prompt log
+        when every input of the call is the same (`cache=False` calls the models anyway);
+        `explain_cache` lists each miss with the inputs that differ from the nearest entry.
 
         Raises:
             ManifestError: the manifests are invalid.
@@ -799,9 +803,10 @@ class Context:
 
         from afctl.eval.assertions import Outcome
         from afctl.eval.models import EvalModels
-        from afctl.eval.runner import run_suite
+        from afctl.eval.runner import cache_report, run_suite
         from afctl.eval.suite import load_suite
         from afctl.manifests.validate import validate_paths
+        from afctl.promptlog.cache import ResponseCache
         from afctl.providers.pool import ProviderPool
         from afctl.runtime.agent import AgentRun, RunOptions
         from afctl.runtime.environment import Catalog, RunEnvironment
@@ -858,9 +863,16 @@ class Context:
                 try:
                     done = []
                     for suite in suites:
+                        responses = ResponseCache(log, explain=explain_cache) if cache else None
+                        caches.append(responses)
 
                         def make_run(
-                            case: Any, eval_id: str, variant: Any, suite: Any = suite
+                            case: Any,
+                            eval_id: str,
+                            variant: Any,
+                            repeat: int,
+                            suite: Any = suite,
+                            responses: ResponseCache | None = responses,
                         ) -> AgentRun:
                             variables = case.vars_for(variant)
                             secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
@@ -873,6 +885,8 @@ class Context:
                                 env=self.env,
                                 params=dict(variant.params),
                                 eval_id=eval_id,
+                                cache=responses,
+                                repeat=repeat,
                             )
                             return AgentRun(suite.agent, environment, log, options)
 
@@ -889,8 +903,11 @@ class Context:
                 finally:
                     await pool.aclose()
 
+            caches: list[ResponseCache | None] = []
             results = asyncio.run(run_all())
-            for evaluated in results:
+            for evaluated, responses in zip(results, caches, strict=True):
+                if responses is not None:
+                    evaluated.cache = cache_report(responses, evaluated, explain_cache)
                 if evaluated.suite in baselines:
                     earlier = log.eval_case_results(baselines[evaluated.suite])
                     evaluated.compare(baselines[evaluated.suite], earlier)

@@ -52,6 +52,9 @@ class LLMServer:
         self.default = Reply()
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
         """Decides the reply from the request body when nothing is queued."""
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        """The most requests handled at once."""
         self._lock = threading.Lock()
         server = self
 
@@ -68,6 +71,16 @@ class LLMServer:
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_POST(self) -> None:
+                with server._lock:
+                    server.in_flight += 1
+                    server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                try:
+                    self.answer()
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def answer(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:

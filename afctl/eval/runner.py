@@ -20,6 +20,7 @@ from afctl.eval.assertions import (
 )
 from afctl.eval.suite import Case, Suite, Variant
 from afctl.ids import new_ulid
+from afctl.promptlog.cache import ResponseCache
 
 
 def wilson(passes: int, runs: int, z: float = 1.96) -> tuple[float, float]:
@@ -68,6 +69,8 @@ class EvalResult:
     repeat: int = 1
     comparison: dict[str, Any] | None = None
     """Against a baseline eval: its id, regressions and fixes (by case and variant)."""
+    cache: dict[str, Any] | None = None
+    """Response cache hits and misses; with --explain-cache, each miss and why."""
 
     def compare(self, baseline_id: str, earlier: dict[tuple[str, str], list[bool]]) -> None:
         """Pair this eval's results with an earlier one's: a case and variant that passed
@@ -139,8 +142,23 @@ class EvalResult:
             "seconds": round(self.seconds, 3),
             "case_stats": self.case_stats(),
             "comparison": self.comparison,
+            "cache": self.cache,
             "cases": [c.to_dict() for c in self.cases],
         }
+
+
+def cache_report(cache: ResponseCache, result: EvalResult, explain: bool) -> dict[str, Any]:
+    """The cache's hits and misses in an eval; with `explain`, each miss by case and why."""
+    report: dict[str, Any] = cache.summary()
+    if explain:
+        by_run = {c.run_id: c for c in result.cases}
+        report["explained"] = [
+            {"case": by_run[m.run_id].case_id, "variant": by_run[m.run_id].variant,
+             "repeat": by_run[m.run_id].repeat, "turn": m.turn, "inputs": m.inputs,
+             "why": m.explain()}
+            for m in cache.misses if m.run_id in by_run
+        ]  # fmt: skip
+    return report
 
 
 def score(checked: list[Checked]) -> float:
@@ -150,21 +168,21 @@ def score(checked: list[Checked]) -> float:
 
 async def run_suite(
     suite: Suite,
-    make_run: Callable[[Case, str, Variant], Any],
+    make_run: Callable[[Case, str, Variant, int], Any],
     read_outcome: Callable[[str, Case, Any], Outcome],
     root: Any,
     on_case: Callable[[CaseResult], None] | None = None,
     services: ModelServices | None = None,
 ) -> EvalResult:
-    """Run every case in every variant, `repeat` times (`make_run(case, eval_id, variant)`
-    gives an AgentRun), at most `suite.concurrency` at a time, and score them."""
+    """Run every case in every variant, `repeat` times (`make_run(case, eval_id, variant,
+    repeat)` gives an AgentRun), at most `suite.concurrency` at a time, and score them."""
     eval_id = new_ulid()
     started = time.perf_counter()
     gate = asyncio.Semaphore(suite.concurrency)
 
     async def one(case: Case, variant: Variant, repeat: int) -> CaseResult:
         async with gate:
-            agent_run = make_run(case, eval_id, variant)
+            agent_run = make_run(case, eval_id, variant, repeat)
             text = case.input_for(variant)
             try:
                 if suite.timeout_s:

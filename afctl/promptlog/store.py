@@ -100,6 +100,16 @@ def _evals(db: Any) -> None:
     )  # fmt: skip
 
 
+@log_migrations(name="0004_response_cache")
+def _response_cache(db: Any) -> None:
+    # key: a hash of every input of a model call; inputs: those inputs, for --explain-cache
+    db["response_cache"].create(
+        {"key": str, "messages": str, "inputs": str, "response": str, "created_at": str},
+        pk="key",
+    )
+    db["response_cache"].create_index(["messages"])
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """A run's row, as `afctl runs` lists it."""
@@ -326,6 +336,10 @@ class PromptLog:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def submit(self, work: Work) -> None:
+        """Run `work` on the log's connection in the next grouped commit."""
+        self._submit(work, now=False)
+
     def _write(self, sql: str, values: list[Any] | tuple[Any, ...]) -> None:
         def write(connection: sqlite3.Connection) -> None:
             connection.execute(sql, values)
@@ -497,8 +511,9 @@ class PromptLog:
     # -- retention -------------------------------------------------------------------------
 
     def prune(self, before: str, *, keep_failed: bool = False) -> int:
-        """Delete runs started before `before` (ISO text), with their events and payloads;
-        returns how many. Runs still going are kept."""
+        """Delete runs started before `before` (ISO text), with their events and payloads,
+        and cached responses stored before it; returns how many runs. Runs still going are
+        kept."""
         self.flush()
         condition = "started_at < ? AND status NOT IN ('running', 'awaiting_approval')"
         if keep_failed:
@@ -514,6 +529,7 @@ class PromptLog:
                                   ("runs", "id")):  # fmt: skip
                 self.conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM doomed)")
             self.conn.execute("DROP TABLE doomed")
+            self.conn.execute("DELETE FROM response_cache WHERE created_at < ?", [before])
             self.conn.execute(
                 "DELETE FROM revisions WHERE hash NOT IN "
                 "(SELECT DISTINCT revision_hash FROM runs WHERE revision_hash IS NOT NULL)"

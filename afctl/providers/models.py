@@ -64,6 +64,8 @@ class ModelConfig:
     api: str = "chat"
     fallback: tuple[str, ...] = ()
     script: dict[str, Any] | None = None
+    max_concurrency: int | None = None
+    """The most requests in flight to this model at once, per process."""
 
     @property
     def label(self) -> str:
@@ -125,4 +127,7 @@ def _from_resource(name: str, document: Mapping[str, Any]) -> ModelConfig:
         api=str(spec.get("api", "chat")),
         fallback=tuple(spec.get("fallback") or ()),
         script=spec.get("script"),
+        max_concurrency=None
+        if spec.get("max_concurrency") is None
+        else int(spec["max_concurrency"]),
     )

@@ -11,6 +11,7 @@ later run that reuses it is told those values too, so they are redacted from its
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -27,6 +28,18 @@ Factory = Callable[[ModelConfig, "RunEnvironment"], Provider]
 class ProviderPool:
     def __init__(self) -> None:
         self._entries: dict[tuple[object, ...], tuple[Provider, frozenset[str]]] = {}
+        self._gates: dict[tuple[str, str, str | None], asyncio.Semaphore] = {}
+
+    def gate(self, config: ModelConfig) -> asyncio.Semaphore | None:
+        """The limit on requests in flight to a model with `max_concurrency`, shared by every
+        run that uses this pool."""
+        if config.max_concurrency is None:
+            return None
+        key = (config.provider, config.model, config.base_url)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Semaphore(config.max_concurrency)
+        return gate
 
     def get(self, config: ModelConfig, environment: RunEnvironment, factory: Factory) -> Provider:
         # what the client is built from: endpoint, credentials, headers (not params or prices)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afctl.errors import RunError
 from afctl.ids import new_ulid
@@ -38,6 +38,9 @@ from afctl.providers.types import (
 )
 from afctl.runtime.environment import RunEnvironment
 from afctl.state.diff import content_hash
+
+if TYPE_CHECKING:
+    from afctl.promptlog.cache import ResponseCache
 
 DEFAULT_MAX_TURNS = 10
 DEFAULT_TOOL_TIMEOUT_S = 60.0
@@ -130,6 +133,10 @@ class RunOptions:
     tool_runner: Callable[[ToolCall, int], Awaitable[Any]] | None = None
     """Carries out (tool call, turn) instead of the tools themselves: replay serves recorded
     results this way. Raise ToolFailed for a failed call."""
+    cache: ResponseCache | None = None
+    """Answers model calls it has seen (evals); a cached answer costs nothing."""
+    repeat: int = 0
+    """Which repeat of an eval case this run is: part of the cache key."""
 
 
 class TurnBudget:
@@ -738,7 +745,8 @@ class AgentRun:
             turn=self.turns,
         )
         response = await call_with_retries(
-            _completion(provider, request, None), RetryPolicy(max_retries=config.max_retries)
+            _completion(provider, request, None, self._pool.gate(config)),
+            RetryPolicy(max_retries=config.max_retries),
         )
         self._add_usage(config, response)
         return response.message.content or ""
@@ -839,14 +847,17 @@ class AgentRun:
                     turn=turn,
                     model=config.label,
                 )
-            call_payload = {
-                "agent": active.name,
-                "provider": config.provider,
-                "model_ref": config.ref,
-                "request": request.to_dict(),
-            }
-            provider = self._provider(config)
             started = time.perf_counter()
+            cache = self.options.cache
+            lookup = None if cache is None else cache.get(
+                config, request, self.options.repeat, self.run_id
+            )  # fmt: skip
+            if lookup is not None and lookup.response is not None:
+                response = lookup.response
+                if on_text is not None and response.message.content:
+                    on_text(response.message.content)
+                return self._answered(active, config, request, response, started, cached=True)
+            provider = self._provider(config)
 
             def retried(
                 attempt: int, error: ProviderError, delay: float, label: str = config.label
@@ -866,7 +877,7 @@ class AgentRun:
 
             try:
                 response = await call_with_retries(
-                    _completion(provider, request, on_text),
+                    _completion(provider, request, on_text, self._pool.gate(config)),
                     RetryPolicy(max_retries=config.max_retries),
                     on_retry=retried,
                 )
@@ -875,7 +886,7 @@ class AgentRun:
                 self.event(
                     "model_error",
                     {
-                        **call_payload,
+                        **_call_payload(active.name, config, request),
                         "error": error.message,
                         "status": error.status,
                         "retryable": error.retryable,
@@ -888,36 +899,58 @@ class AgentRun:
                 if error.retryable and index + 1 < len(chain):
                     continue
                 raise
-            latency = (time.perf_counter() - started) * 1000
-            cost = self._add_usage(config, response)
-            self.model_label = config.label
-            payload = {
-                **call_payload,
-                "response": response.to_dict(),
-                "pricing": config.pricing.to_dict() if config.pricing else None,
-            }
-            narrow = {
-                "turn": turn,
-                "model": config.label,
-                "status": response.finish_reason,
-                "latency_ms": latency,
-                "input_tokens": response.usage.input_tokens,
-                "output_tokens": response.usage.output_tokens,
-                "cost_usd": cost,
-            }
-            if guarded and not response.message.tool_calls:
-                self._held = ("model_call", payload, narrow)  # recorded once guarded
-            else:
-                self.event("model_call", payload, **narrow)
-            return response
+            if cache is not None and lookup is not None:
+                cache.put(lookup, response, self.redact)
+            return self._answered(active, config, request, response, started)
         assert last_error is not None
         raise last_error
 
-    def _add_usage(self, config: ModelConfig, response: ModelResponse) -> float | None:
-        """Add a model call's tokens and cost to the run's; returns the call's cost."""
+    def _answered(
+        self,
+        active: _Active,
+        config: ModelConfig,
+        request: ModelRequest,
+        response: ModelResponse,
+        started: float,
+        *,
+        cached: bool = False,
+    ) -> ModelResponse:
+        """Count a model's answer into the run and record the call."""
+        latency = (time.perf_counter() - started) * 1000
+        cost = self._add_usage(config, response, spent=not cached)
+        self.model_label = config.label
+        payload = {
+            **_call_payload(active.name, config, request),
+            "response": response.to_dict(),
+            "pricing": config.pricing.to_dict() if config.pricing else None,
+            **({"cached": True} if cached else {}),
+        }
+        narrow = {
+            "turn": request.turn,
+            "model": config.label,
+            "status": response.finish_reason,
+            "latency_ms": latency,
+            "input_tokens": response.usage.input_tokens,
+            "output_tokens": response.usage.output_tokens,
+            "cost_usd": cost,
+        }
+        guarded = bool((active.spec.get("guardrails") or {}).get("output"))
+        if guarded and not response.message.tool_calls:
+            self._held = ("model_call", payload, narrow)  # recorded once guarded
+        else:
+            self.event("model_call", payload, **narrow)
+        return response
+
+    def _add_usage(
+        self, config: ModelConfig, response: ModelResponse, *, spent: bool = True
+    ) -> float | None:
+        """Add a model call's tokens and cost to the run's; returns the call's cost (0 when
+        nothing was `spent`: a cached answer)."""
         from afctl.providers.pricing import cost_usd
 
         cost = cost_usd(config, response.usage)
+        if cost is not None and not spent:
+            cost = 0.0
         self.usage = Usage(
             self.usage.input_tokens + response.usage.input_tokens,
             self.usage.output_tokens + response.usage.output_tokens,
@@ -1080,10 +1113,31 @@ def _log_line(kind: str, payload: dict[str, Any], narrow: dict[str, Any]) -> str
     return f"{narrow.get('model')} answered ({narrow.get('status')})"
 
 
+def _call_payload(agent: str, config: ModelConfig, request: ModelRequest) -> dict[str, Any]:
+    return {
+        "agent": agent,
+        "provider": config.provider,
+        "model_ref": config.ref,
+        "request": request.to_dict(),
+    }
+
+
 def _completion(
-    provider: Provider, request: ModelRequest, on_text: OnText | None
+    provider: Provider,
+    request: ModelRequest,
+    on_text: OnText | None,
+    gate: asyncio.Semaphore | None,
 ) -> Callable[[], Awaitable[ModelResponse]]:
-    return lambda: provider.complete(request, on_text)
+    """One attempt at a model call, inside the model's concurrency limit when it has one
+    (waits between retries are spent outside it)."""
+    if gate is None:
+        return lambda: provider.complete(request, on_text)
+
+    async def attempt() -> ModelResponse:
+        async with gate:
+            return await provider.complete(request, on_text)
+
+    return attempt
 
 
 def _is_json_object(raw: str) -> bool:

@@ -23,6 +23,8 @@ from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
 @click.option("--only-failed", metavar="EVAL_ID|last", help="Only the cases that failed there.")
 @click.option("--baseline", metavar="EVAL_ID|last", help="List regressions and fixes against it.")
 @click.option("--fail-on-regression", is_flag=True, help="Exit 5 when the baseline passed a case.")
+@click.option("--no-cache", is_flag=True, help="Call the models even for answers in the cache.")
+@click.option("--explain-cache", is_flag=True, help="List each cache miss and what differs.")
 @output_option("text", "json")
 @state_options
 def eval_command(
@@ -34,6 +36,8 @@ def eval_command(
     only_failed: str | None,
     baseline: str | None,
     fail_on_regression: bool,
+    no_cache: bool,
+    explain_cache: bool,
     output: str,
     workspace: str | None,
     env: str,
@@ -57,6 +61,8 @@ def eval_command(
             limit=limit,
             only_failed=only_failed,
             baseline=baseline,
+            cache=not no_cache,
+            explain_cache=explain_cache,
         )
     data = [r.to_dict() for r in results]
     if json_file:
@@ -105,6 +111,17 @@ def eval_command(
                     found = comparison[kind]
                     listed = ", ".join(f"{e['case']} [{e['variant']}]" for e in found)
                     click.echo(f"  {kind} against {comparison['baseline']}: {listed or 'none'}")
+            if result.cache is not None:
+                click.echo(f"  cache: {result.cache['hits']} hits, {result.cache['misses']} misses")
+                for miss in result.cache.get("explained", []):
+                    inputs = miss["inputs"]
+                    click.echo(
+                        f"    miss {miss['case']} [{miss['variant']}] repeat {miss['repeat'] + 1} "
+                        f"turn {miss['turn']}: {miss['why']}\n      key: {inputs['provider']}/"
+                        f"{inputs['model']} params={json.dumps(inputs['params'])} "
+                        f"tools={','.join(inputs['tool_names']) or '-'} "
+                        f"messages={inputs['messages'][:12]} tools_schema={inputs['tools'][:12]}"
+                    )
             passed = sum(c.passed for c in result.cases)
             verdict = "PASS" if result.passed else "FAIL"
             click.echo(
