@@ -98,7 +98,10 @@ step "afctl replay <that run> --live --model local/echo    # for real, on anothe
 step "afctl stats --by agent,model"
 "$AFCTL" stats --by agent,model
 
-step "afctl eval evals/ --json eval.json    # the assistant's eval suite, offline"
-"$AFCTL" eval evals/ --json eval.json
+step "afctl eval evals/ --json eval.json --junit junit.xml --html report.html    # offline"
+"$AFCTL" eval evals/ --json eval.json --junit junit.xml --html report.html
 
-printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo\n'
+step "afctl eval evals/ --explain-cache    # again: every answer comes from the response cache"
+"$AFCTL" eval evals/ --explain-cache
+
+printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo (open demo/report.html)\n'

@@ -151,3 +151,50 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 def files_with(diagnostics: Iterable[Diagnostic]) -> int:
     return len({d.file for d in diagnostics if d.file})
+
+
+def check_report_paths(paths: dict[str, str | None]) -> None:
+    """Fail before any work when a report file (by its flag) could not be written.
+
+    Raises:
+        UsageError: its folder does not exist, or it is a folder.
+    """
+    from pathlib import Path
+
+    from afctl.errors import UsageError
+
+    for flag, value in paths.items():
+        if value is None:
+            continue
+        target = Path(value)
+        if target.is_dir():
+            raise UsageError(f"{flag} {value}: is a folder; give a file name")
+        if not target.parent.is_dir():
+            raise UsageError(f"{flag} {value}: the folder {target.parent} does not exist")
+
+
+def write_report(flag: str, value: str, text: str) -> None:
+    """Write a report file whole or not at all (a reader never sees half of it).
+
+    Raises:
+        UsageError: it cannot be written.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from afctl.errors import UsageError
+
+    target = Path(value)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+            Path(temporary).chmod(0o644)  # as an ordinary file, not mkstemp's 0600
+            Path(temporary).replace(target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise UsageError(f"{flag} {value}: cannot write it: {exc.strerror}") from None

@@ -1,13 +1,29 @@
-"""Eval results as JUnit XML: one <testsuite> per suite, one <testcase> per case, failures
-with the assertions that failed. Loads in the CI tools that read JUnit (GitHub, GitLab,
-Jenkins, Azure DevOps)."""
+"""Eval results as JUnit XML: one <testsuite> per suite, one <testcase> per case and variant
+(and repeat), failures with the assertions that failed. Loads in the CI tools that read JUnit
+(GitHub, GitLab, Jenkins, Azure DevOps); `tests/eval/junit.xsd` states what they accept and
+the tests validate against it.
+
+Model output can hold characters XML 1.0 cannot carry (escape sequences, NUL); they are
+replaced with U+FFFD so the file always parses.
+"""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: object) -> str:
+    return _NOT_XML.sub("\ufffd", str(value))
+
+
+def _case_name(case: Any, repeats: int) -> str:
+    name = case.case_id if case.variant == "default" else f"{case.case_id} [{case.variant}]"
+    return f"{name} #{case.repeat + 1}" if repeats > 1 else name
 
 
 def junit_xml(results: Sequence[Any]) -> str:
@@ -18,13 +34,13 @@ def junit_xml(results: Sequence[Any]) -> str:
         suite = ET.SubElement(
             root,
             "testsuite",
-            name=result.suite,
+            name=_text(result.suite),
             tests=str(len(result.cases)),
             failures=str(sum(not c.passed for c in result.cases)),
             errors="0",
             skipped="0",
             time=f"{result.seconds:.3f}",
-            timestamp="",
+            timestamp=result.started_at.removesuffix("Z"),
         )
         properties = ET.SubElement(suite, "properties")
         facts = {
@@ -34,13 +50,13 @@ def junit_xml(results: Sequence[Any]) -> str:
             "pass_rate_required": f"{result.pass_rate_required:.4f}",
         }
         for name, value in facts.items():
-            ET.SubElement(properties, "property", name=name, value=str(value))
+            ET.SubElement(properties, "property", name=name, value=_text(value))
         for case in result.cases:
             element = ET.SubElement(
                 suite,
                 "testcase",
-                classname=f"{result.suite}.{result.agent}",
-                name=case.case_id,
+                classname=_text(f"{result.suite}.{result.agent}"),
+                name=_text(_case_name(case, result.repeat)),
                 time=f"{case.latency_ms / 1000:.3f}",
             )
             if not case.passed:
@@ -49,13 +65,13 @@ def junit_xml(results: Sequence[Any]) -> str:
                     case.error or f"status {case.status}"
                 )
                 failure = ET.SubElement(
-                    element, "failure", message=message[:1000], type="assertion"
+                    element, "failure", message=_text(message[:1000]), type="assertion"
                 )
-                failure.text = "\n".join(
+                failure.text = _text("\n".join(
                     [f"run {case.run_id} ({case.status}), score {case.score:.2f}",
                      *(f"- {a.name} ({a.type}): {a.reason}" for a in failed),
                      f"output: {case.output}"]
-                )  # fmt: skip
+                ))  # fmt: skip
             output = ET.SubElement(element, "system-out")
             output.text = f"run {case.run_id}"
         total += len(result.cases)
@@ -67,7 +83,3 @@ def junit_xml(results: Sequence[Any]) -> str:
     root.set("time", f"{seconds:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def write_junit(results: Sequence[Any], target: Path) -> None:
-    target.write_text(junit_xml(results), "utf-8")

@@ -19,7 +19,7 @@ from afctl.eval.assertions import (
     check_with_model,
 )
 from afctl.eval.suite import Case, Suite, Variant
-from afctl.ids import new_ulid
+from afctl.ids import new_ulid, utc_now
 from afctl.promptlog.cache import ResponseCache
 
 
@@ -71,6 +71,7 @@ class EvalResult:
     """Against a baseline eval: its id, regressions and fixes (by case and variant)."""
     cache: dict[str, Any] | None = None
     """Response cache hits and misses; with --explain-cache, each miss and why."""
+    started_at: str = field(default_factory=utc_now)
 
     def compare(self, baseline_id: str, earlier: dict[tuple[str, str], list[bool]]) -> None:
         """Pair this eval's results with an earlier one's: a case and variant that passed
@@ -131,6 +132,7 @@ class EvalResult:
         return {
             "schema": "afctl.eval/v1",
             "eval_id": self.eval_id,
+            "started_at": self.started_at,
             "suite": self.suite,
             "agent": self.agent,
             "passed": self.passed,
@@ -177,6 +179,7 @@ async def run_suite(
     """Run every case in every variant, `repeat` times (`make_run(case, eval_id, variant,
     repeat)` gives an AgentRun), at most `suite.concurrency` at a time, and score them."""
     eval_id = new_ulid()
+    started_at = utc_now()
     started = time.perf_counter()
     gate = asyncio.Semaphore(suite.concurrency)
 
@@ -234,4 +237,5 @@ async def run_suite(
     return EvalResult(
         eval_id, suite.name, suite.agent, list(results), suite.pass_rate,
         time.perf_counter() - started, suite.variant_pass_rate, suite.repeat,
+        started_at=started_at,
     )  # fmt: skip

@@ -4,7 +4,6 @@ thresholds."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -17,6 +16,9 @@ from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
 @click.option("--json", "json_file", metavar="FILE", help="Also write the results as JSON.")
 @click.option(
     "--junit", "junit_file", metavar="FILE", help="Also write JUnit XML (one testcase per case)."
+)
+@click.option(
+    "--html", "html_file", metavar="FILE", help="Also write a self-contained HTML report."
 )
 @click.option("--filter", "case_filter", metavar="REGEX", help="Only cases whose id matches.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N cases of each suite.")
@@ -31,6 +33,7 @@ def eval_command(
     paths: tuple[str, ...],
     json_file: str | None,
     junit_file: str | None,
+    html_file: str | None,
     case_filter: str | None,
     limit: int | None,
     only_failed: str | None,
@@ -51,7 +54,9 @@ def eval_command(
 
     if fail_on_regression and baseline is None:
         baseline = "last"
-    from afctl.cli.render import progress_bar
+    from afctl.cli.render import check_report_paths, progress_bar, write_report
+
+    check_report_paths({"--json": json_file, "--junit": junit_file, "--html": html_file})
 
     with progress_bar("Evaluating", enabled=output == "text", minimum=2) as progress:
         results = Context(workspace=workspace, env=env).evaluate(
@@ -66,11 +71,15 @@ def eval_command(
         )
     data = [r.to_dict() for r in results]
     if json_file:
-        Path(json_file).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        write_report("--json", json_file, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     if junit_file:
-        from afctl.eval.junit import write_junit
+        from afctl.eval.junit import junit_xml
 
-        write_junit(results, Path(junit_file))
+        write_report("--junit", junit_file, junit_xml(results))
+    if html_file:
+        from afctl.eval.html_report import render_html
+
+        write_report("--html", html_file, render_html(data))
     if output == "json":
         from afctl.cli.render import print_json
 
