@@ -887,11 +887,12 @@ class Context:
                                 eval_id=eval_id,
                                 cache=responses,
                                 repeat=repeat,
+                                commit_at_end=False,  # the eval's results are saved at once
                             )
                             return AgentRun(suite.agent, environment, log, options)
 
-                        def outcome(run_id: str, case: Any, result: Any) -> Outcome:
-                            return Outcome.of_run(result, list(log.events(run_id)), case.vars)
+                        def outcome(agent_run: AgentRun, case: Any, result: Any) -> Outcome:
+                            return Outcome.of_run(result, agent_run.trail, case.vars)
 
                         models = EvalModels(
                             catalog, pool, self.root, self._workspace_dir(), suite.judge

@@ -154,6 +154,8 @@ class LLMServer:
                 self.wfile.write(payload)
 
         class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # socketserver's 5 refuses bursts of new connections
+
             def handle_error(self, request: Any, client_address: Any) -> None:
                 # a client that hangs up mid-response (a test's timeout, a cancelled run) is
                 # expected here; anything else is a bug in the fake and should be seen
@@ -486,7 +488,7 @@ def main() -> None:  # pragma: no cover - used by benchmarks in another process
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--tool", default="lookup_order")
+    parser.add_argument("--tool", default="lookup_order", help="'' to answer every request")
     parser.add_argument("--arguments", default='{"order_id": "123"}')
     parser.add_argument("--answer", default="Order 123 has shipped.")
     args = parser.parse_args()
@@ -494,7 +496,10 @@ def main() -> None:  # pragma: no cover - used by benchmarks in another process
     if args.port:
         server.httpd.server_close()
         server = LLMServer(latency_s=args.latency, port=args.port)
-    server.responder = tool_then_answer(args.tool, json.loads(args.arguments), args.answer)
+    if args.tool:
+        server.responder = tool_then_answer(args.tool, json.loads(args.arguments), args.answer)
+    else:
+        server.default = Reply(text=args.answer)
     print(server.url, flush=True)
     server.httpd.serve_forever(poll_interval=0.05)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from afctl.eval.assertions import Outcome
     from afctl.providers.models import ModelConfig
     from afctl.providers.types import Provider
     from afctl.runtime.environment import RunEnvironment
@@ -28,6 +29,9 @@ ProviderFactory = Callable[["ModelConfig", "RunEnvironment"], "Provider"]
 """Builds a provider for a model; reads secrets through the environment (they get redacted)."""
 ToolFactory = Callable[[str, dict[str, Any], "RunEnvironment"], "Tool"]
 """Builds a tool from its name and Tool spec."""
+AssertionCheck = Callable[[dict[str, Any], "Outcome"], "bool | tuple[bool, str]"]
+"""Checks an eval case's outcome against an assertion as written (its `type` and any other
+fields); returns whether it held, optionally with the reason."""
 
 
 class HookSpecs:
@@ -38,6 +42,10 @@ class HookSpecs:
     @hookspec
     def register_tools(self) -> dict[str, ToolFactory]:  # type: ignore[empty-body]
         """Tool types this plugin offers, by `spec.type`."""
+
+    @hookspec
+    def register_assertions(self) -> dict[str, AssertionCheck]:  # type: ignore[empty-body]
+        """Eval assertion types this plugin offers, by `type` (their `not_` forms come free)."""
 
 
 @cache
@@ -67,3 +75,7 @@ def providers() -> dict[str, ProviderFactory]:
 
 def tool_types() -> dict[str, ToolFactory]:
     return _merged(plugin_manager().hook.register_tools())
+
+
+def assertion_types() -> dict[str, AssertionCheck]:
+    return _merged(plugin_manager().hook.register_assertions())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,19 @@ spec: {model: shout/very}
 """
 
 
-def test_a_plugin_provider_is_used_by_validate_and_run(tmp_path):
+SUITE = """\
+apiVersion: afctl/v1
+kind: EvalSuite
+metadata: {name: loudness}
+spec:
+  target: {agent: loud}
+  cases:
+    - {id: loud, input: hello, assert: [{type: shouted, min_length: 3}]}
+    - {id: quiet, input: hello, assert: [{type: not_shouted}]}
+"""
+
+
+def test_a_plugin_provider_and_assertion_are_used_by_validate_run_and_eval(tmp_path):
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
@@ -25,6 +38,7 @@ def test_a_plugin_provider_is_used_by_validate_and_run(tmp_path):
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     (tmp_path / "agent.yaml").write_text(AGENT)
+    (tmp_path / "suite.yaml").write_text(SUITE)
     base = {k: v for k, v in os.environ.items() if k != "AFCTL_PLUGINS"}
     with_plugin = {**base, "PYTHONPATH": str(target)}
 
@@ -41,3 +55,14 @@ def test_a_plugin_provider_is_used_by_validate_and_run(tmp_path):
     assert ran.stdout.strip() == "HELLO THERE (very)"
     off = afctl("validate", "-f", "agent.yaml", env={**with_plugin, "AFCTL_PLUGINS": "0"})
     assert off.returncode == 3
+
+    # a plugin's assertion type: unknown without it, checked (with its not_ form) with it
+    unknown = afctl("validate", "-f", "suite.yaml", env=base)
+    assert unknown.returncode == 3 and 'unknown assertion type "shouted"' in unknown.stdout
+    assert "suite.yaml:7" in unknown.stdout
+    evaluated = afctl("eval", ".", "--json", "eval.json", env=with_plugin)
+    assert evaluated.returncode == 5, evaluated.stderr  # the not_shouted case fails
+
+    cases = {c["case_id"]: c for c in json.loads((tmp_path / "eval.json").read_text())[0]["cases"]}
+    assert cases["loud"]["passed"] and not cases["quiet"]["passed"]
+    assert cases["quiet"]["assertions"][0]["reason"] == "it did: not shouted: 'HELLO (very)'"

@@ -11,6 +11,12 @@ from typing import Any, Protocol
 
 from afctl.errors import RunError, UsageError
 
+BUILTIN_ASSERTIONS = (
+    "equals", "contains", "icontains", "contains_any", "contains_all", "starts_with", "regex",
+    "is_json", "json_schema", "json_path", "tool_called", "tool_sequence", "tool_args",
+    "handoff_to", "guardrail_blocked", "latency", "cost", "tokens", "expression", "python",
+    "similar", "llm_judge",
+)  # fmt: skip
 MODEL_CHECKS = frozenset({"similar", "llm_judge"})
 """Assertions that ask a model (a judge, or an embeddings endpoint): checked asynchronously."""
 DEFAULT_SIMILARITY = 0.8
@@ -124,13 +130,47 @@ class Checked:
         return dict(vars(self))
 
 
+def known_assertion(kind: str) -> bool:
+    """A built-in assertion type or one a plugin registers, or its `not_` form (plugins load
+    only for names afctl does not know)."""
+    base = kind.removeprefix("not_")
+    if base in BUILTIN_ASSERTIONS:
+        return True
+    from afctl.plugins import assertion_types
+
+    return base in assertion_types()
+
+
 def check(assertion: dict[str, Any], outcome: Outcome, root: Any = None) -> Checked:
     base = str(assertion["type"]).removeprefix("not_")
     try:
-        held, reason = _holds(base, assertion, outcome, root)
+        if base in BUILTIN_ASSERTIONS:
+            held, reason = _holds(base, assertion, outcome, root)
+        else:
+            held, reason = _plugin_check(base, assertion, outcome)
     except (RunError, ValueError, TypeError, KeyError) as exc:
         return _checked(assertion, None, f"could not check: {exc}")
     return _checked(assertion, held, reason)
+
+
+def _plugin_check(base: str, a: dict[str, Any], o: Outcome) -> tuple[bool, str | None]:
+    from afctl.plugins import assertion_types
+
+    function = assertion_types().get(base)
+    if function is None:
+        raise UsageError(f"unknown assertion type {base!r}")
+    try:
+        verdict = function(dict(a), o)
+    except Exception as exc:  # a plugin's own bug fails its assertion, with the reason
+        raise ValueError(f"the {base} plugin failed: {type(exc).__name__}: {exc}") from None
+    return _verdict(verdict, f"{base} did not hold")
+
+
+def _verdict(verdict: Any, otherwise: str) -> tuple[bool, str | None]:
+    """A check function's answer: a bool, or (bool, reason)."""
+    if isinstance(verdict, tuple):
+        return bool(verdict[0]), str(verdict[1]) if len(verdict) > 1 else otherwise
+    return bool(verdict), otherwise
 
 
 def _render(text: str, outcome: Outcome) -> str:
@@ -230,11 +270,10 @@ def _holds(base: str, a: dict[str, Any], o: Outcome, root: Any) -> tuple[bool, s
         from afctl.tools.python_tool import import_entrypoint
 
         function = import_entrypoint(str(a["entrypoint"]), root)
-        verdict = function(o.output, {"vars": o.vars, "config": a.get("config") or {},
-                                      "tools": o.tool_calls, "status": o.status})  # fmt: skip
-        if isinstance(verdict, tuple):
-            return bool(verdict[0]), str(verdict[1]) if len(verdict) > 1 else None
-        return bool(verdict), f"{a['entrypoint']} said no"
-    if base in MODEL_CHECKS:
-        raise UsageError(f"{base} assertions ask a model: check them with check_with_model")
-    raise UsageError(f"unknown assertion type {base!r}")
+        try:
+            verdict = function(o.output, {"vars": o.vars, "config": a.get("config") or {},
+                                          "tools": o.tool_calls, "status": o.status})  # fmt: skip
+        except Exception as exc:  # the user's check failing fails the assertion, saying why
+            raise ValueError(f"{a['entrypoint']} raised {type(exc).__name__}: {exc}") from None
+        return _verdict(verdict, f"{a['entrypoint']} said no")
+    raise UsageError(f"{base} assertions ask a model: check them with check_with_model")

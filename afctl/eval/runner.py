@@ -171,43 +171,42 @@ def score(checked: list[Checked]) -> float:
 async def run_suite(
     suite: Suite,
     make_run: Callable[[Case, str, Variant, int], Any],
-    read_outcome: Callable[[str, Case, Any], Outcome],
+    read_outcome: Callable[[Any, Case, Any], Outcome],
     root: Any,
     on_case: Callable[[CaseResult], None] | None = None,
     services: ModelServices | None = None,
 ) -> EvalResult:
     """Run every case in every variant, `repeat` times (`make_run(case, eval_id, variant,
-    repeat)` gives an AgentRun), at most `suite.concurrency` at a time, and score them."""
+    repeat)` gives an AgentRun; `read_outcome(agent_run, case, result)` what assertions see of
+    it), `suite.concurrency` at a time, and score them."""
     eval_id = new_ulid()
     started_at = utc_now()
     started = time.perf_counter()
-    gate = asyncio.Semaphore(suite.concurrency)
 
     async def one(case: Case, variant: Variant, repeat: int) -> CaseResult:
-        async with gate:
-            agent_run = make_run(case, eval_id, variant, repeat)
-            text = case.input_for(variant)
-            try:
-                if suite.timeout_s:
-                    result = await asyncio.wait_for(agent_run.run(text), suite.timeout_s)
-                else:
-                    result = await agent_run.run(text)
-            except TimeoutError:
-                limit = float(suite.timeout_s or 0)
-                return CaseResult(
-                    case.id,
-                    agent_run.run_id,
-                    False,
-                    0.0,
-                    "timeout",
-                    None,
-                    limit * 1000,
-                    None,
-                    error=f"the case took longer than {limit:g} s",
-                    variant=variant.id,
-                    repeat=repeat,
-                )
-        outcome = read_outcome(result.run_id, case, result)
+        agent_run = make_run(case, eval_id, variant, repeat)
+        text = case.input_for(variant)
+        try:
+            if suite.timeout_s:
+                result = await asyncio.wait_for(agent_run.run(text), suite.timeout_s)
+            else:
+                result = await agent_run.run(text)
+        except TimeoutError:
+            limit = float(suite.timeout_s or 0)
+            return CaseResult(
+                case.id,
+                agent_run.run_id,
+                False,
+                0.0,
+                "timeout",
+                None,
+                limit * 1000,
+                None,
+                error=f"the case took longer than {limit:g} s",
+                variant=variant.id,
+                repeat=repeat,
+            )
+        outcome = read_outcome(agent_run, case, result)
         outcome.vars = case.vars_for(variant)
         checked = []
         for assertion in case.assertions:
@@ -227,15 +226,24 @@ async def run_suite(
             on_case(done)
         return done
 
-    work = [
-        one(case, variant, repeat)
+    # `concurrency` workers take the next case from one queue: memory stays flat however many
+    # cases there are (no task per case waiting its turn), and results keep the suite's order
+    work = enumerate(
+        (case, variant, repeat)
         for variant in suite.variants
         for case in suite.cases
         for repeat in range(suite.repeat)
-    ]
-    results = await asyncio.gather(*work)
+    )
+    total = len(suite.variants) * len(suite.cases) * suite.repeat
+    results: list[CaseResult | None] = [None] * total
+
+    async def worker() -> None:
+        for index, (case, variant, repeat) in work:
+            results[index] = await one(case, variant, repeat)
+
+    await asyncio.gather(*(worker() for _ in range(min(suite.concurrency, total))))
     return EvalResult(
-        eval_id, suite.name, suite.agent, list(results), suite.pass_rate,
+        eval_id, suite.name, suite.agent, [r for r in results if r is not None], suite.pass_rate,
         time.perf_counter() - started, suite.variant_pass_rate, suite.repeat,
         started_at=started_at,
     )  # fmt: skip

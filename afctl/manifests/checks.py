@@ -201,6 +201,20 @@ class DocumentChecker:
                 hint=did_you_mean(value, PROVIDERS) or "known providers: " + ", ".join(PROVIDERS),
             )
 
+    def check_assertion(self, parts: Sequence[str | int], value: Any, _: Any) -> None:
+        from afctl.eval.assertions import BUILTIN_ASSERTIONS, known_assertion
+
+        if isinstance(value, str) and not known_assertion(value):
+            self.add(
+                "eval.assertion",
+                f'unknown assertion type "{value}"',
+                parts,
+                hint=did_you_mean(value.removeprefix("not_"), BUILTIN_ASSERTIONS)
+                or "built-in types: "
+                + ", ".join(BUILTIN_ASSERTIONS)
+                + "; plugins can register more",
+            )
+
     def collect_ref(self, parts: Sequence[str | int], value: Any, kind: Any) -> None:
         if not isinstance(value, str) or not value:
             return
@@ -328,6 +342,7 @@ _CHECKS = {
     "x-afctl-regex": DocumentChecker.check_regex,
     "x-afctl-jsonschema": DocumentChecker.check_jsonschema,
     "x-afctl-provider": DocumentChecker.check_provider,
+    "x-afctl-assertion": DocumentChecker.check_assertion,
     "x-afctl-ref": DocumentChecker.collect_ref,
 }
 

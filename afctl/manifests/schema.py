@@ -10,6 +10,7 @@ own annotations (JSON Schema ignores unknown keywords), which the semantic check
     x-afctl-regex       the string is a regular expression
     x-afctl-jsonschema  the value is a user-supplied JSON Schema
     x-afctl-provider    the string names a model provider
+    x-afctl-assertion   the string names an eval assertion type (built in or from a plugin)
     x-afctl-hint        what to tell the user when this subschema rejects a value
     x-afctl-message     the message for a failed oneOf/anyOf at this subschema
 
@@ -39,6 +40,7 @@ ANNOTATIONS = (
     "x-afctl-regex",
     "x-afctl-jsonschema",
     "x-afctl-provider",
+    "x-afctl-assertion",
 )
 ANY = "*"
 """Path element matching every item of an array or every value of a mapping."""

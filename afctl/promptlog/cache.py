@@ -82,9 +82,11 @@ class ResponseCache:
         self.log = log
         self.explain = explain
         self.hits = 0
+        self.missed = 0
         self.misses: list[Miss] = []
+        """Each miss, when explaining (otherwise only counted: an eval may have millions)."""
         self._pending: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-        """key -> (inputs, response) stored by this process, committed or not."""
+        """key -> (inputs, response) stored but not yet written to the log."""
 
     def get(self, config: ModelConfig, request: ModelRequest, repeat: int, run_id: str) -> Lookup:
         """This call's key and its cached response, if there is one."""
@@ -99,10 +101,9 @@ class ResponseCache:
         if cached is not None:
             self.hits += 1
             return Lookup(key, inputs, ModelResponse.from_dict(cached))
-        miss = Miss(run_id, request.turn, inputs)
+        self.missed += 1
         if self.explain:
-            miss.differs = self._nearest(inputs)
-        self.misses.append(miss)
+            self.misses.append(Miss(run_id, request.turn, inputs, self._nearest(inputs)))
         return Lookup(key, inputs, None)
 
     def put(self, lookup: Lookup, response: ModelResponse, redact: Callable[[str], str]) -> None:
@@ -117,6 +118,7 @@ class ResponseCache:
                 "created_at) VALUES (?, ?, ?, ?, ?)",
                 row,
             )
+            self._pending.pop(lookup.key, None)  # the connection sees it from now on
 
         self.log.submit(write)
 
@@ -139,4 +141,4 @@ class ResponseCache:
         return best
 
     def summary(self) -> dict[str, Any]:
-        return {"hits": self.hits, "misses": len(self.misses)}
+        return {"hits": self.hits, "misses": self.missed}

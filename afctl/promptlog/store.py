@@ -405,9 +405,9 @@ class PromptLog:
         payload: dict[str, Any],
         redact: Redact,
         **narrow: Any,
-    ) -> None:
+    ) -> str:
         """Record an event (committed within COMMIT_DELAY_S); `narrow` sets its metric
-        columns."""
+        columns. Returns the payload as stored: redacted JSON."""
         unknown = narrow.keys() - _NARROW_COLUMNS
         if unknown:
             raise ValueError(f"not event columns: {', '.join(sorted(unknown))}")
@@ -415,6 +415,7 @@ class PromptLog:
         text = redact(json.dumps(payload, ensure_ascii=False, default=str))
         self._event_rows.append((row, (run_id, seq, text)))
         self._submit(None, now=False)
+        return text
 
     def finish_run(
         self,
@@ -423,7 +424,11 @@ class PromptLog:
         output: str | None,
         details: dict[str, Any],
         redact: Redact,
+        *,
+        now: bool = True,
     ) -> None:
+        """Record how a run ended: on disk before this returns (`now`), or within
+        COMMIT_DELAY_S with other writes (an eval's many short runs)."""
         if totals.get("error"):
             totals = {**totals, "error": redact(str(totals["error"]))}
         assignments = ", ".join(f"{column} = ?" for column in totals)
@@ -436,7 +441,7 @@ class PromptLog:
                 "UPDATE run_payloads SET output = ?, details = ? WHERE run_id = ?", payload
             )
 
-        self._submit(write, now=True)  # a run returns once all of it is on disk
+        self._submit(write, now=now)
 
     def reopen_run(self, run_id: str) -> None:
         """A paused run (awaiting approval) goes on, in this process."""

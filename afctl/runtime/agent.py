@@ -137,6 +137,9 @@ class RunOptions:
     """Answers model calls it has seen (evals); a cached answer costs nothing."""
     repeat: int = 0
     """Which repeat of an eval case this run is: part of the cache key."""
+    commit_at_end: bool = True
+    """A run returns once all of it is on disk; an eval, which stores its results together at
+    the end, lets its many short runs share commits instead."""
 
 
 class TurnBudget:
@@ -239,6 +242,17 @@ def _revision(name: str, environment: RunEnvironment) -> tuple[dict[str, Any], s
     return bundle, content_hash(bundle)
 
 
+@dataclass(frozen=True)
+class Step:
+    """An event of a run as it was logged."""
+
+    type: str
+    payload: dict[str, Any]
+
+
+_TRAIL = frozenset({"tool_call", "handoff", "guardrail"})
+
+
 class AgentRun:
     """One run of one agent. Create, then `await run(input)` once."""
 
@@ -268,12 +282,17 @@ class AgentRun:
         self._stack: AsyncExitStack | None = None
         self._mcp: dict[str, list[Any]] = {}
         self._new_messages: list[Message] = []
+        self.trail: list[Step] = []
+        """The run's tool calls, handoffs and guardrail decisions as logged (redacted), for
+        whoever looks at the run's outcome without reading the log back (evals)."""
 
     # -- the prompt log --------------------------------------------------------------------
 
     def event(self, kind: str, payload: dict[str, Any], **narrow: Any) -> None:
         self._seq += 1
-        self.log.record_event(self.run_id, self._seq, kind, payload, self.redact, **narrow)
+        text = self.log.record_event(self.run_id, self._seq, kind, payload, self.redact, **narrow)
+        if kind in _TRAIL:
+            self.trail.append(Step(kind, json.loads(text)))
         level = _LOG_LEVELS.get(kind)
         if level is not None:
             from afctl.logs import event, logger
@@ -510,6 +529,7 @@ class AgentRun:
             output,
             {},
             self.redact,
+            now=self.options.commit_at_end,
         )
 
     async def _activate(self, name: str, model_ref: str | None = None) -> _Active:

@@ -309,3 +309,12 @@ def test_choosing_cases_and_comparing_with_a_baseline(tmp_path):
         .records()
     )
     assert evals[0] == {"suite": "smoke", "cases": 4}
+
+
+def test_a_mistyped_assertion_type_names_the_line_and_the_nearest_type(tmp_path):
+    cases = "    - {id: a, input: x, assert: [{type: not_contians, value: y}]}\n"
+    repo = repo_with(tmp_path, suite(cases))
+    result = invoke(["validate", "-f", "."], cwd=repo)
+    assert result.exit_code == 3
+    assert 'unknown assertion type "not_contians"' in result.stdout
+    assert "evals/suite.yaml:7:41" in result.stdout and 'did you mean "contains"' in result.stdout

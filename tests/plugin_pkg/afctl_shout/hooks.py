@@ -19,3 +19,16 @@ class Shout:
 @hookimpl
 def register_providers():
     return {"shout": Shout}
+
+
+def shouted(assertion, outcome):
+    """Passes when the answer (before the loudness in brackets) is all capitals and at least
+    `min_length` long."""
+    answer = outcome.output.split(" (")[0]
+    long_enough = len(answer) >= int(assertion.get("min_length", 0))
+    return answer.isupper() and long_enough, f"not shouted: {outcome.output!r}"
+
+
+@hookimpl
+def register_assertions():
+    return {"shouted": shouted}
