@@ -7,10 +7,11 @@ Questions for the user (confirming an apply) are callbacks the caller supplies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,9 @@ from afctl.workspace import WORKSPACE_DIR, find_workspace
 if TYPE_CHECKING:
     from afctl.analytics.logs import LogAnalytics, Table
     from afctl.eval.runner import CaseResult, EvalResult
+    from afctl.eval.stress import StressReport, StressStep
+    from afctl.eval.suite import Suite
+    from afctl.eval.target import EvalTarget
     from afctl.knowledge.index import BuildReport, Hit, KnowledgeIndex
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
     from afctl.providers.types import Message
     from afctl.replay.diff import RunDiff
     from afctl.replay.offline import ReplayReport
-    from afctl.runtime.agent import Approver, RunResult
+    from afctl.runtime.agent import AgentRun, Approver, RunResult
     from afctl.runtime.environment import Catalog, RunEnvironment
     from afctl.state.plan import Plan
     from afctl.state.store import (
@@ -800,34 +804,12 @@ class Context:
                 cannot run.
         """
         import asyncio
-
-        from afctl.eval.assertions import Outcome
-        from afctl.eval.models import EvalModels
-        from afctl.eval.runner import cache_report, run_suite
-        from afctl.eval.suite import load_suite
-        from afctl.manifests.validate import validate_paths
-        from afctl.promptlog.cache import ResponseCache
-        from afctl.providers.pool import ProviderPool
-        from afctl.runtime.agent import AgentRun, RunOptions
-        from afctl.runtime.environment import Catalog, RunEnvironment
-        from afctl.safety.secrets import Secrets
-
-        applied = self._catalog(None)
-        result, manifests = validate_paths(_as_list(paths), None, external=applied.documents)
-        if not result.valid:
-            raise ManifestError(result.diagnostics, sources=result.sources)
-        suites = [load_suite(m.data, m.file, self.root) for m in manifests if m.kind == "EvalSuite"]
-        if not suites:
-            raise UsageError("no EvalSuite in the given files", hint="afctl eval evals/")
-        catalog = Catalog({**applied.documents, **{(m.kind, m.name): m.data for m in manifests}})
-        for suite in suites:
-            if catalog.find("Agent", suite.agent) is None:
-                raise UsageError(
-                    f"eval suite {suite.name}: agent/{suite.agent} is neither in the files nor "
-                    f"applied in environment {self.env}"
-                )
         import re
 
+        from afctl.eval.runner import cache_report, run_suite
+        from afctl.promptlog.cache import ResponseCache
+
+        suites, catalog = self._suites(paths)
         try:
             pattern = re.compile(case_filter) if case_filter else None
         except re.error as exc:
@@ -858,53 +840,29 @@ class Context:
                 if progress is not None:
                     progress(finished, total)
 
+            caches: list[ResponseCache | None] = []
+
             async def run_all() -> list[EvalResult]:
-                pool = ProviderPool()
-                try:
+                async with self._eval_target(catalog, log) as target:
                     done = []
                     for suite in suites:
                         responses = ResponseCache(log, explain=explain_cache) if cache else None
                         caches.append(responses)
 
                         def make_run(
-                            case: Any,
-                            eval_id: str,
-                            variant: Any,
-                            repeat: int,
-                            suite: Any = suite,
-                            responses: ResponseCache | None = responses,
-                        ) -> AgentRun:
-                            variables = case.vars_for(variant)
-                            secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-                            environment = RunEnvironment(
-                                self.root, secrets, catalog, pool, self._workspace_dir()
+                            case: Any, eval_id: str, variant: Any, repeat: int,
+                            suite: Any = suite, responses: ResponseCache | None = responses,
+                        ) -> AgentRun:  # fmt: skip
+                            return target.agent_run(
+                                suite, case, variant, repeat, eval_id=eval_id, cache=responses
                             )
-                            options = RunOptions(
-                                variables,
-                                model=variant.model,
-                                env=self.env,
-                                params=dict(variant.params),
-                                eval_id=eval_id,
-                                cache=responses,
-                                repeat=repeat,
-                                commit_at_end=False,  # the eval's results are saved at once
-                            )
-                            return AgentRun(suite.agent, environment, log, options)
 
-                        def outcome(agent_run: AgentRun, case: Any, result: Any) -> Outcome:
-                            return Outcome.of_run(result, agent_run.trail, case.vars)
-
-                        models = EvalModels(
-                            catalog, pool, self.root, self._workspace_dir(), suite.judge
-                        )
                         done.append(
-                            await run_suite(suite, make_run, outcome, self.root, on_case, models)
-                        )
+                            await run_suite(suite, make_run, target.outcome, self.root, on_case,
+                                            target.models(suite))
+                        )  # fmt: skip
                     return done
-                finally:
-                    await pool.aclose()
 
-            caches: list[ResponseCache | None] = []
             results = asyncio.run(run_all())
             for evaluated, responses in zip(results, caches, strict=True):
                 if responses is not None:
@@ -915,6 +873,89 @@ class Context:
                 data = evaluated.to_dict()
                 log.save_eval(data, data["cases"])
         return results
+
+    def stress(
+        self,
+        paths: PathArg | Sequence[PathArg],
+        ramp: list[int],
+        duration_s: float,
+        *,
+        on_step: Callable[[StressStep], None] | None = None,
+    ) -> list[StressReport]:
+        """Load-test every suite's agent: at each concurrency of `ramp`, for `duration_s`,
+        runs of its cases one after another (streamed, never from the cache), recorded in the
+        prompt log under the stress test's id. `on_step` is told each step as it ends.
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            UsageError: no suite, or its agent is nowhere to be found.
+        """
+        import asyncio
+
+        from afctl.eval.stress import stress
+
+        suites, catalog = self._suites(paths)
+        with self.prompt_log() as log:
+
+            async def run_all() -> list[StressReport]:
+                async with self._eval_target(catalog, log) as target:
+                    reports = []
+                    for suite in suites:
+
+                        def make_run(
+                            case: Any, variant: Any, stress_id: str, on_text: Any,
+                            suite: Any = suite,
+                        ) -> AgentRun:  # fmt: skip
+                            return target.agent_run(
+                                suite, case, variant, 0, eval_id=stress_id, on_text=on_text
+                            )
+
+                        reports.append(await stress(suite, make_run, ramp, duration_s, on_step))
+                    return reports
+
+            return asyncio.run(run_all())
+
+    def _suites(self, paths: PathArg | Sequence[PathArg]) -> tuple[list[Suite], Catalog]:
+        """The EvalSuites in `paths`, and the resources they run against (the same files over
+        the applied state).
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            UsageError: there is no suite, or a suite's agent is nowhere to be found.
+        """
+        from afctl.eval.suite import load_suite
+        from afctl.manifests.validate import validate_paths
+        from afctl.runtime.environment import Catalog
+
+        applied = self._catalog(None)
+        result, manifests = validate_paths(_as_list(paths), None, external=applied.documents)
+        if not result.valid:
+            raise ManifestError(result.diagnostics, sources=result.sources)
+        suites = [load_suite(m.data, m.file, self.root) for m in manifests if m.kind == "EvalSuite"]
+        if not suites:
+            raise UsageError("no EvalSuite in the given files", hint="afctl eval evals/")
+        catalog = Catalog({**applied.documents, **{(m.kind, m.name): m.data for m in manifests}})
+        files = {m.name: m.file for m in manifests if m.kind == "Agent"}
+        for suite in suites:
+            suite.agent_file = files.get(suite.agent)
+            if catalog.find("Agent", suite.agent) is None:
+                raise UsageError(
+                    f"eval suite {suite.name}: agent/{suite.agent} is neither in the files nor "
+                    f"applied in environment {self.env}"
+                )
+        return suites, catalog
+
+    @contextlib.asynccontextmanager
+    async def _eval_target(self, catalog: Catalog, log: PromptLog) -> AsyncIterator[EvalTarget]:
+        """The runs' shared plumbing for one event loop; closes the providers at the end."""
+        from afctl.eval.target import EvalTarget
+        from afctl.providers.pool import ProviderPool
+
+        pool = ProviderPool()
+        try:
+            yield EvalTarget(self.root, self.env, self._workspace_dir(), catalog, log, pool)
+        finally:
+            await pool.aclose()
 
     def diff_runs(self, a: str, b: str) -> RunDiff:
         """Two runs compared step by step (any two runs, not only a run and its replay)."""

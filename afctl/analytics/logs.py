@@ -42,8 +42,6 @@ DIMENSIONS = {
     "target": "target",
 }
 _LABEL = re.compile(r"label:([A-Za-z0-9_./-]{1,63})")
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @dataclass(frozen=True)
@@ -61,11 +59,11 @@ def since_timestamp(text: str, now: datetime.datetime | None = None) -> str:
     Raises:
         UsageError: it is neither.
     """
-    match = _DURATION.fullmatch(text.strip())
-    if match is not None:
-        moment = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(
-            seconds=int(match[1]) * _UNITS[match[2]]
-        )
+    from afctl.durations import seconds_of
+
+    seconds = seconds_of(text) if text.strip()[-1:].isalpha() else None
+    if seconds is not None:
+        moment = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(seconds=seconds)
         return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     try:
         return datetime.date.fromisoformat(text.strip()).isoformat()

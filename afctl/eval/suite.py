@@ -85,6 +85,8 @@ class Suite:
     variant_pass_rate: float | None = None
     judge: str | None = None
     """The default model of llm_judge assertions."""
+    agent_file: str | None = None
+    """The file that defines the agent, when it is among the suite's files (not only applied)."""
 
 
 def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:

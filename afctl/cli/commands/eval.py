@@ -27,6 +27,11 @@ from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
 @click.option("--fail-on-regression", is_flag=True, help="Exit 5 when the baseline passed a case.")
 @click.option("--no-cache", is_flag=True, help="Call the models even for answers in the cache.")
 @click.option("--explain-cache", is_flag=True, help="List each cache miss and what differs.")
+@click.option("--stress", is_flag=True, help="Load-test the agent at rising concurrency instead.")
+@click.option("--ramp", default="1,4,16,64", show_default=True, help="Concurrencies of --stress.")
+@click.option(
+    "--duration", default="30s", show_default=True, help="How long each --stress step runs."
+)
 @output_option("text", "json")
 @state_options
 def eval_command(
@@ -41,6 +46,9 @@ def eval_command(
     fail_on_regression: bool,
     no_cache: bool,
     explain_cache: bool,
+    stress: bool,
+    ramp: str,
+    duration: str,
     output: str,
     workspace: str | None,
     env: str,
@@ -52,6 +60,8 @@ def eval_command(
     """
     from afctl.context import Context
 
+    if stress:
+        return _stress(list(paths), ramp, duration, output, workspace, env)
     if fail_on_regression and baseline is None:
         baseline = "last"
     from afctl.cli.render import check_report_paths, progress_bar, write_report
@@ -140,3 +150,57 @@ def eval_command(
             )
     regressed = fail_on_regression and any(r.regressions for r in results)
     return EXIT_OK if all(r.passed for r in results) and not regressed else EXIT_CHECKS_FAILED
+
+
+def _stress(
+    paths: list[str], ramp: str, duration: str, output: str, workspace: str | None, env: str
+) -> int:
+    from afctl.context import Context
+    from afctl.durations import seconds_of
+    from afctl.eval.stress import StressStep, parse_ramp
+
+    try:
+        levels = parse_ramp(ramp)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ramp") from None
+    seconds = seconds_of(duration)
+    if not seconds:
+        raise click.BadParameter("write a duration like 30s or 2m", param_hint="--duration")
+
+    def on_step(step: StressStep) -> None:
+        if output == "text":
+            click.echo(f"  concurrency {step.concurrency}: {step.runs} runs, "
+                       f"{step.throughput:.1f}/s", err=True)  # fmt: skip
+
+    reports = Context(workspace=workspace, env=env).stress(paths, levels, seconds, on_step=on_step)
+    data = [r.to_dict() for r in reports]
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(data)
+        return EXIT_OK
+    from afctl.cli.render import console
+    from afctl.cli.render_state import print_columns
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    for report in data:
+        rows = [["CONCURRENCY", "RUNS", "RUNS/S", "P50_MS", "P95_MS", "P99_MS", "TTFT_P50",
+                 "TTFT_P95", "ERRORS", "TIMEOUTS"]]  # fmt: skip
+        for step in report["steps"]:
+            latency, ttft = step["latency_ms"], step["ttft_ms"]
+            rows.append([str(step["concurrency"]), str(step["runs"]),
+                         f"{step['throughput_per_s']:.1f}", ms(latency["p50"]), ms(latency["p95"]),
+                         ms(latency["p99"]), ms(ttft["p50"]), ms(ttft["p95"]),
+                         f"{step['error_rate']:.1%}", f"{step['timeout_rate']:.1%}"])  # fmt: skip
+        print_columns(console(), rows)
+        knee = report["knee_concurrency"]
+        where = (
+            f"throughput stops growing past concurrency {knee}"
+            if knee is not None
+            else "throughput still grew at the last step"
+        )
+        click.echo(f"suite {report['suite']} (agent {report['agent']}): {where} · stress "
+                   f"{report['stress_id']}\n")  # fmt: skip
+    return EXIT_OK
