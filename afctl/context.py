@@ -8,6 +8,7 @@ Questions for the user (confirming an apply) are callbacks the caller supplies.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from afctl.eval.stress import StressReport, StressStep
     from afctl.eval.suite import Suite
     from afctl.eval.target import EvalTarget
+    from afctl.eval.tune import TuneReport
     from afctl.knowledge.index import BuildReport, Hit, KnowledgeIndex
     from afctl.manifests.model import ManifestSet
     from afctl.manifests.validate import Progress, ValidationResult
@@ -914,6 +916,100 @@ class Context:
                     return reports
 
             return asyncio.run(run_all())
+
+    def tune(
+        self,
+        paths: PathArg | Sequence[PathArg],
+        params: list[str],
+        *,
+        strategy: str = "grid",
+        samples: int | None = None,
+        seed: int = 0,
+        budget_usd: float | None = None,
+        write: bool = False,
+        on_candidate: Callable[[str], None] | None = None,
+    ) -> list[TuneReport]:
+        """Run each suite over the space of `params` (`name=v1,v2` or `name=@values.yaml`;
+        `model`, `instructions` or any model parameter) by `strategy`, rank the candidates by
+        pass rate, then cost, then latency, and with `write` apply the winner to the agent's
+        manifest file. Every candidate's evaluation is an eval in the prompt log (the suite's
+        own matrix is replaced by the candidates). `on_candidate` is told each candidate as it
+        starts.
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            UsageError: a flag is wrong, or `write` has no agent file to change.
+        """
+        import asyncio
+
+        from afctl.eval.runner import run_suite
+        from afctl.eval.tune import candidates_of, parse_params, tune, write_patch
+        from afctl.promptlog.cache import ResponseCache
+        from afctl.runtime.environment import Catalog
+
+        space = candidates_of(parse_params(params, Path.cwd()))
+        suites, catalog = self._suites(paths)
+        if write:
+            for suite in suites:
+                if suite.agent_file is None:
+                    raise UsageError(
+                        f"--write: agent/{suite.agent} is not defined in the given files",
+                        hint="pass the file that defines the agent along with the suite",
+                    )
+        reports = []
+        with self.prompt_log() as log:
+
+            async def run_all() -> list[TuneReport]:
+                async with self._eval_target(catalog, log) as target:
+                    responses = ResponseCache(log)
+                    done = []
+                    for suite in suites:
+
+                        async def evaluate(
+                            suite: Any, candidate: Any, cases: list[Any]
+                        ) -> EvalResult:
+                            if on_candidate is not None:
+                                on_candidate(f"{candidate.id} on {len(cases)} cases")
+                            resources = catalog
+                            if candidate.instructions is not None:
+                                agent = catalog.get("Agent", suite.agent)
+                                changed = {**agent, "spec": {**(agent.get("spec") or {}),
+                                           "instructions": candidate.instructions}}  # fmt: skip
+                                resources = Catalog(
+                                    {**catalog.documents, ("Agent", suite.agent): changed}
+                                )
+                            trial = dataclasses.replace(
+                                suite, cases=cases, variants=[candidate.variant()]
+                            )
+
+                            def make_run(
+                                case: Any, eval_id: str, variant: Any, repeat: int
+                            ) -> AgentRun:
+                                return target.agent_run(
+                                    trial, case, variant, repeat, eval_id=eval_id,
+                                    cache=responses, catalog=resources,
+                                )  # fmt: skip
+
+                            result = await run_suite(trial, make_run, target.outcome, self.root,
+                                                     services=target.models(trial))  # fmt: skip
+                            data = result.to_dict()
+                            log.save_eval(data, data["cases"])
+                            return result
+
+                        done.append(await tune(suite, space, evaluate, strategy=strategy,
+                                               samples=samples, seed=seed,
+                                               budget_usd=budget_usd))  # fmt: skip
+                    return done
+
+            reports = asyncio.run(run_all())
+        if write:
+            for report in reports:
+                if report.winner is not None and report.agent_file is not None:
+                    write_patch(
+                        Path(report.agent_file), report.agent, report.winner.candidate.patch()
+                    )
+                    report.written = True
+        return reports
 
     def _suites(self, paths: PathArg | Sequence[PathArg]) -> tuple[list[Suite], Catalog]:
         """The EvalSuites in `paths`, and the resources they run against (the same files over

@@ -74,6 +74,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.eval:eval_command",
         "Run eval suites against their agents (exit 5 below thresholds).",
     ),
+    "tune": (
+        "afctl.cli.commands.tune:tune",
+        "Search models, params and instructions for the best agent.",
+    ),
     "replay": (
         "afctl.cli.commands.replay:replay",
         "Replay a run offline, serving every step from the prompt log.",

@@ -179,22 +179,12 @@ def write_report(flag: str, value: str, text: str) -> None:
     Raises:
         UsageError: it cannot be written.
     """
-    import os
-    import tempfile
     from pathlib import Path
 
     from afctl.errors import UsageError
+    from afctl.files import write_atomically
 
-    target = Path(value)
     try:
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-            Path(temporary).chmod(0o644)  # as an ordinary file, not mkstemp's 0600
-            Path(temporary).replace(target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(Path(value), text)
     except OSError as exc:
         raise UsageError(f"{flag} {value}: cannot write it: {exc.strerror}") from None

@@ -16,7 +16,6 @@ cache never changes what validate reports.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -42,19 +41,11 @@ def _read_section(path: Path, stamp: str, key: str) -> dict[str, Any]:
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically (temp file, then rename); give up quietly when the disk says no."""
-    import tempfile
+    from afctl.files import write_atomically
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle, separators=(",", ":"))
-            Path(temp).replace(path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                Path(temp).unlink()
-            raise
+        write_atomically(path, json.dumps(payload, separators=(",", ":")))
     except OSError:
         return
 

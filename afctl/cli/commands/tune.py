@@ -1,0 +1,107 @@
+"""`afctl tune`: run a suite over a space of models, parameters and instructions, rank the
+candidates and print the winner as a patch of the agent's manifest (or write it)."""
+
+from __future__ import annotations
+
+import click
+
+from afctl.cli.params import output_option, state_options
+from afctl.errors import EXIT_OK
+
+
+@click.command("tune")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    metavar="NAME=V1,V2|NAME=@FILE",
+    help="An axis of the space: model, instructions or a model parameter.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["grid", "random", "halving"]),
+    default="grid",
+    show_default=True,
+    help="Every candidate, a random sample, or successive halving.",
+)
+@click.option("--samples", type=click.IntRange(min=1), help="Candidates --strategy random tries.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --strategy random.")
+@click.option(
+    "--budget-usd", type=click.FloatRange(min=0), help="Start no candidate past this spend."
+)
+@click.option("--write", is_flag=True, help="Apply the winner to the agent's manifest file.")
+@output_option("text", "json")
+@state_options
+def tune(
+    paths: tuple[str, ...],
+    params: tuple[str, ...],
+    strategy: str,
+    samples: int | None,
+    seed: int,
+    budget_usd: float | None,
+    write: bool,
+    output: str,
+    workspace: str | None,
+    env: str,
+) -> int:
+    """Search models, params and instructions for the best agent.
+
+    PATH holds EvalSuite manifests and, for --write, the file defining the agent. Candidates
+    rank by pass rate, then cost, then latency; every evaluation is stored in the prompt log.
+    """
+    from afctl.context import Context
+
+    def on_candidate(text: str) -> None:
+        if output == "text":
+            click.echo(f"  trying {text}", err=True)
+
+    reports = Context(workspace=workspace, env=env).tune(
+        list(paths),
+        list(params),
+        strategy=strategy,
+        samples=samples,
+        seed=seed,
+        budget_usd=budget_usd,
+        write=write,
+        on_candidate=on_candidate,
+    )
+    data = [r.to_dict() for r in reports]
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(data)
+        return EXIT_OK
+    from ruamel.yaml import YAML
+
+    from afctl.cli.render import console
+    from afctl.cli.render_state import print_columns
+    from afctl.eval.tune import as_block_text
+
+    for report in data:
+        rows = [["RANK", "CANDIDATE", "CASES", "PASS_RATE", "COST", "P50_MS", "EVAL"]]
+        for rank, entry in enumerate(report["ranking"], start=1):
+            cost = "-" if entry["cost_usd"] is None else f"${entry['cost_usd']:.4f}"
+            rows.append([str(rank), entry["candidate"], str(entry["cases"]),
+                         f"{entry['pass_rate']:.0%}", cost, f"{entry['latency_p50_ms']:.0f}",
+                         entry["eval_id"]])  # fmt: skip
+        print_columns(console(), rows)
+        if report["skipped"]:
+            click.echo(f"  not tried (budget spent): {', '.join(report['skipped'])}")
+        if report["winner"] is None:
+            click.echo(f"suite {report['suite']}: no candidate was tried\n")
+            continue
+        where = report["agent_file"] or f"agent/{report['agent']}"
+        verb = "written to" if report["written"] else "patch for"
+        click.echo(f"\nwinner: {report['winner']} ({report['strategy']}) · {verb} {where}:")
+        patch = {"kind": "Agent", "metadata": {"name": report["agent"]},
+                 **as_block_text(report["patch"])}  # fmt: skip
+        yaml = YAML()
+        yaml.default_flow_style = False
+        import io
+
+        text = io.StringIO()
+        yaml.dump(patch, text)
+        click.echo(text.getvalue())
+    return EXIT_OK
