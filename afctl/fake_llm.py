@@ -35,6 +35,8 @@ class Reply:
     no_finish: bool = False
     malformed_chunk: bool = False
     stall_s: float = 0.0
+    raw_body: str | None = None
+    """Sent as the (non-streamed) answer instead of a well-formed one: a malformed body."""
 
 
 @dataclass
@@ -139,6 +141,14 @@ class LLMServer:
                             self.connection.shutdown(2)  # the connection drops mid-stream
                             return
                     self.close_connection = True
+                    return
+                if reply.raw_body is not None:
+                    payload = reply.raw_body.encode()
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
                     return
                 if responses:
                     document = openai_response(body, reply)

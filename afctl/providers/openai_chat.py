@@ -139,30 +139,44 @@ class OpenAIChatProvider:
             raise translate(self.name, openai, exc) from None
 
     async def _call(self, kwargs: dict[str, Any]) -> ModelResponse:
-        return self._response(await self.client.chat.completions.create(**kwargs))
+        # The typed create() spends ~0.8 ms of CPU per call transforming the (already plain)
+        # request and building pydantic models of the answer: a third of the client's CPU at
+        # eval concurrency. The SDK's documented request method sends the same body with the
+        # same auth, headers, timeout and error classes; the JSON answer is read here.
+        import httpx2
 
-    def _response(self, response: Any) -> ModelResponse:
-        if not response.choices:
+        body = dict(kwargs)
+        body.update(body.pop("extra_body", None) or {})
+        answer = await self.client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+        try:
+            data = answer.json()
+        except ValueError:
+            raise transport_error(self.name, "the answer is not JSON") from None
+        if not isinstance(data, dict):
+            raise transport_error(self.name, "the answer is not a JSON object")
+        return self._response(data)
+
+    def _response(self, data: dict[str, Any]) -> ModelResponse:
+        choices = data.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
             raise ProviderError(f"{self.name} returned no choices", retryable=True)
-        choice = response.choices[0]
-        message = choice.message
-        calls = tuple(
-            ToolCall(
-                call.id,
-                call.function.name,
-                parse_arguments(call.function.arguments),
-                call.function.arguments or "",
-            )
-            for call in (message.tool_calls or [])
-        )
-        if choice.finish_reason is None:
+        choice = choices[0]
+        message = choice.get("message") or {}
+        calls = []
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            raw = function.get("arguments") or ""
+            calls.append(ToolCall(call.get("id") or "", function.get("name") or "",
+                                  parse_arguments(raw), raw))  # fmt: skip
+        finish = choice.get("finish_reason")
+        if not isinstance(finish, str):
             raise ProviderError(f"{self.name} returned no finish reason", retryable=True)
         return ModelResponse(
-            Message("assistant", message.content, tool_calls=calls),
-            _usage(response.usage),
-            _FINISH.get(choice.finish_reason, choice.finish_reason),
-            response.model or "",
-            response.id,
+            Message("assistant", message.get("content"), tool_calls=tuple(calls)),
+            _usage(data.get("usage")),
+            _FINISH.get(finish, finish),
+            data.get("model") or "",
+            data.get("id"),
         )
 
     async def _stream(self, kwargs: dict[str, Any], on_text: OnText | None) -> ModelResponse:
@@ -179,7 +193,7 @@ class OpenAIChatProvider:
             model = chunk.model or model
             response_id = chunk.id or response_id
             if chunk.usage is not None:
-                usage = _usage(chunk.usage)
+                usage = _usage(chunk.usage.model_dump())
             for choice in chunk.choices or []:
                 delta = choice.delta
                 if delta is not None and delta.content:
@@ -211,9 +225,13 @@ class OpenAIChatProvider:
         )
 
 
-def _usage(usage: Any) -> Usage:
-    if usage is None:
+def _usage(usage: dict[str, Any] | None) -> Usage:
+    """Token counts from a Chat Completions `usage` object."""
+    if not usage:
         return Usage()
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", 0) if details is not None else 0
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0, cached or 0)
+    details = usage.get("prompt_tokens_details") or {}
+    return Usage(
+        usage.get("prompt_tokens") or 0,
+        usage.get("completion_tokens") or 0,
+        details.get("cached_tokens") or 0,
+    )

@@ -164,8 +164,10 @@ def render_instructions(template: str, variables: dict[str, Any]) -> str:
     """
     from jinja2 import TemplateError, UndefinedError
 
-    from afctl.safety.templates import compiled
+    from afctl.safety.templates import compiled, is_template
 
+    if not is_template(template):
+        return template
     try:
         return compiled(template).render(vars=variables)
     except UndefinedError as exc:
@@ -540,10 +542,8 @@ class AgentRun:
 
         catalog = self.environment.catalog
         spec = catalog.get("Agent", name).get("spec") or {}
-        models = catalog.of_kind("Model")
-        chain = [resolve_model(model_ref or str(spec.get("model")), models)]
-        for fallback in chain[0].fallback:
-            chain.append(resolve_model(fallback, models))
+        chain = [self._model(model_ref or str(spec.get("model")))]
+        chain.extend(self._model(fallback) for fallback in chain[0].fallback)
         tools: list[Any] = []
         approvals: dict[str, Any] = {}
         for resource in spec.get("tools") or []:
@@ -593,6 +593,11 @@ class AgentRun:
             Validator(output_schema) if isinstance(output_schema, dict) else None,
             approvals,
         )
+
+    def _model(self, ref: str) -> ModelConfig:
+        """A model's configuration, resolved once per catalog."""
+        catalog = self.environment.catalog
+        return catalog.derived(("model", ref), lambda: resolve_model(ref, catalog.of_kind("Model")))
 
     def _variables(self, spec: dict[str, Any]) -> dict[str, Any]:
         """An agent's `vars` with the run's `--var` values over them, references resolved."""
@@ -755,7 +760,7 @@ class AgentRun:
 
     async def _judge(self, model_ref: str, instructions: str, text: str) -> str:
         """One call to a judge model for an llm_judge guardrail; its cost is the run's."""
-        config = resolve_model(model_ref, self.environment.catalog.of_kind("Model"))
+        config = self._model(model_ref)
         provider = self._provider(config)
         request = ModelRequest(
             config.model,

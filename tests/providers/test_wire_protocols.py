@@ -277,3 +277,21 @@ def test_openai_responses_refuses_params_it_does_not_have(llm_server):
     with pytest.raises(RunError, match="Responses API has no stop"):
         complete(responses(llm_server), request(stop=["x"]))
     assert llm_server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("<html>gateway error</html>", "the answer is not JSON"),
+        ("[1, 2]", "the answer is not a JSON object"),
+        ('{"choices": []}', "returned no choices"),
+        ('{"choices": [{"message": {"content": "x"}, "finish_reason": null}]}', "no finish reason"),
+    ],
+)
+def test_a_malformed_answer_is_a_retryable_error_not_a_crash(llm_server, body, message):
+    llm_server.push(Reply(raw_body=body), Reply(text="fine"))
+    assert complete(openai(llm_server), request()).message.content == "fine"  # retried
+    llm_server.default = Reply(raw_body=body)
+    with pytest.raises(ProviderError, match=message) as caught:
+        complete(openai(llm_server), request(), policy=RetryPolicy(max_retries=0))
+    assert caught.value.retryable
