@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from afctl.replay.offline import ReplayReport
     from afctl.runtime.agent import AgentRun, Approver, RunResult
     from afctl.runtime.environment import Catalog, RunEnvironment
+    from afctl.runtime.workflow import WorkflowResult
     from afctl.state.plan import Plan
     from afctl.state.store import (
         AppliedResource,
@@ -656,8 +657,6 @@ class Context:
 
         from afctl.manifests.kinds import parse_ref
         from afctl.runtime.agent import AgentRun, RunOptions
-        from afctl.runtime.environment import RunEnvironment
-        from afctl.safety.secrets import Secrets
 
         catalog = self._catalog(_as_list(paths) if paths else None)
         if target is None:
@@ -678,11 +677,101 @@ class Context:
                 hint="apply it first (afctl apply -f .), or pass its manifest with -f",
             )
         variables = dict(variables or {})
-        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-        environment = RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir())
+        environment = self._run_environment(catalog, variables)
         with self.prompt_log() as log:
             options = RunOptions(variables, session, model, on_text, self.env, approver=approver)
             return asyncio.run(AgentRun(name, environment, log, options).run(user_input))
+
+    def run_workflow(
+        self,
+        target: str,
+        inputs: dict[str, Any],
+        *,
+        paths: PathArg | Sequence[PathArg] | None = None,
+        variables: dict[str, Any] | None = None,
+        typed: bool = False,
+    ) -> WorkflowResult:
+        """Run a workflow (`workflow/NAME`) on `inputs`; the run and every step's child run are
+        recorded in the prompt log. Inputs given as text (`typed=False`, from `--input k=v`)
+        are read as YAML scalars where the workflow's schema wants a non-string.
+
+        Raises:
+            UsageError: the target is not an available workflow, or the inputs do not match
+                its `inputs` schema.
+        """
+        import asyncio
+
+        from afctl.manifests.kinds import parse_ref
+        from afctl.runtime.workflow import WorkflowOptions, WorkflowRun, coerce_inputs
+
+        catalog = self._catalog(_as_list(paths) if paths else None)
+        kind, name = parse_ref(target)
+        if kind != "Workflow" or catalog.find("Workflow", name) is None:
+            where = "in the given files" if paths else f"in environment {self.env}"
+            raise UsageError(
+                f"{target} is not a workflow defined {where}",
+                hint="apply it first (afctl apply -f .), or pass its manifest with -f",
+            )
+        spec = catalog.get("Workflow", name).get("spec") or {}
+        if not typed:
+            inputs = coerce_inputs(inputs, spec.get("inputs"))
+        variables = dict(variables or {})
+        environment = self._run_environment(catalog, variables)
+        with self.prompt_log() as log:
+            options = WorkflowOptions(variables, self.env)
+            return asyncio.run(WorkflowRun(name, environment, log, options).run(inputs))
+
+    def resume(self, run_id: str) -> WorkflowResult:
+        """Go on with a workflow run that a crash interrupted, as the same run: the steps it
+        finished are not run again, and it runs on the revision it started with.
+
+        Raises:
+            UsageError: no such run, or it is not an interrupted workflow run.
+        """
+        import asyncio
+
+        from afctl.runtime.environment import Catalog
+        from afctl.runtime.workflow import StepState, WorkflowOptions, WorkflowRun
+
+        with self.prompt_log() as log:
+            record = log.run(run_id)
+            if record.kind != "workflow":
+                raise UsageError(
+                    f"run {record.id} is a {record.kind} run; resume goes on with workflows"
+                )
+            if record.status != "interrupted":
+                raise UsageError(
+                    f"run {record.id} is {record.status}; only an interrupted workflow run resumes",
+                    hint="start it again with afctl run" if record.status == "failed" else None,
+                )
+            bundle = log.revision(record.revision_hash or "")
+            payload = log.payload(record.id)
+            done: dict[str, StepState] = {}
+            for event in log.events(record.id):
+                if event.type == "step":
+                    state = StepState(**{k: v for k, v in event.payload.items()
+                                         if k in StepState.__dataclass_fields__})  # fmt: skip
+                    done[state.id] = state
+            catalog = Catalog.of(
+                (kind, name, document)
+                for kind, documents in bundle.items()
+                for name, document in documents.items()
+            )
+            saved = payload.get("vars") or {}
+            variables = dict(saved.get("vars") or {})
+            environment = self._run_environment(catalog, variables)
+            name = record.target.removeprefix("workflow/")
+            options = WorkflowOptions(variables, record.env or self.env, record.parent_id)
+            engine = WorkflowRun(name, environment, log, options, run_id=record.id)
+            engine.skip_seq(max((e.seq for e in log.events(record.id)), default=0))
+            return asyncio.run(engine.resume(dict(saved.get("inputs") or {}), done))
+
+    def _run_environment(self, catalog: Catalog, variables: dict[str, Any]) -> RunEnvironment:
+        from afctl.runtime.environment import RunEnvironment
+        from afctl.safety.secrets import Secrets
+
+        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
+        return RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir())
 
     def _replay_setup(
         self, run_id: str, revision: str, paths: PathArg | Sequence[PathArg] | None
@@ -690,8 +779,7 @@ class Context:
         """For replaying a run: its environment (recorded or current revision), record,
         payload, and the conversation it started from (for runs with a session)."""
         from afctl.providers.types import Message
-        from afctl.runtime.environment import Catalog, RunEnvironment
-        from afctl.safety.secrets import Secrets
+        from afctl.runtime.environment import Catalog
 
         if revision not in ("recorded", "current"):
             raise UsageError(f"--revision {revision}: use recorded or current")
@@ -712,9 +800,7 @@ class Context:
             catalog = self._catalog(_as_list(paths) if paths else None)
             if catalog.find("Agent", record.agent) is None:
                 raise UsageError(f"agent/{record.agent} is not defined in the current revision")
-        variables = payload.get("vars") or {}
-        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-        environment = RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir())
+        environment = self._run_environment(catalog, payload.get("vars") or {})
         history = None
         if record.session_id and first is not None:  # the session as it was then
             earlier = first.payload["request"]["messages"]

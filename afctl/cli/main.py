@@ -65,7 +65,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.history:rollback",
         "Apply an earlier revision of a resource again.",
     ),
-    "run": ("afctl.cli.commands.run:run", "Run an agent on one input and print its answer."),
+    "run": (
+        "afctl.cli.commands.run:run",
+        "Run an agent on one input, or a workflow on its inputs.",
+    ),
+    "resume": (
+        "afctl.cli.commands.resume:resume",
+        "Go on with a workflow run that a crash interrupted.",
+    ),
     "approve": (
         "afctl.cli.commands.approve:approve",
         "Approve or deny the tool calls a paused run waits for.",

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from afctl.promptlog.store import EventRecord, RunRecord
     from afctl.runtime.agent import RunResult
+    from afctl.runtime.workflow import WorkflowResult
 
 _WIDTH = 400
 
@@ -36,6 +37,34 @@ def run_summary(result: RunResult) -> str:
     if result.error:
         line += f"\nerror: {result.error}"
     return line
+
+
+def workflow_report(result: WorkflowResult, output: str) -> int:
+    """Print a workflow run's outputs (or its JSON) and its summary; the exit code."""
+    import click
+
+    from afctl.errors import EXIT_ERROR, EXIT_OK
+
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(result.to_dict())
+    else:
+        for name, value in (result.outputs or {}).items():
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            click.echo(f"{name}: {shown}")
+    marks = {"succeeded": "ok", "failed": "FAILED", "skipped": "skipped"}
+    steps = ", ".join(f"{k} {marks.get(s.status, s.status)}" for k, s in result.steps.items())
+    line = (
+        f"workflow run {result.run_id} {result.status} · {result.tokens} tokens · "
+        f"{money(result.cost_usd)} · {result.latency_ms / 1000:.2f} s\nsteps: {steps}"
+    )
+    if result.resumed:
+        line += f"\nresumed after: {', '.join(result.resumed)}"
+    if result.error:
+        line += f"\nerror: {result.error}"
+    click.echo(line, err=True)
+    return EXIT_OK if result.ok else EXIT_ERROR
 
 
 def run_rows(runs: Iterable[RunRecord]) -> list[list[str]]:

@@ -83,3 +83,44 @@ def check_template(text: str) -> TemplateProblem | None:
     except Exception as exc:  # RecursionError, MemoryError, ... on hostile input
         return TemplateProblem(f"cannot parse the template: {type(exc).__name__}", 1)
     return None
+
+
+MAX_RENDER_CHARS = 1_000_000
+"""The most text one rendering may produce (a loop over a huge range fails instead)."""
+MAX_RENDER_S = 5.0
+"""The longest one rendering may take, checked as it produces text."""
+
+
+class TemplateBudgetError(ValueError):
+    """A rendering went past its budget of text or time."""
+
+
+def render(
+    text: str,
+    context: dict[str, object],
+    *,
+    max_chars: int = MAX_RENDER_CHARS,
+    max_seconds: float = MAX_RENDER_S,
+) -> str:
+    """`text` rendered over `context` in the sandbox, within a budget of output and time
+    (jinja2's sandbox already caps `range()`; this bounds what loops produce).
+
+    Raises:
+        TemplateBudgetError: the budget ran out.
+        jinja2.TemplateError: the template failed (an undefined name, a sandbox refusal).
+    """
+    import time
+
+    if not is_template(text):
+        return text
+    deadline = time.monotonic() + max_seconds
+    pieces: list[str] = []
+    size = 0
+    for piece in compiled(text).generate(**context):
+        size += len(piece)
+        if size > max_chars:
+            raise TemplateBudgetError(f"the template produced more than {max_chars} characters")
+        if time.monotonic() > deadline:
+            raise TemplateBudgetError(f"the template took longer than {max_seconds:g} s")
+        pieces.append(piece)
+    return "".join(pieces)

@@ -45,10 +45,16 @@ def _split(args: tuple[str, ...], from_files: bool) -> tuple[str | None, str | N
 
 
 @click.command()
-@click.argument("args", nargs=-1, metavar="[agent/NAME] [INPUT]")
+@click.argument("args", nargs=-1, metavar="[agent/NAME|workflow/NAME] [INPUT]")
 @filename_option(required=False, help="Run from these manifests instead of the applied state.")
 @click.option(
     "--var", "variables", multiple=True, metavar="NAME=VALUE", help="A template variable."
+)
+@click.option("--input", "inputs", multiple=True, metavar="NAME=VALUE", help="A workflow input.")
+@click.option(
+    "--input-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A workflow's inputs as a JSON or YAML object (--input values go over them).",
 )
 @click.option("--session", help="Continue (or start) the conversation with this id.")
 @click.option("--model", help="Use this model instead of the agent's (provider/model or a Model).")
@@ -61,6 +67,8 @@ def run(
     args: tuple[str, ...],
     paths: tuple[str, ...],
     variables: tuple[str, ...],
+    inputs: tuple[str, ...],
+    input_file: str | None,
     session: str | None,
     model: str | None,
     stream: bool | None,
@@ -68,16 +76,35 @@ def run(
     workspace: str | None,
     env: str,
 ) -> int:
-    """Run an agent on one input and print its answer.
+    """Run an agent on one input, or a workflow on its inputs.
 
-    The agent comes from the applied state of the environment, or from -f PATH. INPUT `-`
-    (or no INPUT, off a terminal) reads standard input. The run id goes to stderr; every step
-    is in the prompt log (afctl runs show RUN).
+    The agent or workflow comes from the applied state of the environment, or from -f PATH.
+    INPUT `-` (or no INPUT, off a terminal) reads standard input; workflows take --input
+    NAME=VALUE and --input-file. The run id goes to stderr; every step is in the prompt log
+    (afctl runs show RUN).
     """
     from afctl.context import Context
 
     target, text = _split(args, bool(paths))
     context = Context(workspace=workspace, env=env)
+    if target is not None and target.startswith("workflow/"):
+        if text is not None:
+            raise UsageError(
+                "a workflow takes --input NAME=VALUE, not INPUT",
+                hint=f"afctl run {target} --input text=...",
+            )
+        values, typed = read_inputs(inputs, input_file)
+        from afctl.cli.render_runs import workflow_report
+
+        return workflow_report(
+            context.run_workflow(target, values, paths=list(paths) or None,
+                                 variables=parse_vars(variables), typed=typed),
+            output,
+        )  # fmt: skip
+    if inputs or input_file:
+        raise UsageError(
+            "--input and --input-file are for workflows", hint="afctl run workflow/NAME --input k=v"
+        )
     if text is None or text == "-":
         if text is None and sys.stdin.isatty():
             shown = target or "agent/NAME"
@@ -102,6 +129,32 @@ def run(
         approver=terminal_approver(),
     )
     return report(result, output, printed)
+
+
+def read_inputs(pairs: tuple[str, ...], input_file: str | None) -> tuple[dict[str, Any], bool]:
+    """A workflow's inputs from --input-file and --input (these win), and whether they are all
+    typed already (a file's values are; `--input` values are text)."""
+    values: dict[str, Any] = {}
+    if input_file is not None:
+        from pathlib import Path
+
+        from afctl.manifests.yaml_loader import load_bytes
+
+        loaded = load_bytes(Path(input_file).read_bytes(), input_file)
+        documents = [d.data for d in loaded.documents]
+        if (
+            any(d.is_error for d in loaded.diagnostics)
+            or len(documents) != 1
+            or not isinstance(documents[0], dict)
+        ):
+            raise UsageError(f"--input-file {input_file}: give one JSON or YAML object of inputs")
+        values.update(documents[0])
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--input {pair}: write NAME=VALUE")
+        values[name.strip()] = value
+    return values, not pairs
 
 
 def terminal_approver() -> Approver | None:
