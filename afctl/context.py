@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from afctl.providers.types import Message
     from afctl.replay.diff import RunDiff
     from afctl.replay.offline import ReplayReport
-    from afctl.runtime.agent import AgentRun, Approver, RunResult
+    from afctl.runtime.agent import Approver, RunResult
     from afctl.runtime.environment import Catalog, RunEnvironment
     from afctl.runtime.workflow import WorkflowResult
     from afctl.state.plan import Plan
@@ -940,8 +940,8 @@ class Context:
                         def make_run(
                             case: Any, eval_id: str, variant: Any, repeat: int,
                             suite: Any = suite, responses: ResponseCache | None = responses,
-                        ) -> AgentRun:  # fmt: skip
-                            return target.agent_run(
+                        ) -> Any:  # fmt: skip
+                            return target.case_run(
                                 suite, case, variant, repeat, eval_id=eval_id, cache=responses
                             )
 
@@ -993,8 +993,8 @@ class Context:
                         def make_run(
                             case: Any, variant: Any, stress_id: str, on_text: Any,
                             suite: Any = suite,
-                        ) -> AgentRun:  # fmt: skip
-                            return target.agent_run(
+                        ) -> Any:  # fmt: skip
+                            return target.case_run(
                                 suite, case, variant, 0, eval_id=stress_id, on_text=on_text
                             )
 
@@ -1035,6 +1035,11 @@ class Context:
 
         space = candidates_of(parse_params(params, Path.cwd()))
         suites, catalog = self._suites(paths)
+        for suite in suites:
+            if suite.kind != "Agent":
+                raise UsageError(
+                    f"eval suite {suite.name} targets {suite.target}; afctl tune tunes agents"
+                )
         if write:
             for suite in suites:
                 if suite.agent_file is None:
@@ -1068,10 +1073,8 @@ class Context:
                                 suite, cases=cases, variants=[candidate.variant()]
                             )
 
-                            def make_run(
-                                case: Any, eval_id: str, variant: Any, repeat: int
-                            ) -> AgentRun:
-                                return target.agent_run(
+                            def make_run(case: Any, eval_id: str, variant: Any, repeat: int) -> Any:
+                                return target.case_run(
                                     trial, case, variant, repeat, eval_id=eval_id,
                                     cache=responses, catalog=resources,
                                 )  # fmt: skip
@@ -1119,10 +1122,10 @@ class Context:
         catalog = Catalog({**applied.documents, **{(m.kind, m.name): m.data for m in manifests}})
         files = {m.name: m.file for m in manifests if m.kind == "Agent"}
         for suite in suites:
-            suite.agent_file = files.get(suite.agent)
-            if catalog.find("Agent", suite.agent) is None:
+            suite.agent_file = files.get(suite.agent) if suite.kind == "Agent" else None
+            if catalog.find(suite.kind, suite.agent) is None:
                 raise UsageError(
-                    f"eval suite {suite.name}: agent/{suite.agent} is neither in the files nor "
+                    f"eval suite {suite.name}: {suite.target} is neither in the files nor "
                     f"applied in environment {self.env}"
                 )
         return suites, catalog

@@ -243,7 +243,7 @@ async def run_suite(
 
     await asyncio.gather(*(worker() for _ in range(min(suite.concurrency, total))))
     return EvalResult(
-        eval_id, suite.name, suite.agent, [r for r in results if r is not None], suite.pass_rate,
+        eval_id, suite.name, suite.subject, [r for r in results if r is not None], suite.pass_rate,
         time.perf_counter() - started, suite.variant_pass_rate, suite.repeat,
         started_at=started_at,
     )  # fmt: skip

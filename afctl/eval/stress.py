@@ -145,7 +145,7 @@ async def stress(
         steps.append(step)
         if on_step is not None:
             on_step(step)
-    return StressReport(stress_id, suite.name, suite.agent, steps)
+    return StressReport(stress_id, suite.name, suite.subject, steps)
 
 
 def parse_ramp(text: str) -> list[int]:

@@ -24,7 +24,9 @@ class Case:
     tags: list[str] = field(default_factory=list)
     suite: str = ""
 
-    def input_for(self, variant: Variant) -> str:
+    def input_for(self, variant: Variant) -> Any:
+        """The input rendered over the case's and variant's variables: text for an agent, a
+        mapping of inputs for a workflow."""
         return _render(self.template, {**self.vars, **variant.vars}, self.suite)
 
     def vars_for(self, variant: Variant) -> dict[str, Any]:
@@ -87,6 +89,17 @@ class Suite:
     """The default model of llm_judge assertions."""
     agent_file: str | None = None
     """The file that defines the agent, when it is among the suite's files (not only applied)."""
+    kind: str = "Agent"
+    """What `agent` names: an Agent, or a Workflow."""
+
+    @property
+    def target(self) -> str:
+        return f"{self.kind.lower()}/{self.agent}"
+
+    @property
+    def subject(self) -> str:
+        """How reports name what is tested: the agent's name, or `workflow/NAME`."""
+        return self.agent if self.kind == "Agent" else self.target
 
 
 def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
@@ -98,8 +111,14 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
     name = str((document.get("metadata") or {}).get("name"))
     spec = document.get("spec") or {}
     target = spec.get("target") or {}
-    if "agent" not in target:
-        raise UsageError(f"eval suite {name}: only agents can be evaluated in this version")
+    kind = "Agent" if "agent" in target else "Workflow"
+    target_name = str(target.get("agent") or target.get("workflow"))
+    matrix = spec.get("matrix") or {}
+    if kind == "Workflow" and set(matrix) - {"vars"}:
+        raise UsageError(
+            f"eval suite {name}: a workflow's matrix varies only `vars`; its agents choose "
+            "their own models and params"
+        )
     defaults = spec.get("defaults") or {}
     base_vars = {**(spec.get("vars") or {}), **(defaults.get("vars") or {})}
     cases: list[Case] = []
@@ -122,7 +141,7 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
             variables = {**base_vars, **(entry.get("vars") or {}), **(row.get("vars") or {})}
             case = Case(
                 case_id or f"case-{index + 1}",
-                row.get("input", ""),
+                row.get("input", {} if kind == "Workflow" else ""),
                 variables,
                 assertions,
                 float(entry.get("threshold", defaults.get("threshold", 1.0))),
@@ -135,15 +154,21 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
         if case.id in seen:
             raise UsageError(f"eval suite {name}: two cases have the id {case.id!r}")
         seen.add(case.id)
-    variants = variants_of(spec.get("matrix") or {})
-    for case in cases:  # a template mistake shows now, not in the middle of the eval
+    variants = variants_of(matrix)
+    for case in cases:  # a mistake shows now, not in the middle of the eval
+        if kind == "Agent" and not isinstance(case.template, str):
+            raise UsageError(f"eval suite {name}: case {case.id}: an agent's input is text")
+        if kind == "Workflow" and not isinstance(case.template, dict):
+            raise UsageError(
+                f"eval suite {name}: case {case.id}: a workflow's input is a mapping of inputs"
+            )
         for variant in variants:
             case.input_for(variant)
     thresholds = spec.get("thresholds") or {}
     variant_rate = thresholds.get("variant_pass_rate")
     return Suite(
         name,
-        str(target["agent"]),
+        target_name,
         cases,
         int(spec.get("concurrency", 8)),
         spec.get("timeout_s"),
@@ -153,26 +178,30 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
         int(spec.get("repeat", 1)),
         None if variant_rate is None else float(variant_rate),
         None if spec.get("judge") is None else str(spec["judge"]),
+        kind=kind,
     )
 
 
-def _render(value: Any, variables: dict[str, Any], suite: str) -> str:
-    """An input template rendered over the variables.
+def _render(value: Any, variables: dict[str, Any], suite: str) -> Any:
+    """An input rendered over the variables: text is a template; mappings and lists render
+    each value.
 
     Raises:
-        UsageError: it is not text, or it cannot be rendered.
+        UsageError: it cannot be rendered.
     """
     from jinja2 import TemplateError
 
-    from afctl.safety.templates import compiled, is_template
+    from afctl.safety.templates import TemplateBudgetError, render
 
+    if isinstance(value, dict):
+        return {k: _render(v, variables, suite) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, variables, suite) for v in value]
     if not isinstance(value, str):
-        raise UsageError(f"eval suite {suite}: agent inputs are text")
-    if not is_template(value):
         return value
     try:
-        return compiled(value).render(vars=variables)
-    except TemplateError as exc:
+        return render(value, {"vars": variables})
+    except (TemplateError, TemplateBudgetError) as exc:
         raise UsageError(f"eval suite {suite}: cannot render an input: {exc}") from None
 
 

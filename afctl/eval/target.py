@@ -14,8 +14,9 @@ from afctl.promptlog.cache import ResponseCache
 from afctl.promptlog.store import PromptLog
 from afctl.providers.pool import ProviderPool
 from afctl.providers.types import OnText
-from afctl.runtime.agent import AgentRun, RunOptions
+from afctl.runtime.agent import AgentRun, RunOptions, RunResult, Step
 from afctl.runtime.environment import Catalog, RunEnvironment
+from afctl.runtime.workflow import WorkflowRun
 
 
 @dataclass
@@ -27,7 +28,7 @@ class EvalTarget:
     log: PromptLog
     pool: ProviderPool
 
-    def agent_run(
+    def case_run(
         self,
         suite: Suite,
         case: Case,
@@ -38,8 +39,8 @@ class EvalTarget:
         cache: ResponseCache | None = None,
         on_text: OnText | None = None,
         catalog: Catalog | None = None,
-    ) -> AgentRun:
-        """A run of the suite's agent for one case in one variant (`catalog` overrides the
+    ) -> AgentRun | WorkflowCase:
+        """A run of the suite's target for one case in one variant (`catalog` overrides the
         resources, as tuning does to try other instructions)."""
         from afctl.safety.secrets import Secrets
 
@@ -48,6 +49,11 @@ class EvalTarget:
         environment = RunEnvironment(
             self.root, secrets, catalog or self.catalog, self.pool, self.workspace
         )
+        if suite.kind == "Workflow":
+            from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
+
+            options_of_flow = WorkflowOptions(variables, self.env, eval_id=eval_id)
+            return WorkflowCase(WorkflowRun(suite.agent, environment, self.log, options_of_flow))
         options = RunOptions(
             variables,
             model=variant.model,
@@ -62,12 +68,40 @@ class EvalTarget:
         return AgentRun(suite.agent, environment, self.log, options)
 
     @staticmethod
-    def outcome(agent_run: AgentRun, case: Case, result: Any) -> Outcome:
+    def outcome(run: AgentRun | WorkflowCase, case: Case, result: Any) -> Outcome:
         """What assertions see of a finished run."""
-        return Outcome.of_run(result, agent_run.trail, case.vars)
+        return Outcome.of_run(result, run.trail, case.vars)
 
     def models(self, suite: Suite) -> Any:
         """The models the suite's assertions ask (judges, embeddings)."""
         from afctl.eval.models import EvalModels
 
         return EvalModels(self.catalog, self.pool, self.root, self.workspace, suite.judge)
+
+
+class WorkflowCase:
+    """A workflow run in the shape the eval runner drives: `run(inputs)` gives a RunResult
+    whose output is the workflow's outputs as JSON; `trail` holds its tool steps as tool
+    calls, so tool assertions see them."""
+
+    def __init__(self, workflow: WorkflowRun) -> None:
+        self.workflow = workflow
+        self.run_id = workflow.run_id
+        self.trail: list[Step] = workflow.trail
+
+    async def run(self, inputs: Any) -> RunResult:
+        import json
+
+        from afctl.errors import UsageError
+        from afctl.providers.types import Usage
+
+        try:
+            result = await self.workflow.run(dict(inputs))
+        except UsageError as exc:  # inputs that do not match the schema fail the case
+            return RunResult(self.run_id, "failed", None, exc.message, "input")
+        output = None if result.outputs is None else json.dumps(result.outputs, ensure_ascii=False)
+        return RunResult(
+            self.run_id, result.status, output, result.error,
+            None if result.ok else "workflow", Usage(result.tokens, 0), result.cost_usd,
+            result.latency_ms, 0, sum(len(s.runs) for s in result.steps.values()),
+        )  # fmt: skip

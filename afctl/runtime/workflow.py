@@ -33,6 +33,7 @@ from typing import Any
 from afctl.errors import RunError, UsageError
 from afctl.ids import new_ulid
 from afctl.promptlog.store import PromptLog
+from afctl.runtime.agent import Step
 from afctl.runtime.environment import RunEnvironment
 from afctl.state.diff import content_hash
 
@@ -136,6 +137,8 @@ class WorkflowRun:
         self.cost: float | None = 0.0
         self.tokens = 0
         self._gate = asyncio.Semaphore(int(self.spec.get("max_parallel", 4)))
+        self.trail: list[Step] = []
+        """The tool steps' calls as they succeeded (tool assertions of evals read them)."""
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -471,6 +474,7 @@ class WorkflowRun:
         )  # fmt: skip
         if error is not None:
             raise StepFailed(f"tool/{name}: {error}", "tool_error")
+        self.trail.append(Step("tool_call", {"name": name, "arguments": arguments}))
         return result
 
     async def _workflow_step(

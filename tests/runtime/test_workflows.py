@@ -396,3 +396,34 @@ def test_a_killed_workflow_resumes_without_running_finished_steps_again(tmp_path
     assert steps == ["first", "second", "third"]
     again = invoke(["resume", run_id], cwd=repo)
     assert again.exit_code == 64 and "only an interrupted workflow run resumes" in again.stderr
+
+
+def test_an_eval_suite_can_target_a_workflow(tmp_path):
+    suite = (
+        "apiVersion: afctl/v1\nkind: EvalSuite\nmetadata: {name: routing}\n"
+        "spec:\n  target: {workflow: route}\n  cases:\n"
+        "    - id: refund\n      input: {text: '{{ vars.ask }}'}\n      vars: {ask: 'a refund please'}\n"
+        "      assert:\n        - {type: json_path, path: /team, value: billing}\n"
+        "        - {type: tool_called, name: mark, args: {name: refund}}\n"
+        "    - id: hello\n      input: {text: hi}\n"
+        "      assert: [{type: json_path, path: /team, value: support}, {type: not_tool_called, name: mark}]\n"
+        "    - id: wrong-input\n      input: {text: 3}\n      assert: [{type: is_json}]\n"
+    )
+    repo = repo_with(tmp_path, CONDITIONS)
+    (repo / "suite.yaml").write_text(suite)
+    (result,) = Context(workspace=repo).evaluate([str(repo)])
+    outcome = {c.case_id: c.passed for c in result.cases}
+    assert outcome == {"refund": True, "hello": True, "wrong-input": False}
+    wrong = next(c for c in result.cases if c.case_id == "wrong-input")
+    assert "does not match its schema" in (wrong.error or "")
+    assert result.agent == "workflow/route"
+    with Context(workspace=repo).prompt_log() as log:
+        kinds = log.conn.execute(
+            "SELECT kind, count(*) FROM runs WHERE eval_id = ? GROUP BY kind", [result.eval_id]
+        ).fetchall()
+    assert dict(kinds)["workflow"] == 2 and dict(kinds)["agent"] >= 4  # steps carry the eval id
+    (repo / "suite.yaml").write_text(
+        suite.replace("  cases:", "  matrix: {model: [local/echo]}\n  cases:")
+    )
+    with pytest.raises(UsageError, match="a workflow's matrix varies only `vars`"):
+        Context(workspace=repo).evaluate([str(repo)])
