@@ -174,9 +174,19 @@ def _verdict(verdict: Any, otherwise: str) -> tuple[bool, str | None]:
 
 
 def _render(text: str, outcome: Outcome) -> str:
-    from afctl.safety.templates import compiled, is_template
+    """An assertion's value rendered over the case's variables.
 
-    return compiled(text).render(vars=outcome.vars) if is_template(text) else text
+    Raises:
+        ValueError: it cannot be rendered (the assertion fails, saying why).
+    """
+    from jinja2 import TemplateError
+
+    from afctl.safety.templates import render
+
+    try:
+        return render(text, {"vars": outcome.vars})
+    except TemplateError as exc:
+        raise ValueError(f"cannot render {text!r}: {exc}") from None
 
 
 def _holds(base: str, a: dict[str, Any], o: Outcome, root: Any) -> tuple[bool, str | None]:

@@ -191,7 +191,7 @@ def _render(value: Any, variables: dict[str, Any], suite: str) -> Any:
     """
     from jinja2 import TemplateError
 
-    from afctl.safety.templates import TemplateBudgetError, render
+    from afctl.safety.templates import TemplateFailure, render
 
     if isinstance(value, dict):
         return {k: _render(v, variables, suite) for k, v in value.items()}
@@ -201,7 +201,7 @@ def _render(value: Any, variables: dict[str, Any], suite: str) -> Any:
         return value
     try:
         return render(value, {"vars": variables})
-    except (TemplateError, TemplateBudgetError) as exc:
+    except (TemplateError, TemplateFailure) as exc:
         raise UsageError(f"eval suite {suite}: cannot render an input: {exc}") from None
 
 

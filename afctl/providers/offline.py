@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from afctl.errors import RunError, UsageError
-from afctl.providers.types import Message, ModelRequest, ModelResponse, OnText, ToolCall, Usage
+from afctl.providers.types import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    OnText,
+    ProviderError,
+    ToolCall,
+    Usage,
+)
 
 
 def _tokens(text: str | None) -> int:
@@ -129,11 +137,21 @@ def _render_values(value: Any, context: dict[str, Any]) -> Any:
 
 
 def _render(template: str, values: dict[str, Any]) -> str:
-    from afctl.safety.templates import compiled, is_template
+    """A script's reply rendered over the conversation.
 
-    if not is_template(template):
-        return template
-    return compiled(template).render(values)
+    Raises:
+        ProviderError: it cannot be rendered (not retried: it would fail again).
+    """
+    from jinja2 import TemplateError
+
+    from afctl.safety.templates import TemplateFailure, render
+
+    try:
+        return render(template, values)
+    except (TemplateError, TemplateFailure) as exc:
+        raise ProviderError(
+            f"local/scripted: cannot render a reply: {exc}", retryable=False
+        ) from None
 
 
 def _rules_from_file(path: Path) -> list[dict[str, Any]]:

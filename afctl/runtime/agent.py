@@ -164,18 +164,16 @@ def render_instructions(template: str, variables: dict[str, Any]) -> str:
     """
     from jinja2 import TemplateError, UndefinedError
 
-    from afctl.safety.templates import compiled, is_template
+    from afctl.safety.templates import TemplateFailure, render
 
-    if not is_template(template):
-        return template
     try:
-        return compiled(template).render(vars=variables)
+        return render(template, {"vars": variables})
     except UndefinedError as exc:
         raise RunError(
             f"the instructions use an undefined value: {exc.message}",
             hint="give it with --var NAME=VALUE or under spec.vars",
         ) from None
-    except TemplateError as exc:
+    except (TemplateError, TemplateFailure) as exc:
         raise RunError(f"cannot render the instructions: {exc}") from None
 
 

@@ -535,12 +535,12 @@ def render_input(value: Any, scope: dict[str, Any], where: str, schema: Any = No
     that reads as JSON becomes that value (`"{{ steps.count.output }}"` → 42)."""
     from jinja2 import TemplateError
 
-    from afctl.safety.templates import TemplateBudgetError, render
+    from afctl.safety.templates import TemplateFailure, render
 
     if isinstance(value, str):
         try:
             text = render(value, scope)
-        except (TemplateError, TemplateBudgetError) as exc:
+        except (TemplateError, TemplateFailure) as exc:
             raise StepFailed(f"{where}: cannot render the input: {exc}") from None
         wanted = schema.get("type") if isinstance(schema, dict) else None
         if wanted is not None and wanted != "string" and text != value:

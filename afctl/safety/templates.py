@@ -91,7 +91,12 @@ MAX_RENDER_S = 5.0
 """The longest one rendering may take, checked as it produces text."""
 
 
-class TemplateBudgetError(ValueError):
+class TemplateFailure(ValueError):
+    """A template failed in a way jinja2 does not report as a TemplateError (`{{ 1 / 0 }}`,
+    an index out of range in a format string)."""
+
+
+class TemplateBudgetError(TemplateFailure):
     """A rendering went past its budget of text or time."""
 
 
@@ -107,20 +112,30 @@ def render(
 
     Raises:
         TemplateBudgetError: the budget ran out.
+        TemplateFailure: the template failed otherwise (`{{ 1 / 0 }}`).
         jinja2.TemplateError: the template failed (an undefined name, a sandbox refusal).
     """
     import time
+
+    from jinja2 import TemplateError
 
     if not is_template(text):
         return text
     deadline = time.monotonic() + max_seconds
     pieces: list[str] = []
     size = 0
-    for piece in compiled(text).generate(**context):
-        size += len(piece)
-        if size > max_chars:
-            raise TemplateBudgetError(f"the template produced more than {max_chars} characters")
-        if time.monotonic() > deadline:
-            raise TemplateBudgetError(f"the template took longer than {max_seconds:g} s")
-        pieces.append(piece)
+    try:
+        for piece in compiled(text).generate(**context):
+            size += len(piece)
+            if size > max_chars:
+                raise TemplateBudgetError(f"the template produced more than {max_chars} characters")
+            if time.monotonic() > deadline:
+                raise TemplateBudgetError(f"the template took longer than {max_seconds:g} s")
+            pieces.append(piece)
+    except (TemplateError, TemplateFailure):
+        raise
+    except RecursionError:
+        raise TemplateFailure("the template nests too deeply") from None
+    except Exception as exc:  # the user's template failed: say how, never crash
+        raise TemplateFailure(f"{type(exc).__name__}: {exc}") from None
     return "".join(pieces)

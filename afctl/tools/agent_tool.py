@@ -42,11 +42,11 @@ class AgentTool:
         """
         from jinja2 import TemplateError
 
-        from afctl.safety.templates import compiled
+        from afctl.safety.templates import TemplateFailure, render
 
         try:
-            return compiled(self.input_template).render(args=arguments)
-        except TemplateError as exc:
+            return render(self.input_template, {"args": arguments})
+        except (TemplateError, TemplateFailure) as exc:
             raise RunError(f"cannot render the input for agent {self.agent}: {exc}") from None
 
     async def call(self, arguments: dict[str, Any]) -> Any:

@@ -30,11 +30,11 @@ _ANY_ARGUMENTS = {"type": "object", "properties": {}}
 def _render(template: str, arguments: dict[str, Any], what: str) -> str:
     from jinja2 import TemplateError
 
-    from afctl.safety.templates import compiled
+    from afctl.safety.templates import TemplateFailure, render
 
     try:
-        return compiled(template).render(args=arguments)
-    except TemplateError as exc:
+        return render(template, {"args": arguments})
+    except (TemplateError, TemplateFailure) as exc:
         raise ToolFailed(f"cannot build the request {what}: {exc}") from None
 
 
