@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import os
 import re
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
         Revision,
         StateStore,
     )
+    from afctl.triggers.definitions import Trigger
 
 PathArg = str | os.PathLike[str]
 Confirm = Callable[["Plan"], bool]
@@ -765,6 +767,60 @@ class Context:
             engine = WorkflowRun(name, environment, log, options, run_id=record.id)
             engine.skip_seq(max((e.seq for e in log.events(record.id)), default=0))
             return asyncio.run(engine.resume(dict(saved.get("inputs") or {}), done))
+
+    def triggers(self) -> list[tuple[Trigger, datetime.datetime | None]]:
+        """The triggers of the workflows applied in this environment, each with its next fire
+        time (schedules only).
+
+        Raises:
+            UsageError: a trigger is invalid (two webhooks on one path, a bad time zone).
+        """
+        from afctl.triggers.definitions import next_fire, triggers_of
+
+        now = datetime.datetime.now(datetime.UTC)
+        found = triggers_of(dict(self._catalog(None).of_kind("Workflow")))
+        return [(t, next_fire(t, now) if t.type == "schedule" else None) for t in found]
+
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8787,
+        *,
+        on_ready: Callable[[str, int], None] | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> None:
+        """Run the triggers of the applied workflows until SIGTERM or SIGINT: webhooks (and
+        /healthz, /metrics) on host:port, schedules, file watches. `on_ready` is told the
+        server's address and how many triggers run.
+
+        Raises:
+            UsageError: nothing to serve, a webhook secret is not set, or the port is taken.
+        """
+        import asyncio
+
+        from afctl.triggers.definitions import triggers_of
+        from afctl.triggers.serve import Launcher, serve
+
+        catalog = self._catalog(None)
+        found = triggers_of(dict(catalog.of_kind("Workflow")))
+        if not found:
+            raise UsageError(
+                f"no workflow applied in environment {self.env} declares triggers",
+                hint="add spec.triggers to a workflow and afctl apply it",
+            )
+        variables = dict(variables or {})
+        environment = self._run_environment(catalog, variables)
+        with self.prompt_log() as log:
+            launcher = Launcher(environment, log, self.env, variables)
+
+            def ready(address: str) -> None:
+                if on_ready is not None:
+                    on_ready(address, len(found))
+
+            try:
+                asyncio.run(serve(found, launcher, self.root, host, port, on_ready=ready))
+            except OSError as exc:
+                raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
     def _run_environment(self, catalog: Catalog, variables: dict[str, Any]) -> RunEnvironment:
         from afctl.runtime.environment import RunEnvironment

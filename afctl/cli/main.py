@@ -69,6 +69,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.run:run",
         "Run an agent on one input, or a workflow on its inputs.",
     ),
+    "serve": (
+        "afctl.cli.commands.serve:serve",
+        "Run the applied workflows' triggers: webhooks, cron, watches.",
+    ),
+    "triggers": (
+        "afctl.cli.commands.serve:triggers",
+        "List the applied workflows' triggers and next fire times.",
+    ),
     "resume": (
         "afctl.cli.commands.resume:resume",
         "Go on with a workflow run that a crash interrupted.",
@@ -201,10 +209,11 @@ def cli(ctx: click.Context, debug: bool, log_format: str) -> None:
     manifests; validate, plan and apply them; run, replay and evaluate agents.
     """
     ctx.ensure_object(dict)["debug"] = debug
-    if log_format != "text" or ctx.invoked_subcommand in ("run", "runs", "approve"):
+    if log_format != "text" or ctx.invoked_subcommand in ("run", "runs", "approve", "serve"):
         from afctl.logs import configure
 
-        configure(log_format)
+        # a server says what it does (each firing, each refusal); other commands only warn
+        configure(log_format, "info" if ctx.invoked_subcommand == "serve" else None)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
         ctx.exit(EXIT_OK)

@@ -110,6 +110,14 @@ def _response_cache(db: Any) -> None:
     db["response_cache"].create_index(["messages"])
 
 
+@log_migrations(name="0005_trigger_firings")
+def _trigger_firings(db: Any) -> None:
+    # one row per scheduled occurrence that fired: two `afctl serve` never both run it
+    db["trigger_firings"].create(
+        {"key": str, "trigger": str, "occurrence": str, "fired_at": str}, pk="key"
+    )
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """A run's row, as `afctl runs` lists it."""
@@ -454,6 +462,24 @@ class PromptLog:
             )
 
         self._submit(write, now=True)
+
+    def claim_occurrence(self, trigger: str, occurrence: str) -> bool:
+        """Claim a scheduled occurrence for this process; False when another (or an earlier)
+        process already fired it."""
+        self.flush()
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = self.conn.execute(
+                "INSERT OR IGNORE INTO trigger_firings (key, trigger, occurrence, fired_at) "
+                "VALUES (?, ?, ?, ?)",
+                [f"{trigger}@{occurrence}", trigger, occurrence, utc_now()],
+            )
+            claimed = cursor.rowcount == 1
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return claimed
 
     # -- evals -----------------------------------------------------------------------------
 

@@ -148,7 +148,7 @@ class WorkflowRun:
         Raises:
             UsageError: the inputs do not match the workflow's `inputs` schema.
         """
-        self._check_inputs(inputs)
+        self.check_inputs(inputs)
         bundle = workflow_bundle(self.name, self.environment)
         revision = content_hash(bundle)
         self.log.store_revision(revision, f"workflow/{self.name}", bundle, self._redact)
@@ -187,7 +187,8 @@ class WorkflowRun:
     def _redact(self, text: str) -> str:
         return self.environment.secrets.redact(text)
 
-    def _check_inputs(self, inputs: dict[str, Any]) -> None:
+    def check_inputs(self, inputs: dict[str, Any]) -> None:
+        """Raises UsageError when `inputs` do not match the workflow's `inputs` schema."""
         schema = self.spec.get("inputs")
         if not isinstance(schema, dict):
             return

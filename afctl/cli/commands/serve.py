@@ -1,0 +1,74 @@
+"""`afctl serve` and `afctl triggers`: run, and list, the applied workflows' triggers."""
+
+from __future__ import annotations
+
+import click
+
+from afctl.cli.params import output_option, state_options
+from afctl.errors import EXIT_OK
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
+    help="The port (0: any free one).",
+)  # fmt: skip
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="A variable.")
+@state_options
+def serve(host: str, port: int, variables: tuple[str, ...], workspace: str | None, env: str) -> int:
+    """Run the applied workflows' triggers: webhooks, cron, watches.
+
+    Webhooks POST to their path (signed ones need X-Hub-Signature-256: sha256=HMAC of the
+    body); GET /healthz and /metrics (Prometheus) are served too. SIGTERM or Ctrl-C stops:
+    running workflows get 10 s to finish.
+    """
+    from afctl.cli.commands.run import parse_vars
+    from afctl.context import Context
+
+    def ready(address: str, count: int) -> None:
+        click.echo(f"afctl serve: listening on {address} · {count} trigger(s) · env {env}",
+                   err=True)  # fmt: skip
+
+    Context(workspace=workspace, env=env).serve(
+        host, port, on_ready=ready, variables=parse_vars(variables)
+    )
+    return EXIT_OK
+
+
+@click.command()
+@output_option("text", "json")
+@state_options
+def triggers(output: str, workspace: str | None, env: str) -> int:
+    """List the applied workflows' triggers and next fire times.
+
+    Schedules show their next occurrence in UTC and in their own time zone.
+    """
+    from afctl.context import Context
+
+    found = Context(workspace=workspace, env=env).triggers()
+    rows = [
+        {
+            "workflow": trigger.workflow,
+            "type": trigger.type,
+            "trigger": trigger.describe(),
+            "next": None if when is None else when.isoformat(),
+        }
+        for trigger, when in found
+    ]
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(rows)
+        return EXIT_OK
+    if not rows:
+        click.echo(f"no workflow applied in environment {env} declares triggers")
+        return EXIT_OK
+    from afctl.cli.render import console
+    from afctl.cli.render_state import print_columns
+
+    table = [["WORKFLOW", "TYPE", "TRIGGER", "NEXT (UTC)"]]
+    table += [[str(r["workflow"]), str(r["type"]), str(r["trigger"]), str(r["next"] or "-")]
+              for r in rows]  # fmt: skip
+    print_columns(console(), table)
+    return EXIT_OK

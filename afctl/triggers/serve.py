@@ -1,0 +1,307 @@
+"""`afctl serve`: one process that runs the applied workflows' triggers.
+
+- an HTTP server (stdlib, in a thread) for webhooks, `/healthz` and `/metrics`;
+- a scheduler that fires cron schedules, each occurrence claimed in logs.db first, so two
+  servers (or a restart) never run the same occurrence twice; occurrences missed while no
+  server ran are not made up;
+- a file watcher (watchfiles) per `watch` trigger, firing once per debounced batch.
+
+Everything that touches the prompt log runs on the event loop; the HTTP thread hands work to
+it. SIGTERM or SIGINT stops accepting, stops the scheduler and watchers, gives running
+workflows a grace period to finish and then interrupts them (they can be resumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import fnmatch
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from afctl.errors import UsageError
+from afctl.logs import event
+from afctl.promptlog.store import PromptLog
+from afctl.runtime.environment import RunEnvironment
+from afctl.triggers.definitions import Trigger, next_fire
+from afctl.triggers.webhook import MAX_BODY, Refused, inputs_of, signed_correctly
+
+GRACE_S = 10.0
+"""How long running workflows may take to finish after a stop is asked."""
+Clock = Callable[[], datetime.datetime]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class Launcher:
+    """Starts workflow runs for triggers and keeps count of them."""
+
+    environment: RunEnvironment
+    log: PromptLog
+    env: str
+    variables: dict[str, Any] = field(default_factory=dict)
+    running: set[asyncio.Task[Any]] = field(default_factory=set)
+    fired: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(workflow, trigger type) -> firings, for /metrics."""
+
+    async def fire(self, trigger: Trigger, inputs: dict[str, Any], why: str) -> str:
+        """Start the trigger's workflow on `inputs`; returns the run id.
+
+        Raises:
+            UsageError: the inputs do not match the workflow's schema (nothing starts).
+        """
+        from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
+
+        options = WorkflowOptions(dict(self.variables), self.env)
+        engine = WorkflowRun(trigger.workflow, self.environment, self.log, options)
+        engine.check_inputs(inputs)
+        task = asyncio.create_task(engine.run(inputs))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        key = (trigger.workflow, trigger.type)
+        self.fired[key] = self.fired.get(key, 0) + 1
+        event(20, f"trigger fired: workflow/{trigger.workflow} by {trigger.type} ({why}) -> "
+                  f"run {engine.run_id}", workflow=trigger.workflow, trigger=trigger.type,
+              run_id=engine.run_id)  # fmt: skip
+        return engine.run_id
+
+    async def drain(self, grace_s: float) -> None:
+        """Let running workflows finish for `grace_s`, then interrupt the rest."""
+        if not self.running:
+            return
+        _, pending = await asyncio.wait(set(self.running), timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def run_schedules(
+    triggers: list[Trigger],
+    launcher: Launcher,
+    *,
+    clock: Clock = _now,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> None:
+    """Fire each schedule at its occurrences, forever (cancel to stop)."""
+    schedules = [t for t in triggers if t.type == "schedule"]
+    if not schedules:
+        return
+    due = {t.key: next_fire(t, clock()) for t in schedules}
+    by_key = {t.key: t for t in schedules}
+    while True:
+        key = min(due, key=lambda k: due[k])
+        when = due[key]
+        wait = (when - clock()).total_seconds()
+        if wait > 0:
+            await sleep(min(wait, 60.0))  # wake at least every minute: clocks jump
+            continue
+        trigger = by_key[key]
+        due[key] = next_fire(trigger, when)
+        occurrence = when.isoformat()
+        if not launcher.log.claim_occurrence(key, occurrence):
+            event(20, f"schedule {key} at {occurrence} already fired elsewhere")
+            continue
+        try:
+            await launcher.fire(trigger, dict(trigger.spec.get("input") or {}), occurrence)
+        except UsageError as exc:
+            event(40, f"workflow/{trigger.workflow}: the schedule's input: {exc.message}")
+
+
+async def run_watch(trigger: Trigger, root: Path, launcher: Launcher, stop: asyncio.Event) -> None:
+    """Fire the trigger once per debounced batch of changes to files matching its globs
+    (relative to `root`; `*` matches across folders; the workspace folder is ignored): a
+    batch is the changes until `debounce_ms` pass without another."""
+    from watchfiles import awatch
+
+    patterns = [str(p) for p in trigger.spec["paths"]]
+
+    def relative(path: str) -> str:
+        try:
+            return Path(path).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return path
+
+    def wanted(_: Any, path: str) -> bool:
+        name = relative(path)
+        if name.startswith(".afctl/") or "/.afctl/" in name:
+            return False
+        return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+    # a batch ends after `debounce_ms` without a change (watchfiles' step), and is cut at
+    # four times that (its debounce) when changes never stop
+    quiet = max(int(trigger.spec.get("debounce_ms", 500)), 1)
+    async for changes in awatch(root, watch_filter=wanted, step=quiet, debounce=4 * quiet,
+                                stop_event=stop):  # fmt: skip
+        paths = sorted({relative(path) for _, path in changes})
+        mapping = trigger.spec.get("input")
+        if mapping:
+            from afctl.runtime.workflow import StepFailed, render_input
+
+            try:
+                inputs = render_input(mapping, {"event": {"paths": paths}}, "trigger input")
+            except StepFailed as exc:
+                event(40, f"workflow/{trigger.workflow}: the watch's input: {exc.message}")
+                continue
+        else:
+            inputs = {"paths": paths}
+        try:
+            await launcher.fire(trigger, dict(inputs), ", ".join(paths))
+        except UsageError as exc:
+            event(40, f"workflow/{trigger.workflow}: the watch's input: {exc.message}")
+
+
+class _Http(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+
+def http_server(
+    host: str,
+    port: int,
+    triggers: list[Trigger],
+    secrets: dict[str, str],
+    loop: asyncio.AbstractEventLoop,
+    launcher: Launcher,
+) -> ThreadingHTTPServer:
+    """The webhook, health and metrics server (not yet serving)."""
+    hooks = {str(t.spec["path"]): t for t in triggers if t.type == "webhook"}
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "afctl"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def reply(self, status: int, payload: Any, content_type: str = "application/json") -> None:
+            body = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def on_loop(self, work: Awaitable[Any]) -> Any:
+            return asyncio.run_coroutine_threadsafe(work, loop).result(timeout=30)  # type: ignore[arg-type]
+
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                self.reply(200, {"status": "ok", "triggers": len(triggers)})
+            elif self.path == "/metrics":
+                from afctl.triggers.metrics import prometheus_text
+
+                async def scrape() -> str:
+                    return prometheus_text(launcher.log, launcher.fired)
+
+                text = self.on_loop(scrape())
+                self.reply(200, text, "text/plain; version=0.0.4; charset=utf-8")
+            else:
+                self.reply(404, {"error": f"nothing at {self.path}"})
+
+        def do_POST(self) -> None:
+            trigger = hooks.get(self.path.split("?", 1)[0])
+            if trigger is None:
+                self.reply(404, {"error": f"no webhook at {self.path}"})
+                return
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_BODY:
+                self.reply(413, {"error": f"the body is over {MAX_BODY} bytes"})
+                return
+            body = self.rfile.read(length)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            secret = secrets.get(trigger.key)
+            if secret is not None and not signed_correctly(secret, body, headers):
+                event(30, f"webhook {self.path}: refused a request with a wrong signature")
+                self.reply(401, {"error": "the signature does not match"})
+                return
+            try:
+                inputs = inputs_of(body, headers, self.path, trigger.spec.get("input"))
+                run_id = self.on_loop(launcher.fire(trigger, inputs, f"POST {self.path}"))
+            except Refused as refused:
+                self.reply(refused.status, {"error": refused.message})
+                return
+            except UsageError as exc:
+                self.reply(422, {"error": exc.message})
+                return
+            self.reply(202, {"run_id": run_id, "workflow": trigger.workflow})
+
+    return _Http((host, port), Handler)
+
+
+async def serve(
+    triggers: list[Trigger],
+    launcher: Launcher,
+    root: Path,
+    host: str,
+    port: int,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+    clock: Clock = _now,
+) -> None:
+    """Run every trigger until `stop` is set (or SIGTERM/SIGINT arrives)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    secrets = _webhook_secrets(triggers, launcher)
+    server = http_server(host, port, triggers, secrets, loop, launcher)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              daemon=True)  # fmt: skip
+    thread.start()
+    tasks = [asyncio.create_task(run_schedules(triggers, launcher, clock=clock))]
+    tasks += [asyncio.create_task(run_watch(t, root, launcher, stop))
+              for t in triggers if t.type == "watch"]  # fmt: skip
+    address = f"http://{host}:{server.server_address[1]}"
+    if on_ready is not None:
+        on_ready(address)
+    try:
+        await stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await launcher.drain(GRACE_S)
+        event(20, "afctl serve stopped")
+
+
+def _webhook_secrets(triggers: list[Trigger], launcher: Launcher) -> dict[str, str]:
+    """Each signed webhook's secret, resolved now (and remembered for redaction).
+
+    Raises:
+        UsageError: a secret's environment variable is not set.
+    """
+    import os
+
+    from afctl.manifests.interpolation import Reference, scan
+
+    resolved = {}
+    for trigger in triggers:
+        reference = trigger.spec.get("secret")
+        if trigger.type != "webhook" or not reference:
+            continue
+        name = next((r.name for r in scan(str(reference)) if isinstance(r, Reference)), "")
+        value = os.environ.get(name)
+        if not value:
+            raise UsageError(
+                f"workflow/{trigger.workflow}: the webhook secret {reference} is not set",
+                hint=f"export {name}=... before afctl serve",
+            )
+        launcher.environment.secrets.remember(value)
+        resolved[trigger.key] = value
+    return resolved
