@@ -82,6 +82,12 @@ step 'afctl run agent/desk "How do I get a refund?"    # searches the docs knowl
 step 'afctl run agent/desk "count the words of: to be or not to be"    # hands off to counter'
 "$AFCTL" run agent/desk "count the words of: to be or not to be"
 
+step 'afctl run workflow/ticket --input text="I was charged twice, please refund"    # triage, order lookups, reply'
+"$AFCTL" run workflow/ticket --input text="I was charged twice, please refund"
+
+step "afctl triggers    # what afctl serve would run"
+"$AFCTL" triggers
+
 step afctl runs
 "$AFCTL" runs
 

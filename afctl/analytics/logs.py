@@ -34,7 +34,7 @@ VIEWS = {
     "FROM logs.eval_records e",
 }
 DIMENSIONS = {
-    "agent": "agent",
+    "agent": "coalesce(agent, target)",  # workflow and tool-step runs count under their target
     "model": "model",
     "day": "substr(started_at, 1, 10)",
     "status": "status",

@@ -156,12 +156,35 @@ def render_transcript(
                 Text("handoff ", style="bold yellow")
                 + Text(f"{data.get('from')} → {data.get('to')}")
             )
+        elif event.type == "step":
+            style = {"succeeded": "green", "failed": "bold red"}.get(str(event.status), "dim")
+            detail = data.get("reason") or data.get("error") or _short(data.get("output"), 200)
+            children = ", ".join(data.get("runs") or []) or "-"
+            out.print(
+                Text(f"step    {data.get('id')} {event.status}", style=style)
+                + Text(f"  {detail}")
+                + Text(f"  [runs {children}]", style="dim")
+            )
         elif event.type in ("retry", "fallback", "model_error", "output_invalid", "error"):
             out.print(
                 Text(f"{event.type:<8}", style="yellow" if event.type != "error" else "bold red")
                 + Text(_short(data))
             )
+    details = payload.get("details") or {}
+    if run.kind == "workflow" and payload.get("output"):
+        out.print(Text("outputs ", style="bold green") + Text(_short(payload["output"])))
     out.print()
+    if run.kind == "workflow":
+        out.print(
+            f"{run.status} · {details.get('total_tokens', 0)} tokens · "
+            f"{money(details.get('total_cost_usd'))} (its steps') · "
+            f"{(run.latency_ms or 0) / 1000:.2f} s",
+            markup=False,
+            highlight=False,
+        )
+        if run.error:
+            out.print(Text(f"error: {run.error}", style="red"))
+        return
     out.print(
         f"{run.status} · {counted(run.turns or 0, 'turn')} · "
         f"{counted(run.tool_calls or 0, 'tool call')} · "

@@ -238,13 +238,13 @@ class WorkflowRun:
             {
                 "status": status,
                 "latency_ms": (time.perf_counter() - started) * 1000,
-                "cost_usd": self.cost,
-                "input_tokens": self.tokens,
+                # the spend is the child runs' (counted there); the totals go in the details
+                "cost_usd": 0.0,
                 "error_type": None if error is None else "workflow",
                 "error": error,
             },
             None if outputs is None else json.dumps(outputs, ensure_ascii=False, default=str),
-            {},
+            {"total_cost_usd": self.cost, "total_tokens": self.tokens},
             self._redact,
         )
 

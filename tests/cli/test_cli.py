@@ -141,7 +141,7 @@ def test_init_scaffolds_a_repository_that_validates(tmp_path):
     assert "{{ vars.company }}" in (repo / "agents/assistant.yaml").read_text()
     validated = invoke(["validate", "-f", "."], cwd=repo)
     assert validated.exit_code == 0, validated.output
-    assert "9 files, 9 resources: valid" in validated.stdout
+    assert "14 files, 14 resources: valid" in validated.stdout
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path):

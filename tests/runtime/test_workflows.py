@@ -323,6 +323,8 @@ def test_a_sub_workflow_is_a_child_run_with_its_own_steps(tmp_path):
     assert grandchildren == 1
     shown = invoke(["runs", "show", result.run_id], cwd=repo)
     assert shown.exit_code == 0, shown.stderr
+    assert "step    call succeeded" in shown.stdout and f"[runs {child[0]}]" in shown.stdout
+    assert 'outputs {"shown": "got 6"}' in shown.stdout
 
 
 BOMB = workflow(
