@@ -888,6 +888,9 @@ class Context:
         from afctl.replay.offline import Recording, replay_factory, replay_run, tool_runner
         from afctl.runtime.agent import AgentRun, RunOptions
 
+        with self.prompt_log() as log:
+            if log.run(run_id).kind == "workflow":
+                return self._replay_workflow(log, log.run(run_id), revision, paths)
         environment, record, payload, history = self._replay_setup(run_id, revision, paths)
         with self.prompt_log() as log:
             events = list(log.events(record.id))
@@ -915,6 +918,55 @@ class Context:
             report = asyncio.run(
                 replay_run(engine, payload.get("input") or "", recording, payload.get("output"))
             )
+        report.run_id = record.id
+        return report
+
+    def _replay_workflow(
+        self,
+        log: PromptLog,
+        record: RunRecord,
+        revision: str,
+        paths: PathArg | Sequence[PathArg] | None,
+    ) -> ReplayReport:
+        """A workflow run replayed offline: the engine again, each step served from its
+        recorded child runs."""
+        import asyncio
+
+        from afctl.promptlog.store import PromptLog
+        from afctl.replay.workflow import RecordedSteps, replay_workflow
+        from afctl.runtime.environment import Catalog
+        from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
+
+        if revision not in ("recorded", "current"):
+            raise UsageError(f"--revision {revision}: use recorded or current")
+        if record.status in ("running", "interrupted"):
+            raise UsageError(f"run {record.id} is {record.status}; replay a finished run")
+        name = record.target.removeprefix("workflow/")
+        if revision == "recorded":
+            bundle = log.revision(record.revision_hash or "")
+            catalog = Catalog.of((k, n, d) for k, docs in bundle.items() for n, d in docs.items())
+        else:
+            catalog = self._catalog(_as_list(paths) if paths else None)
+            if catalog.find("Workflow", name) is None:
+                raise UsageError(f"workflow/{name} is not defined in the current revision")
+        payload = log.payload(record.id)
+        saved = payload.get("vars") or {}
+        variables = dict(saved.get("vars") or {})
+        environment = self._run_environment(catalog, variables)
+        steps = RecordedSteps.load(log, record.id, environment.secrets.redact)
+        recorded = {e.payload["id"]: (str(e.status), e.payload.get("output"))
+                    for e in log.events(record.id) if e.type == "step"}  # fmt: skip
+
+        async def no_wait(_: float) -> None:
+            return None
+
+        options = WorkflowOptions(variables, record.env, source=steps, sleep=no_wait)
+        with PromptLog.in_memory() as memory:
+            engine = WorkflowRun(name, environment, memory, options)
+            report = asyncio.run(
+                replay_workflow(engine, dict(saved.get("inputs") or {}), recorded,
+                                payload.get("output"))
+            )  # fmt: skip
         report.run_id = record.id
         return report
 

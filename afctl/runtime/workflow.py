@@ -113,6 +113,8 @@ class WorkflowOptions:
     eval_id: str | None = None
     sleep: Callable[[float], Any] = asyncio.sleep
     """How retries wait (tests pass a fake)."""
+    source: Any = None
+    """Serves each step's result instead of running it (offline replay: RecordedSteps)."""
 
 
 class WorkflowRun:
@@ -286,6 +288,8 @@ class WorkflowRun:
                     error = task.exception()
                     if error is None:
                         continue
+                    if not isinstance(error, Exception):  # a replay's divergence: stop here
+                        raise error
                     message = error.message if isinstance(error, RunError) else repr(error)
                     self._settle(state, "failed", error=message)
                     on_error = str(by_id[step_id].get("on_error") or "fail")
@@ -414,6 +418,10 @@ class WorkflowRun:
 
         value = render_input(step.get("input", ""), scope, state.id)
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if self.options.source is not None:
+            output, child = self.options.source.agent(state.id, str(step["agent"]), text)
+            state.runs.append(child)
+            return output
         options = RunOptions(
             dict(self.options.variables), env=self.options.env, parent_id=self.run_id,
             eval_id=self.options.eval_id,
@@ -441,6 +449,11 @@ class WorkflowRun:
         arguments = render_input(step.get("input") or {}, scope, state.id, tool.spec.parameters)
         if not isinstance(arguments, dict):
             raise StepFailed(f"tool/{name} takes a mapping of arguments as its input")
+        if self.options.source is not None:
+            served, recorded = self.options.source.tool(state.id, name, arguments)
+            state.runs.append(recorded)
+            self.trail.append(Step("tool_call", {"name": name, "arguments": arguments}))
+            return served
         child = new_ulid()
         state.runs.append(child)
         self.log.start_run(
@@ -488,6 +501,10 @@ class WorkflowRun:
         inputs = render_input(step.get("input") or {}, scope, state.id, schema)
         if not isinstance(inputs, dict):
             raise StepFailed(f"workflow/{name} takes a mapping of inputs as its input")
+        if self.options.source is not None:
+            outputs, recorded = self.options.source.workflow(state.id, name, inputs)
+            state.runs.append(recorded)
+            return outputs
         options = WorkflowOptions(
             dict(self.options.variables), self.options.env, self.run_id,
             self.options.depth + 1, self.options.eval_id, self.options.sleep,

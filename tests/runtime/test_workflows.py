@@ -429,3 +429,34 @@ def test_an_eval_suite_can_target_a_workflow(tmp_path):
     )
     with pytest.raises(UsageError, match="a workflow's matrix varies only `vars`"):
         Context(workspace=repo).evaluate([str(repo)])
+
+
+def test_a_workflow_run_replays_offline_and_reports_where_a_changed_workflow_diverges(tmp_path):
+    repo = repo_with(tmp_path, CONDITIONS + "---\n" + retries("continue"))
+    routed = run(repo, "route", text="I want a refund")
+    retried = run(repo, "retries", failures=1, key="r")
+    assert routed.ok and retried.ok and retried.steps["shaky"].attempts == 2
+    with Context(workspace=repo).prompt_log() as log:
+        before = log.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+    for result in (routed, retried):
+        replayed = invoke(["replay", result.run_id], cwd=repo)
+        assert replayed.exit_code == 0, replayed.output
+        assert "reproduced" in replayed.stdout
+    assert (repo / "steps" / "calls-r.txt").read_text() == "2"  # no tool ran again
+    with Context(workspace=repo).prompt_log() as log:
+        assert (
+            log.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == before
+        )  # nothing written
+    changed = (
+        (repo / "workflows.yaml")
+        .read_text()
+        .replace("'team {{ steps.triage.output.team }}'", "'for {{ steps.triage.output.team }}'")
+    )
+    (repo / "workflows.yaml").write_text(changed)
+    diverged = invoke(["replay", routed.run_id, "--revision", "current", "-f", "."], cwd=repo)
+    assert diverged.exit_code == 5, diverged.output
+    assert (
+        "step reply asked agent/writer with an input the recording does not have" in diverged.stdout
+    )
+    recorded = invoke(["replay", routed.run_id], cwd=repo)  # the recorded revision still reproduces
+    assert recorded.exit_code == 0
