@@ -23,6 +23,8 @@ from afctl.workspace import WORKSPACE_DIR, find_workspace
 
 if TYPE_CHECKING:
     from afctl.analytics.logs import LogAnalytics, Table
+    from afctl.blueprints.package import Blueprint, Rendered
+    from afctl.diagnostics import Diagnostic
     from afctl.eval.runner import CaseResult, EvalResult
     from afctl.eval.stress import StressReport, StressStep
     from afctl.eval.suite import Suite
@@ -821,6 +823,72 @@ class Context:
                 asyncio.run(serve(found, launcher, self.root, host, port, on_ready=ready))
             except OSError as exc:
                 raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+    def blueprint_lint(self, folder: PathArg) -> tuple[Blueprint, list[Diagnostic]]:
+        """A blueprint folder and its problems (none: it is ready to pack).
+
+        Raises:
+            UsageError: there is no blueprint there.
+            ManifestError: its blueprint.yaml is invalid.
+        """
+        from afctl.blueprints.package import lint, load
+
+        blueprint = load(Path(folder))
+        return blueprint, lint(blueprint)
+
+    def blueprint_render(
+        self, source: PathArg, sets: Sequence[str] = (), files: Sequence[str] = ()
+    ) -> tuple[Blueprint, list[Rendered]]:
+        """The manifests of a blueprint (a folder, or an `.afbp` archive, checked and
+        extracted to a temporary folder first) rendered from its defaults, values files and
+        `--set` values (the right-most wins).
+
+        Raises:
+            UsageError: no blueprint, a refused archive, or values that do not fit.
+            ManifestError: blueprint.yaml is invalid, or a template fails.
+        """
+        import shutil
+        import tempfile
+
+        from afctl.blueprints.archive import extract
+        from afctl.blueprints.package import load, render, values_of
+
+        path = Path(source)
+        if path.is_dir():
+            blueprint = load(path)
+            return blueprint, render(blueprint, values_of(blueprint, list(sets), list(files)))
+        scratch = Path(tempfile.mkdtemp(prefix="afctl-render-"))
+        try:
+            folder, _ = extract(path, scratch)
+            blueprint = load(folder)
+            return blueprint, render(blueprint, values_of(blueprint, list(sets), list(files)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def blueprint_pack(
+        self, folder: PathArg, output: PathArg | None = None
+    ) -> tuple[Path, dict[str, Any]]:
+        """Pack a blueprint that lints clean into a reproducible `.afbp` archive (by default
+        `NAME-VERSION.afbp` in the current folder); returns its path and MANIFEST.json.
+
+        Raises:
+            ManifestError: the blueprint has problems (afctl blueprint lint lists them).
+            UsageError: the archive cannot be written.
+        """
+        from afctl.blueprints.archive import pack
+
+        blueprint, problems = self.blueprint_lint(folder)
+        if problems:
+            raise ManifestError(
+                problems, f"blueprint {blueprint.name} has problems; fix them first"
+            )
+        target = (
+            Path(output) if output else Path.cwd() / f"{blueprint.name}-{blueprint.version}.afbp"
+        )
+        try:
+            return target, pack(blueprint, target)
+        except OSError as exc:
+            raise UsageError(f"cannot write {target}: {exc.strerror}") from None
 
     def _run_environment(self, catalog: Catalog, variables: dict[str, Any]) -> RunEnvironment:
         from afctl.runtime.environment import RunEnvironment

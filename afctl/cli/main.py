@@ -125,6 +125,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.logs:logs",
         "Sizes, pruning and vacuuming of the prompt log.",
     ),
+    "blueprint": (
+        "afctl.cli.commands.blueprint:blueprint",
+        "Lint, render and pack blueprints.",
+    ),
     "force-unlock": (
         "afctl.cli.commands.unlock:force_unlock",
         "Remove a workspace lock left by an apply that died.",

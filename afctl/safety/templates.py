@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -102,7 +103,7 @@ class TemplateBudgetError(TemplateFailure):
 
 def render(
     text: str,
-    context: dict[str, object],
+    context: Mapping[str, Any],
     *,
     max_chars: int = MAX_RENDER_CHARS,
     max_seconds: float = MAX_RENDER_S,
