@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import TYPE_CHECKING, Any
 
 from afctl.providers.types import ToolSpec
@@ -72,7 +73,12 @@ class KnowledgeTool:
 
             model = str((self.pack_spec.get("index") or {}).get("embedding_model"))
             embedder = Embedder(model, self.environment)
-        with KnowledgeIndex.open(self.index_dir) as index, embedder as embed:
+        # concurrent runs (an eval's cases) must not open, create or build one index at once:
+        # the first builds, the others wait and find it up to date
+        guard = (
+            contextlib.nullcontext() if self._fresh else _build_lock(str(self.index_dir), self.pack)
+        )
+        with guard, KnowledgeIndex.open(self.index_dir) as index, embedder as embed:
             if not self._fresh:
                 index.build(self.pack, self.pack_spec, self.root, embed)
                 self._fresh = True
@@ -86,3 +92,13 @@ class KnowledgeTool:
     async def call(self, arguments: dict[str, Any]) -> Any:
         k = int(arguments.get("k") or self.top_k)
         return await asyncio.to_thread(self._search, str(arguments["query"]), k)
+
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _build_lock(index_dir: str, pack: str) -> threading.Lock:
+    """One lock per index and pack in this process."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((index_dir, pack), threading.Lock())

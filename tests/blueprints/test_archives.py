@@ -220,3 +220,35 @@ def test_member_names_are_refused_or_stay_inside(name):
     root = PurePosixPath("/store")
     joined = PurePosixPath(os.path.normpath(root / clean))
     assert joined.is_relative_to(root) and joined != root
+
+
+def materialize(folder: Path, target: Path, sets: list[str] | None = None) -> Path:
+    """A blueprint rendered into a plain repository: its rendered manifests, tools, knowledge
+    and evals (what an install will put in place)."""
+    import shutil
+
+    blueprint, rendered = Context().blueprint_render(folder, sets or [])
+    for relative in blueprint.files():
+        if not relative.startswith("manifests/") and relative != "blueprint.yaml":
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(folder / relative, target / relative)
+    for item in rendered:
+        (target / item.path).parent.mkdir(parents=True, exist_ok=True)
+        (target / item.path).write_text(item.text)
+    (target / ".afctl").mkdir(exist_ok=True)
+    return target
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLE.parent.iterdir() if p.is_dir()))
+def test_every_example_blueprint_lints_and_passes_its_evals_offline(tmp_path, name):
+    folder = EXAMPLE.parent / name
+    _, problems = Context().blueprint_lint(folder)
+    assert problems == []
+    repo = materialize(folder, tmp_path / name)
+    results = Context(workspace=repo).evaluate([str(repo)])
+    assert results and all(r.passed for r in results), [
+        (c.case_id, [a.reason for a in c.assertions if not a.passed], c.error)
+        for r in results
+        for c in r.cases
+        if not c.passed
+    ]
