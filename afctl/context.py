@@ -23,6 +23,7 @@ from afctl.workspace import WORKSPACE_DIR, find_workspace
 
 if TYPE_CHECKING:
     from afctl.analytics.logs import LogAnalytics, Table
+    from afctl.blueprints.install import Prepared
     from afctl.blueprints.package import Blueprint, Rendered
     from afctl.diagnostics import Diagnostic
     from afctl.eval.runner import CaseResult, EvalResult
@@ -889,6 +890,155 @@ class Context:
             return target, pack(blueprint, target)
         except OSError as exc:
             raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+
+    def blueprint_install(
+        self,
+        source: PathArg,
+        *,
+        sets: Sequence[str] = (),
+        files: Sequence[str] = (),
+        trust: bool = False,
+        dry_run: bool = False,
+        confirm: Confirm | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+    ) -> tuple[ApplyOutcome, Prepared]:
+        """Install a blueprint (a folder or an `.afbp` archive): check it, place it in the
+        workspace's blueprint store, render it from the values, label its resources
+        `afctl/blueprint=NAME` and `afctl/blueprint-version=VERSION`, then plan and apply them
+        like `apply` (as the source set `blueprint/NAME`, so a later install prunes what the
+        blueprint no longer renders). `dry_run` plans only. Python tools from the blueprint
+        run only once it is trusted (`trust`, or `blueprint_trust`).
+
+        Raises:
+            UsageError: a refused archive, values that do not fit, or a resource that another
+                source (not this blueprint) applied.
+            ManifestError: the rendered manifests are invalid.
+            StateConflict: the workspace stayed locked.
+        """
+        from afctl.blueprints.install import discard, place, prepare, source_set, validate
+        from afctl.blueprints.store import BlueprintStore
+        from afctl.manifests.model import ManifestSet
+
+        store = BlueprintStore(self._workspace_dir())
+        folder, digest, created = place(Path(source), store)
+        try:
+            prepared = prepare(folder, digest, self.root, list(sets), list(files))
+            validate(prepared)
+        except BaseException:
+            if created:  # a failed install changes nothing
+                discard(folder)
+            raise
+        owner = source_set(prepared.blueprint.name)
+
+        def make_plan(state: StateStore | None) -> Plan:
+            from afctl.state.plan import build_plan
+
+            applied, serial, workspace_id = self._snapshot(state)
+            plan = build_plan(ManifestSet(list(prepared.manifests)), applied, env=self.env,
+                              workspace_id=workspace_id, serial=serial, source_set=owner,
+                              prune=True)  # fmt: skip
+            taken = [c for c in plan.changes
+                     if c.previous_owner not in (None, owner) and c.action != "delete"]  # fmt: skip
+            if taken:
+                first = taken[0]
+                raise UsageError(
+                    f"{first.kind.lower()}/{first.name} was applied from {first.previous_owner}; "
+                    f"installing blueprint {prepared.blueprint.name} would take it over",
+                    hint="rename or delete it first; a blueprint only manages its own resources",
+                )
+            return plan
+
+        if dry_run:
+            state = self._open_state(create=False)
+            try:
+                return ApplyOutcome(make_plan(state), None), prepared
+            finally:
+                if state is not None:
+                    state.close()
+                if created:  # a dry run leaves the store as it was
+                    discard(folder)
+        try:
+            outcome = self._apply_locked(make_plan, confirm=confirm, lock_timeout=lock_timeout,
+                                         command="afctl blueprint install")  # fmt: skip
+        except BaseException:
+            if created:
+                discard(folder)
+            raise
+        if outcome.record is None and outcome.plan.has_changes and created:
+            discard(folder)  # declined: nothing changes
+        if outcome.record is not None or not outcome.plan.has_changes:
+            store.record(prepared.blueprint.name, {
+                "version": prepared.blueprint.version, "values": prepared.values,
+                "digest": digest, "env": self.env,
+                "resources": sorted(f"{m.kind.lower()}/{m.name}" for m in prepared.manifests),
+            })  # fmt: skip
+            if trust:
+                store.trust(prepared.blueprint.name, prepared.blueprint.version)
+        return self._with_knowledge(outcome), prepared
+
+    def blueprint_uninstall(
+        self,
+        name: str,
+        *,
+        confirm: Confirm | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+    ) -> ApplyOutcome:
+        """Delete exactly the resources blueprint `name` installed, and forget it (its trust
+        included).
+
+        Raises:
+            UsageError: it is not installed.
+            ProtectedResources: one of its resources is protected.
+        """
+        import shutil
+
+        from afctl.blueprints.install import source_set
+        from afctl.blueprints.store import BlueprintStore
+        from afctl.manifests.model import ManifestSet
+
+        store = BlueprintStore(self._workspace_dir())
+        entry = store.installed().get(name)
+        if entry is None:
+            raise UsageError(f"blueprint {name} is not installed", hint="afctl blueprint list")
+
+        def make_plan(state: StateStore | None) -> Plan:
+            from afctl.state.plan import build_plan
+
+            applied, serial, workspace_id = self._snapshot(state)
+            return build_plan(
+                ManifestSet([]), applied, env=self.env, workspace_id=workspace_id,
+                serial=serial, source_set=source_set(name), prune=True,
+            )  # fmt: skip
+
+        outcome = self._apply_locked(make_plan, confirm=confirm, lock_timeout=lock_timeout,
+                                     command="afctl blueprint uninstall")  # fmt: skip
+        if outcome.record is not None or not outcome.plan.has_changes:
+            store.record(name, None)
+            store.distrust(name)
+            shutil.rmtree(store.folder / name, ignore_errors=True)
+        return outcome
+
+    def blueprint_list(self) -> dict[str, dict[str, Any]]:
+        """The installed blueprints: version, values, digest, resources, trust."""
+        from afctl.blueprints.store import BlueprintStore
+
+        store = BlueprintStore(self._workspace_dir())
+        return {name: {**entry, "trusted": store.trusted(name)}
+                for name, entry in sorted(store.installed().items())}  # fmt: skip
+
+    def blueprint_trust(self, name: str) -> None:
+        """Let the python tools of installed blueprint `name` run.
+
+        Raises:
+            UsageError: it is not installed.
+        """
+        from afctl.blueprints.store import BlueprintStore
+
+        store = BlueprintStore(self._workspace_dir())
+        entry = store.installed().get(name)
+        if entry is None:
+            raise UsageError(f"blueprint {name} is not installed", hint="afctl blueprint list")
+        store.trust(name, str(entry["version"]))
 
     def _run_environment(self, catalog: Catalog, variables: dict[str, Any]) -> RunEnvironment:
         from afctl.runtime.environment import RunEnvironment

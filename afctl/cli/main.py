@@ -127,7 +127,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "blueprint": (
         "afctl.cli.commands.blueprint:blueprint",
-        "Lint, render and pack blueprints.",
+        "Lint, render, pack and install blueprints.",
     ),
     "force-unlock": (
         "afctl.cli.commands.unlock:force_unlock",

@@ -15,10 +15,38 @@ if TYPE_CHECKING:
 BUILTIN_PREFIX = "builtin/"
 
 
+def _check_trusted(name: str, document: dict[str, Any], environment: RunEnvironment) -> None:
+    """Python tools that came with a blueprint run only once the blueprint is trusted.
+
+    Raises:
+        RunError: it is not.
+    """
+    labels = (document.get("metadata") or {}).get("labels") or {}
+    blueprint = labels.get("afctl/blueprint")
+    if blueprint is None:
+        return
+    from afctl.blueprints.store import BlueprintStore
+
+    if not BlueprintStore(environment.workspace_dir).trusted(str(blueprint)):
+        raise RunError(
+            f"tool {name}: the python tools of blueprint {blueprint} are not trusted",
+            hint=f"read its tools/ first, then: afctl blueprint trust {blueprint}",
+        )
+
+
 def _python(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+    from afctl.safety.paths import PathRefused, inside
     from afctl.tools.python_tool import PythonTool, import_entrypoint
 
-    function = import_entrypoint(str(spec["entrypoint"]), environment.root)
+    try:
+        root = (
+            inside(environment.root, str(spec.get("root", ".")))
+            if spec.get("root")
+            else environment.root
+        )
+    except PathRefused as exc:
+        raise RunError(f"tool {name}: root {spec.get('root')!r}: {exc}") from None
+    function = import_entrypoint(str(spec["entrypoint"]), root)
     return PythonTool(
         name, function, spec.get("description"), spec.get("parameters"), spec.get("timeout_s")
     )
@@ -81,8 +109,11 @@ def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
             builtin = name[len(BUILTIN_PREFIX) :]
             tools.append(BuiltinFileTool(builtin, builtin, environment.root))
             continue
-        spec = environment.catalog.get("Tool", name).get("spec") or {}
+        document = environment.catalog.get("Tool", name)
+        spec = document.get("spec") or {}
         kind = str(spec.get("type"))
+        if kind == "python":
+            _check_trusted(name, document, environment)
         key = json.dumps([name, spec, str(environment.root)], sort_keys=True, default=str)
         built = _built.get(key) if kind in _STATELESS else None
         if built is None:

@@ -1,16 +1,16 @@
-"""`afctl blueprint`: lint, render and pack blueprints."""
+"""`afctl blueprint`: lint, render, pack, install, uninstall, list and trust blueprints."""
 
 from __future__ import annotations
 
 import click
 
-from afctl.cli.params import output_option
+from afctl.cli.params import lock_timeout_option, output_option, state_options, yes_option
 from afctl.errors import EXIT_INVALID, EXIT_OK
 
 
 @click.group()
 def blueprint() -> None:
-    """Lint, render and pack blueprints."""
+    """Lint, render, pack and install blueprints."""
 
 
 @blueprint.command("lint")
@@ -75,4 +75,122 @@ def pack(folder: str, target: str | None) -> int:
         f"packed {manifest['name']} {manifest['version']} -> {path} "
         f"({len(manifest['files'])} files, {path.stat().st_size} bytes, sha256 {digest})"
     )
+    return EXIT_OK
+
+
+@blueprint.command("install")
+@click.argument("source", metavar="FILE.afbp|DIR")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A parameter value.")
+@click.option(
+    "-f", "--values", "files", multiple=True, metavar="FILE", help="A YAML file of values."
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--trust", is_flag=True, help="Let the blueprint's python tools run.")
+@yes_option
+@lock_timeout_option
+@state_options
+def install(
+    source: str,
+    sets: tuple[str, ...],
+    files: tuple[str, ...],
+    dry_run: bool,
+    trust: bool,
+    yes: bool,
+    lock_timeout: float,
+    workspace: str | None,
+    env: str,
+) -> int:
+    """Install a blueprint: check, render, then plan and apply its resources.
+
+    The archive (or folder) is checked before anything is written and placed in the
+    workspace's blueprint store; its resources are labelled afctl/blueprint=NAME. Python tools
+    from it run only after --trust or `afctl blueprint trust NAME`.
+    """
+    from afctl.cli.commands.apply import confirmation
+    from afctl.cli.render import console
+    from afctl.cli.render_state import render_outcome, render_plan
+    from afctl.context import Context
+
+    context = Context(workspace=workspace, env=env)
+    confirm = None if dry_run else confirmation(yes, context.workspace, "Install")
+    outcome, prepared = context.blueprint_install(
+        source, sets=list(sets), files=list(files), trust=trust, dry_run=dry_run,
+        confirm=confirm, lock_timeout=lock_timeout,
+    )  # fmt: skip
+    out = console()
+    if dry_run or not outcome.plan.has_changes:
+        render_plan(out, outcome.plan, context.workspace)
+    name = prepared.blueprint.name
+    if prepared.python_tools and not (
+        trust or context.blueprint_list().get(name, {}).get("trusted")
+    ):
+        click.echo(
+            f"note: the python tools of {name} ({', '.join(prepared.python_tools)}) stay "
+            f"disabled until you trust it: read {prepared.folder}/tools, then "
+            f"afctl blueprint trust {name}"
+        )
+    if not dry_run:
+        render_outcome(out, outcome)
+    return EXIT_OK
+
+
+@blueprint.command("uninstall")
+@click.argument("name")
+@yes_option
+@lock_timeout_option
+@state_options
+def uninstall(name: str, yes: bool, lock_timeout: float, workspace: str | None, env: str) -> int:
+    """Delete exactly the resources a blueprint installed, and forget it."""
+    from afctl.cli.commands.apply import confirmation
+    from afctl.cli.render import console
+    from afctl.cli.render_state import render_outcome
+    from afctl.context import Context
+
+    context = Context(workspace=workspace, env=env)
+    outcome = context.blueprint_uninstall(
+        name, confirm=confirmation(yes, context.workspace, "Uninstall"), lock_timeout=lock_timeout
+    )
+    render_outcome(console(), outcome)
+    return EXIT_OK
+
+
+@blueprint.command("list")
+@output_option("text", "json")
+@state_options
+def list_installed(output: str, workspace: str | None, env: str) -> int:
+    """List installed blueprints with their versions, values and trust."""
+    import json
+
+    from afctl.context import Context
+
+    installed = Context(workspace=workspace, env=env).blueprint_list()
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(installed)
+        return EXIT_OK
+    if not installed:
+        click.echo("no blueprint is installed")
+        return EXIT_OK
+    from afctl.cli.render import console
+    from afctl.cli.render_state import print_columns
+
+    rows = [["NAME", "VERSION", "ENV", "TRUSTED", "RESOURCES", "VALUES"]]
+    for name, entry in installed.items():
+        rows.append([name, str(entry["version"]), str(entry.get("env")),
+                     "yes" if entry["trusted"] else "no", str(len(entry.get("resources") or [])),
+                     json.dumps(entry.get("values"), sort_keys=True)])  # fmt: skip
+    print_columns(console(), rows)
+    return EXIT_OK
+
+
+@blueprint.command("trust")
+@click.argument("name")
+@state_options
+def trust_command(name: str, workspace: str | None, env: str) -> int:
+    """Let an installed blueprint's python tools run (read its tools/ first)."""
+    from afctl.context import Context
+
+    Context(workspace=workspace, env=env).blueprint_trust(name)
+    click.echo(f"blueprint {name}: its python tools may run")
     return EXIT_OK

@@ -1,0 +1,153 @@
+"""Turning a blueprint into manifests a workspace can apply: placed in the store, rendered
+from the values, labelled as the blueprint's, with the paths that point into the blueprint
+(python tools' import root, knowledge sources) rewritten to its place in the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from afctl.blueprints.archive import extract, pack
+from afctl.blueprints.package import Blueprint, load, render, values_of
+from afctl.blueprints.store import BlueprintStore
+from afctl.errors import ManifestError, UsageError
+from afctl.manifests.model import Manifest
+
+LABEL = "afctl/blueprint"
+VERSION_LABEL = "afctl/blueprint-version"
+
+
+def source_set(name: str) -> str:
+    """What an installed blueprint's resources are applied as: prune and uninstall touch
+    exactly these."""
+    return f"blueprint/{name}"
+
+
+@dataclass
+class Prepared:
+    blueprint: Blueprint
+    folder: Path
+    """Where its files are in the store."""
+    manifests: list[Manifest]
+    values: dict[str, Any]
+    digest: str
+    python_tools: list[str]
+
+
+def place(source: Path, store: BlueprintStore) -> tuple[Path, str, bool]:
+    """The blueprint from a folder or an archive, checked and placed in the store under
+    NAME/VERSION (a folder is packed first, so both go through the same checks); returns its
+    place, the archive's SHA-256, and whether this call put it there.
+
+    Raises:
+        UsageError: a refused archive, or that version is installed with other content.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=_ensure(store.folder)))
+    try:
+        archive = source
+        if source.is_dir():
+            archive = scratch / "blueprint.afbp"
+            pack(load(source), archive)
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        folder, manifest = extract(archive, scratch)
+        target = store.path_of(str(manifest["name"]), str(manifest["version"]))
+        marker = target / ".digest"
+        if target.exists():
+            if marker.is_file() and marker.read_text().strip() == digest:
+                return target, digest, False
+            raise UsageError(
+                f"blueprint {manifest['name']} {manifest['version']} is already installed "
+                "with other content",
+                hint="give a changed blueprint a new version",
+            )
+        (folder / ".digest").write_text(digest + "\n")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.replace(target)  # atomic: the version appears whole or not at all
+        return target, digest, True
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def discard(folder: Path) -> None:
+    """Remove a placed version (and its blueprint's folder when that leaves it empty)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        folder.parent.rmdir()
+    except OSError:
+        pass  # other versions are there
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def prepare(folder: Path, digest: str, root: Path, sets: list[str], files: list[str]) -> Prepared:
+    """The blueprint at `folder` rendered into labelled manifests ready to plan.
+
+    Raises:
+        UsageError: values that do not fit, or the store is outside the repository.
+        ManifestError: a template fails, or the rendered manifests are invalid.
+    """
+    from afctl.manifests.yaml_loader import load_bytes
+
+    blueprint = load(folder)
+    values = values_of(blueprint, sets, files)
+    try:
+        relative = folder.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise UsageError(
+            f"the blueprint store {folder} is outside the repository {root}",
+            hint="keep the workspace (.afctl) inside the repository",
+        ) from None
+    manifests, python_tools = [], []
+    for item in render(blueprint, values):
+        loaded = load_bytes(item.text.encode(), item.path)
+        problems = [d for d in loaded.diagnostics if d.is_error]
+        if problems:
+            raise ManifestError(problems)
+        for index, document in enumerate(loaded.documents):
+            data = document.data
+            if not isinstance(data, dict):
+                continue
+            metadata = data.setdefault("metadata", {})
+            labels = metadata.setdefault("labels", {})
+            labels[LABEL] = blueprint.name
+            labels[VERSION_LABEL] = blueprint.version
+            spec = data.get("spec") or {}
+            if data.get("kind") == "Tool" and spec.get("type") == "python":
+                spec["root"] = relative
+                python_tools.append(str(metadata.get("name")))
+            if data.get("kind") == "KnowledgePack":
+                for entry in spec.get("sources") or []:
+                    if isinstance(entry, dict) and "path" in entry:
+                        entry["path"] = f"{relative}/{entry['path']}"
+            manifests.append(Manifest(str(data.get("kind")), str(metadata.get("name")), data,
+                                      f"{relative}/{item.path}", document.line, index))  # fmt: skip
+    return Prepared(blueprint, folder, manifests, values, digest, python_tools)
+
+
+def validate(prepared: Prepared) -> None:
+    """The prepared manifests checked like any others (schema, references).
+
+    Raises:
+        ManifestError: they are invalid.
+    """
+    from afctl.manifests.discovery import Source
+    from afctl.manifests.validate import validate_sources
+
+    with tempfile.TemporaryDirectory(prefix="afctl-install-") as scratch:
+        sources = []
+        for index, manifest in enumerate(prepared.manifests):
+            path = Path(scratch) / f"{index}.yaml"
+            path.write_text(json.dumps(manifest.data), "utf-8")
+            shown = f"{manifest.file} (rendered, document {manifest.document + 1})"
+            sources.append(Source(shown, str(path), str(path)))
+        result, _ = validate_sources(sources)
+    if not result.valid:
+        raise ManifestError(result.diagnostics, sources=result.sources)
