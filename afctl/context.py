@@ -920,6 +920,10 @@ class Context:
         from afctl.manifests.model import ManifestSet
 
         store = BlueprintStore(self._workspace_dir())
+        if not Path(source).exists() and "/" not in str(source):
+            return self._install_from_registry(str(source), sets=sets, files=files, trust=trust,
+                                               dry_run=dry_run, confirm=confirm,
+                                               lock_timeout=lock_timeout)  # fmt: skip
         folder, digest, created = place(Path(source), store)
         try:
             prepared = prepare(folder, digest, self.root, list(sets), list(files))
@@ -974,7 +978,215 @@ class Context:
             })  # fmt: skip
             if trust:
                 store.trust(prepared.blueprint.name, prepared.blueprint.version)
+            for other in (store.folder / prepared.blueprint.name).iterdir():
+                if other.is_dir() and other.name != prepared.blueprint.version:
+                    discard(other)  # no resource points at another version any more
         return self._with_knowledge(outcome), prepared
+
+    def _install_from_registry(
+        self, reference: str, **options: Any
+    ) -> tuple[ApplyOutcome, Prepared]:
+        """Install NAME[@RANGE] from the workspace's registries: the version afctl.lock holds
+        when it is in the range (checked against the locked digest), else the highest in the
+        range; what it `requires` is installed first; the resolved versions and digests are
+        written to afctl.lock.
+
+        Raises:
+            UsageError: nothing matches, a digest differs from the lock or the index, or a
+                requirement cannot be met.
+        """
+        import tempfile
+
+        from afctl.blueprints.registry import Registries
+        from afctl.blueprints.semver import Version, satisfies
+
+        name, _, spec = reference.partition("@")
+        spec = spec or "*"
+        registries = Registries(self._workspace_dir())
+        lock = self._read_lock()
+        locked = lock.get(name)
+        if locked and satisfies(Version(str(locked["version"])), spec):
+            registry, version = registries.named(str(locked["registry"])), str(locked["version"])
+        else:
+            registry, version, _ = registries.resolve(name, spec)
+        with tempfile.TemporaryDirectory(prefix="afctl-download-") as scratch:
+            archive = Path(scratch) / f"{name}-{version}.afbp"
+            digest = registry.download(name, version, archive)
+            if locked and locked.get("version") == version and locked.get("digest") != digest:
+                raise UsageError(
+                    f"{name} {version} from registry {registry.name} differs from afctl.lock",
+                    hint="someone republished it; check it, then delete its entry in afctl.lock",
+                )
+            from afctl.blueprints.archive import inspect
+
+            manifest, _ = inspect(archive)
+            for requirement in manifest["metadata"]["content"].get("requires") or []:
+                needed, wanted = str(requirement["name"]), str(requirement.get("version", "*"))
+                have = self.blueprint_list().get(needed)
+                if have is None or not satisfies(Version(str(have["version"])), wanted):
+                    self._install_from_registry(f"{needed}@{wanted}", **{**options, "sets": (),
+                                                                        "files": ()})  # fmt: skip
+            outcome, prepared = self.blueprint_install(archive, **options)
+        if not options.get("dry_run"):
+            lock = self._read_lock()  # requirements installed above wrote theirs
+            lock[name] = {"version": version, "digest": digest, "registry": registry.name}
+            self._write_lock(lock)
+        return outcome, prepared
+
+    def _read_lock(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads((self.root / "afctl.lock").read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        blueprints = data.get("blueprints") if isinstance(data, dict) else None
+        return dict(blueprints) if isinstance(blueprints, dict) else {}
+
+    def _write_lock(self, entries: dict[str, dict[str, Any]]) -> None:
+        from afctl.files import write_atomically
+
+        text = json.dumps({"format": "afctl.lock/v1", "blueprints": entries}, indent=2,
+                          sort_keys=True) + "\n"  # fmt: skip
+        write_atomically(self.root / "afctl.lock", text)
+
+    def blueprint_upgrade(
+        self,
+        name: str,
+        *,
+        to: str | None = None,
+        dry_run: bool = False,
+        confirm: Confirm | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+    ) -> tuple[ApplyOutcome, Prepared]:
+        """Install another version of an installed blueprint (`to`, else the newest in the
+        registries) with the values it was installed with; the plan shows what changes.
+
+        Raises:
+            UsageError: it is not installed, or no such version is published.
+        """
+        import tempfile
+
+        entry = self.blueprint_list().get(name)
+        if entry is None:
+            raise UsageError(f"blueprint {name} is not installed", hint="afctl blueprint list")
+        lock = self._read_lock()
+        if lock.pop(name, None) is not None:  # an upgrade moves the lock on
+            self._write_lock(lock)
+        with tempfile.TemporaryDirectory(prefix="afctl-values-") as scratch:
+            values = Path(scratch) / "values.yaml"
+            values.write_text(json.dumps(entry.get("values") or {}), "utf-8")
+            return self._install_from_registry(
+                f"{name}@{to or '*'}", sets=(), files=(str(values),), trust=bool(entry["trusted"]),
+                dry_run=dry_run, confirm=confirm, lock_timeout=lock_timeout,
+            )  # fmt: skip
+
+    def usage(
+        self, by: Sequence[str] = ("blueprint",), since: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Tokens and model cost of the runs of installed blueprints' agents (by their
+        `afctl/blueprint` label), grouped by `blueprint`, `agent` and/or `model`; for a
+        blueprint priced by usage, the amount due at its unit price (`run`, `1k_tokens` or
+        `usd_of_model_cost`).
+
+        Raises:
+            UsageError: an unknown grouping, or an unreadable --since.
+        """
+        from afctl.analytics.logs import since_timestamp
+        from afctl.blueprints.package import load
+        from afctl.blueprints.store import BlueprintStore
+
+        columns = {"blueprint": "json_extract(labels, '$.\"afctl/blueprint\"')",
+                   "agent": "agent", "model": "model"}  # fmt: skip
+        unknown = [b for b in by if b not in columns]
+        if unknown or not by:
+            raise UsageError(f"--by {','.join(by)}: use blueprint, agent and/or model")
+        if "blueprint" not in by:
+            by = ["blueprint", *by]
+        store = BlueprintStore(self._workspace_dir())
+        installed = store.installed()
+        pricing = {}
+        for name, entry in installed.items():
+            folder = store.path_of(name, str(entry["version"]))
+            if folder.is_dir():
+                spec = load(folder).document.get("spec") or {}
+                pricing[name] = spec.get("pricing") or {"model": "free"}
+        where = ["kind = 'agent'", f"{columns['blueprint']} IS NOT NULL", "is_replay = 0"]
+        values: list[Any] = []
+        if since:
+            where.append("started_at >= ?")
+            values.append(since_timestamp(since))
+        select = ", ".join(f"{columns[b]} AS {b}" for b in by)
+        sql = (
+            f"SELECT {select}, count(*), coalesce(sum(input_tokens), 0), "
+            "coalesce(sum(output_tokens), 0), sum(cost_usd), sum(cost_usd IS NULL) "
+            f"FROM runs WHERE {' AND '.join(where)} "
+            f"GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}"
+        )
+        rows = []
+        with self.prompt_log() as log:
+            log.flush()
+            for row in log.conn.execute(sql, values):
+                group = dict(zip(by, row[: len(by)], strict=True))
+                runs, tokens_in, tokens_out, cost, unknown_cost = row[len(by) :]
+                price = pricing.get(str(group["blueprint"]), {"model": "unknown"})
+                due = None
+                if price.get("model") == "usage":
+                    unit, rate = str(price.get("unit", "run")), float(price.get("price", 0))
+                    measure = {"run": runs, "1k_tokens": (tokens_in + tokens_out) / 1000,
+                               "usd_of_model_cost": cost or 0.0}.get(unit)  # fmt: skip
+                    due = None if measure is None else round(measure * rate, 6)
+                currency = price.get("currency", "USD") if due is not None else None
+                rows.append({**group, "runs": runs, "input_tokens": tokens_in,
+                             "output_tokens": tokens_out, "cost_usd": cost,
+                             "cost_unknown_runs": unknown_cost, "pricing": price,
+                             "amount_due": due, "currency": currency})  # fmt: skip
+        return rows
+
+    def registry_add(self, name: str, location: str) -> None:
+        """Name a registry (a folder, relative to the current one, or an http(s) URL)."""
+        from afctl.blueprints.registry import Registries
+
+        Registries(self._workspace_dir()).add(name, location, Path.cwd())
+
+    def registries(self) -> dict[str, str]:
+        from afctl.blueprints.registry import Registries
+
+        return {r.name: r.location for r in Registries(self._workspace_dir()).all()}
+
+    def blueprint_publish(self, archive: PathArg, registry: str) -> dict[str, Any]:
+        """Add a checked archive to a folder registry (by name, or a folder path).
+
+        Raises:
+            UsageError: a refused archive, a URL registry, or a version already published
+                with other content.
+        """
+        from afctl.blueprints.registry import Registries, Registry
+
+        known = Registries(self._workspace_dir())
+        if Path(registry).is_dir() or "/" in registry:  # a folder given directly
+            target = Registry(registry, str(Path(registry).resolve()))
+        else:
+            target = known.named(registry)
+        return target.publish(Path(archive))
+
+    def blueprint_search(self, text: str, category: str | None = None) -> list[dict[str, Any]]:
+        from afctl.blueprints.registry import Registries
+
+        return Registries(self._workspace_dir()).search(text, category)
+
+    def blueprint_info(self, name: str) -> dict[str, Any]:
+        """Every published version of a blueprint, with its metadata and pricing.
+
+        Raises:
+            UsageError: no registry has it.
+        """
+        from afctl.blueprints.registry import Registries
+
+        for registry in Registries(self._workspace_dir()).all():
+            item = (registry.index().get("blueprints") or {}).get(name)
+            if item:
+                return {"name": name, "registry": registry.name, **item}
+        raise UsageError(f"no registry has a blueprint named {name}",
+                         hint=f"afctl blueprint search {name}")  # fmt: skip
 
     def blueprint_uninstall(
         self,

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 AFCTL="$PWD/.venv/bin/afctl"
 DEMO="$PWD/demo"
+BLUEPRINTS="$PWD/blueprints"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
@@ -109,5 +110,19 @@ step "afctl eval evals/ --json eval.json --junit junit.xml --html report.html   
 
 step "afctl eval evals/ --explain-cache    # again: every answer comes from the response cache"
 "$AFCTL" eval evals/ --explain-cache
+
+step "afctl blueprint pack + publish    # the support-desk blueprint into a local registry"
+"$AFCTL" blueprint pack "$BLUEPRINTS/support-desk" -o support-desk-1.0.0.afbp
+"$AFCTL" registry add local ./registry
+"$AFCTL" blueprint publish support-desk-1.0.0.afbp --registry local
+
+step "afctl blueprint install support-desk --set company=Demo --trust --yes"
+"$AFCTL" blueprint install support-desk --set company=Demo --trust --yes
+
+step "afctl eval .afctl/blueprints/support-desk/1.0.0/evals    # the checks it ships with"
+"$AFCTL" eval .afctl/blueprints/support-desk/1.0.0/evals
+
+step "afctl usage --by blueprint,agent"
+"$AFCTL" usage --by blueprint,agent
 
 printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo (open demo/report.html)\n'

@@ -129,6 +129,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.blueprint:blueprint",
         "Lint, render, pack and install blueprints.",
     ),
+    "usage": (
+        "afctl.cli.commands.usage:usage",
+        "Tokens, cost and amounts due of installed blueprints' runs.",
+    ),
+    "registry": (
+        "afctl.cli.commands.registry:registry",
+        "Name the blueprint registries this workspace uses.",
+    ),
     "force-unlock": (
         "afctl.cli.commands.unlock:force_unlock",
         "Remove a workspace lock left by an apply that died.",

@@ -50,15 +50,15 @@ def test_install_trust_run_eval_reinstall_and_uninstall_leave_state_as_before(tm
     )
     assert done.exit_code == 0, done.output
     installed = state(repo)
-    labels = installed["Agent/triage"]["metadata"]["labels"]  # type: ignore[index]
+    labels = installed["Agent/support-triage"]["metadata"]["labels"]  # type: ignore[index]
     assert (
         labels["afctl/blueprint"] == "support-desk" and labels["afctl/blueprint-version"] == "1.0.0"
     )
     assert installed["Agent/mine"] == before["Agent/mine"]  # others untouched
-    refused = invoke(["run", "agent/triage", "I want a refund"], cwd=repo)
+    refused = invoke(["run", "agent/support-triage", "I want a refund"], cwd=repo)
     assert refused.exit_code == 1 and "not trusted" in refused.stderr
     assert invoke(["blueprint", "trust", "support-desk"], cwd=repo).exit_code == 0
-    answer = invoke(["run", "agent/triage", "I want a refund"], cwd=repo)
+    answer = invoke(["run", "agent/support-triage", "I want a refund"], cwd=repo)
     assert answer.exit_code == 0 and "Billing at Globex" in answer.stdout
     shipped = repo / ".afctl" / "blueprints" / "support-desk" / "1.0.0" / "evals"
     assert invoke(["eval", str(shipped)], cwd=repo).exit_code == 0  # its own evals pass
@@ -86,10 +86,10 @@ def test_install_trust_run_eval_reinstall_and_uninstall_leave_state_as_before(tm
 
 def test_an_install_never_takes_over_resources_it_did_not_create(tmp_path):
     repo = workspace(tmp_path)
-    (repo / "mine.yaml").write_text(OTHER.replace("name: mine", "name: triage"))
+    (repo / "mine.yaml").write_text(OTHER.replace("name: mine", "name: support-triage"))
     assert invoke(["apply", "-f", "mine.yaml", "--yes"], cwd=repo).exit_code == 0
     before = state(repo)
-    with pytest.raises(UsageError, match=r"agent/triage was applied from mine\.yaml"):
+    with pytest.raises(UsageError, match=r"agent/support-triage was applied from mine\.yaml"):
         Context(workspace=repo).blueprint_install(EXAMPLE)
     assert state(repo) == before and store_listing(repo) == []
 

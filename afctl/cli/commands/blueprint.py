@@ -79,7 +79,7 @@ def pack(folder: str, target: str | None) -> int:
 
 
 @blueprint.command("install")
-@click.argument("source", metavar="FILE.afbp|DIR")
+@click.argument("source", metavar="FILE.afbp|DIR|NAME[@RANGE]")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A parameter value.")
 @click.option(
     "-f", "--values", "files", multiple=True, metavar="FILE", help="A YAML file of values."
@@ -102,7 +102,8 @@ def install(
 ) -> int:
     """Install a blueprint: check, render, then plan and apply its resources.
 
-    The archive (or folder) is checked before anything is written and placed in the
+    NAME[@RANGE] comes from the workspace's registries (afctl.lock pins it). The archive is
+    checked before anything is written and placed in the
     workspace's blueprint store; its resources are labelled afctl/blueprint=NAME. Python tools
     from it run only after --trust or `afctl blueprint trust NAME`.
     """
@@ -193,4 +194,117 @@ def trust_command(name: str, workspace: str | None, env: str) -> int:
 
     Context(workspace=workspace, env=env).blueprint_trust(name)
     click.echo(f"blueprint {name}: its python tools may run")
+    return EXIT_OK
+
+
+@blueprint.command("upgrade")
+@click.argument("name")
+@click.option("--to", "version", metavar="VERSION", help="The version (default: the newest).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@yes_option
+@lock_timeout_option
+@state_options
+def upgrade(
+    name: str,
+    version: str | None,
+    dry_run: bool,
+    yes: bool,
+    lock_timeout: float,
+    workspace: str | None,
+    env: str,
+) -> int:
+    """Move an installed blueprint to another version (its values kept), with a plan."""
+    from afctl.cli.commands.apply import confirmation
+    from afctl.cli.render import console
+    from afctl.cli.render_state import render_outcome, render_plan
+    from afctl.context import Context
+
+    context = Context(workspace=workspace, env=env)
+    confirm = None if dry_run else confirmation(yes, context.workspace, "Upgrade")
+    outcome, prepared = context.blueprint_upgrade(
+        name, to=version, dry_run=dry_run, confirm=confirm, lock_timeout=lock_timeout
+    )
+    out = console()
+    if dry_run or not outcome.plan.has_changes:
+        render_plan(out, outcome.plan, context.workspace)
+    if not dry_run:
+        render_outcome(out, outcome)
+        click.echo(f"{name} is at {prepared.blueprint.version}")
+    return EXIT_OK
+
+
+@blueprint.command("publish")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--registry", required=True, metavar="NAME|DIR", help="A folder registry.")
+@state_options
+def publish(archive: str, registry: str, workspace: str | None, env: str) -> int:
+    """Add a checked .afbp archive to a folder registry (index.json updated)."""
+    from afctl.context import Context
+
+    entry = Context(workspace=workspace, env=env).blueprint_publish(archive, registry)
+    click.echo(f"published {entry['file']} (sha256 {entry['digest']}) to {registry}")
+    return EXIT_OK
+
+
+@blueprint.command("search")
+@click.argument("text", default="")
+@click.option("--category", help="Only this category.")
+@output_option("text", "json")
+@state_options
+def search(text: str, category: str | None, output: str, workspace: str | None, env: str) -> int:
+    """Find blueprints in the workspace's registries by name, description or tag."""
+    from afctl.context import Context
+
+    found = Context(workspace=workspace, env=env).blueprint_search(text, category)
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(found)
+        return EXIT_OK
+    if not found:
+        click.echo("no blueprint matches")
+        return EXIT_OK
+    from afctl.cli.render import console
+    from afctl.cli.render_state import print_columns
+
+    rows = [["NAME", "VERSION", "CATEGORY", "PRICING", "REGISTRY", "DESCRIPTION"]]
+    for item in found:
+        pricing = item.get("pricing") or {}
+        price = pricing.get("model", "-") + (
+            f" {pricing['price']} {pricing.get('currency', 'USD')}" if "price" in pricing else ""
+        )
+        rows.append([item["name"], item["version"], str(item.get("category") or "-"), price,
+                     item["registry"], str(item.get("description") or "")[:60]])  # fmt: skip
+    print_columns(console(), rows)
+    return EXIT_OK
+
+
+@blueprint.command("info")
+@click.argument("name")
+@output_option("text", "json")
+@state_options
+def info(name: str, output: str, workspace: str | None, env: str) -> int:
+    """Show a published blueprint: versions, digests, metadata, pricing."""
+    import json
+
+    from afctl.context import Context
+
+    data = Context(workspace=workspace, env=env).blueprint_info(name)
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(data)
+        return EXIT_OK
+    click.echo(f"{name} (registry {data['registry']})")
+    for version, entry in sorted(data.get("versions", {}).items()):
+        meta = entry.get("metadata") or {}
+        click.echo(
+            f"  {version}  sha256 {entry['digest'][:16]}...  {meta.get('description') or ''}"
+        )
+    latest = max(data.get("versions", {}), default=None)
+    if latest:
+        meta = data["versions"][latest].get("metadata") or {}
+        for key in ("category", "tags", "license", "pricing", "requires", "parameters"):
+            if meta.get(key) is not None:
+                click.echo(f"  {key}: {json.dumps(meta[key], ensure_ascii=False)}")
     return EXIT_OK

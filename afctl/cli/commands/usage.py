@@ -1,0 +1,51 @@
+"""`afctl usage`: what installed blueprints' agents used, and what usage-priced ones cost."""
+
+from __future__ import annotations
+
+import click
+
+from afctl.cli.params import output_option, state_options
+from afctl.errors import EXIT_OK
+
+
+@click.command()
+@click.option("--by", default="blueprint", show_default=True, metavar="DIMS",
+              help="Group by blueprint, agent and/or model (comma-separated).")  # fmt: skip
+@click.option("--since", metavar="AGE|DATE", help="Only runs since then (30d, 2026-11-01).")
+@output_option("text", "json")
+@state_options
+def usage(by: str, since: str | None, output: str, workspace: str | None, env: str) -> int:
+    """Tokens, cost and amounts due of installed blueprints' runs.
+
+    From the prompt log, by the agents' afctl/blueprint label; a blueprint priced by usage
+    shows the amount due at its unit price (per run, per 1k tokens, or per USD of model cost).
+    """
+    from afctl.context import Context
+
+    rows = Context(workspace=workspace, env=env).usage(
+        [d.strip() for d in by.split(",") if d.strip()], since
+    )
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json(rows)
+        return EXIT_OK
+    if not rows:
+        click.echo("no runs of installed blueprints yet")
+        return EXIT_OK
+    from afctl.cli.render import console
+    from afctl.cli.render_state import print_columns
+
+    dims = [d for d in rows[0] if d in ("blueprint", "agent", "model")]
+    table = [[d.upper() for d in dims] + ["RUNS", "TOKENS", "COST_USD", "PRICING", "AMOUNT_DUE"]]
+    for row in rows:
+        pricing = row["pricing"]
+        priced = pricing.get("model", "-") + (
+            f" {pricing['price']}/{pricing.get('unit', 'run')}" if "price" in pricing else ""
+        )
+        due = "-" if row["amount_due"] is None else f"{row['amount_due']:.4f} {row['currency']}"
+        cost = "-" if row["cost_usd"] is None else f"{row['cost_usd']:.6f}"
+        tokens = str(row["input_tokens"] + row["output_tokens"])
+        table.append([str(row[d]) for d in dims] + [str(row["runs"]), tokens, cost, priced, due])
+    print_columns(console(), table)
+    return EXIT_OK
