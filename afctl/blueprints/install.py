@@ -97,6 +97,7 @@ def prepare(folder: Path, digest: str, root: Path, sets: list[str], files: list[
     from afctl.manifests.yaml_loader import load_bytes
 
     blueprint = load(folder)
+    check_afctl_version(blueprint)
     values = values_of(blueprint, sets, files)
     try:
         relative = folder.resolve().relative_to(root.resolve()).as_posix()
@@ -130,6 +131,20 @@ def prepare(folder: Path, digest: str, root: Path, sets: list[str], files: list[
             manifests.append(Manifest(str(data.get("kind")), str(metadata.get("name")), data,
                                       f"{relative}/{item.path}", document.line, index))  # fmt: skip
     return Prepared(blueprint, folder, manifests, values, digest, python_tools)
+
+
+def check_afctl_version(blueprint: Blueprint) -> None:
+    """Raises UsageError when the blueprint needs another afctl (its `afctl_version`)."""
+    from afctl._version import __version__
+    from afctl.blueprints.semver import Version, satisfies
+
+    wanted = (blueprint.document.get("spec") or {}).get("afctl_version")
+    if wanted and not satisfies(Version(__version__), str(wanted)):
+        raise UsageError(
+            f"blueprint {blueprint.name} {blueprint.version} needs afctl {wanted}; "
+            f"this is afctl {__version__}",
+            hint="upgrade afctl, or install a version of the blueprint made for this one",
+        )
 
 
 def validate(prepared: Prepared) -> None:

@@ -107,3 +107,16 @@ def test_a_failed_or_refused_install_changes_nothing(tmp_path):
         assert refused.exit_code == 64 and CASES[case][1] in refused.stderr, refused.stderr
     assert state(repo) == before and store_listing(repo) == []
     assert invoke(["blueprint", "uninstall", "support-desk", "--yes"], cwd=repo).exit_code == 64
+
+
+def test_a_blueprint_for_another_afctl_is_refused(tmp_path):
+    import shutil
+
+    repo = workspace(tmp_path)
+    folder = tmp_path / "future"
+    shutil.copytree(EXAMPLE, folder)
+    meta = folder / "blueprint.yaml"
+    meta.write_text(meta.read_text().replace("  pricing:", "  afctl_version: '>=9.0'\n  pricing:"))
+    refused = invoke(["blueprint", "install", str(folder), "--yes"], cwd=repo)
+    assert refused.exit_code == 64 and "needs afctl >=9.0" in refused.stderr
+    assert store_listing(repo) == []
