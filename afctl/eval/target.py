@@ -52,7 +52,9 @@ class EvalTarget:
         if suite.kind == "Workflow":
             from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
 
-            options_of_flow = WorkflowOptions(variables, self.env, eval_id=eval_id)
+            options_of_flow = WorkflowOptions(
+                variables, self.env, eval_id=eval_id, cache=cache, repeat=repeat
+            )
             return WorkflowCase(WorkflowRun(suite.agent, environment, self.log, options_of_flow))
         options = RunOptions(
             variables,

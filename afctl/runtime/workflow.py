@@ -115,6 +115,9 @@ class WorkflowOptions:
     """How retries wait (tests pass a fake)."""
     source: Any = None
     """Serves each step's result instead of running it (offline replay: RecordedSteps)."""
+    cache: Any = None
+    """The response cache the agent steps use (an eval's), with the case's `repeat`."""
+    repeat: int = 0
 
 
 class WorkflowRun:
@@ -424,7 +427,7 @@ class WorkflowRun:
             return output
         options = RunOptions(
             dict(self.options.variables), env=self.options.env, parent_id=self.run_id,
-            eval_id=self.options.eval_id,
+            eval_id=self.options.eval_id, cache=self.options.cache, repeat=self.options.repeat,
         )  # fmt: skip
         agent_run = AgentRun(str(step["agent"]), self.environment, self.log, options)
         state.runs.append(agent_run.run_id)
@@ -508,6 +511,7 @@ class WorkflowRun:
         options = WorkflowOptions(
             dict(self.options.variables), self.options.env, self.run_id,
             self.options.depth + 1, self.options.eval_id, self.options.sleep,
+            cache=self.options.cache, repeat=self.options.repeat,
         )  # fmt: skip
         child = WorkflowRun(name, self.environment, self.log, options)
         state.runs.append(child.run_id)

@@ -419,6 +419,9 @@ def test_an_eval_suite_can_target_a_workflow(tmp_path):
     wrong = next(c for c in result.cases if c.case_id == "wrong-input")
     assert "does not match its schema" in (wrong.error or "")
     assert result.agent == "workflow/route"
+    assert result.cache == {"hits": 0, "misses": 4}  # two agent steps in each of two cases
+    (again,) = Context(workspace=repo).evaluate([str(repo)])
+    assert again.cache == {"hits": 4, "misses": 0} and again.pass_rate == result.pass_rate
     with Context(workspace=repo).prompt_log() as log:
         kinds = log.conn.execute(
             "SELECT kind, count(*) FROM runs WHERE eval_id = ? GROUP BY kind", [result.eval_id]
