@@ -751,24 +751,21 @@ class Context:
                 )
             bundle = log.revision(record.revision_hash or "")
             payload = log.payload(record.id)
+            events = list(log.events(record.id))
             done: dict[str, StepState] = {}
-            for event in log.events(record.id):
+            for event in events:
                 if event.type == "step":
                     state = StepState(**{k: v for k, v in event.payload.items()
                                          if k in StepState.__dataclass_fields__})  # fmt: skip
                     done[state.id] = state
-            catalog = Catalog.of(
-                (kind, name, document)
-                for kind, documents in bundle.items()
-                for name, document in documents.items()
-            )
+            catalog = Catalog.of_bundle(bundle)
             saved = payload.get("vars") or {}
             variables = dict(saved.get("vars") or {})
             environment = self._run_environment(catalog, variables)
             name = record.target.removeprefix("workflow/")
             options = WorkflowOptions(variables, record.env or self.env, record.parent_id)
             engine = WorkflowRun(name, environment, log, options, run_id=record.id)
-            engine.skip_seq(max((e.seq for e in log.events(record.id)), default=0))
+            engine.skip_seq(max((e.seq for e in events), default=0))
             return asyncio.run(engine.resume(dict(saved.get("inputs") or {}), done))
 
     def triggers(self) -> list[tuple[Trigger, datetime.datetime | None]]:
@@ -932,6 +929,7 @@ class Context:
             if created:  # a failed install changes nothing
                 discard(folder)
             raise
+        prepared.trusted = trust or store.trusted(prepared.blueprint.name)
         owner = source_set(prepared.blueprint.name)
 
         def make_plan(state: StateStore | None) -> Plan:
@@ -1277,11 +1275,7 @@ class Context:
             payload = log.payload(record.id)
             if revision == "recorded":
                 bundle = log.revision(record.revision_hash or "")
-                catalog = Catalog.of(
-                    (kind, name, document)
-                    for kind, documents in bundle.items()
-                    for name, document in documents.items()
-                )
+                catalog = Catalog.of_bundle(bundle)
         if revision == "current":
             catalog = self._catalog(_as_list(paths) if paths else None)
             if catalog.find("Agent", record.agent) is None:
@@ -1374,7 +1368,7 @@ class Context:
         name = record.target.removeprefix("workflow/")
         if revision == "recorded":
             bundle = log.revision(record.revision_hash or "")
-            catalog = Catalog.of((k, n, d) for k, docs in bundle.items() for n, d in docs.items())
+            catalog = Catalog.of_bundle(bundle)
         else:
             catalog = self._catalog(_as_list(paths) if paths else None)
             if catalog.find("Workflow", name) is None:
@@ -1383,9 +1377,9 @@ class Context:
         saved = payload.get("vars") or {}
         variables = dict(saved.get("vars") or {})
         environment = self._run_environment(catalog, variables)
-        steps = RecordedSteps.load(log, record.id, environment.secrets.redact)
-        recorded = {e.payload["id"]: (str(e.status), e.payload.get("output"))
-                    for e in log.events(record.id) if e.type == "step"}  # fmt: skip
+        finished = [e for e in log.events(record.id) if e.type == "step"]
+        steps = RecordedSteps.load(log, finished, environment.secrets.redact)
+        recorded = {e.payload["id"]: (str(e.status), e.payload.get("output")) for e in finished}
 
         async def no_wait(_: float) -> None:
             return None
@@ -1804,11 +1798,7 @@ class Context:
                     hint="afctl runs --status awaiting_approval lists the runs that wait",
                 )
             bundle = log.revision(record.revision_hash or "")
-            catalog = Catalog.of(
-                (kind, name, document)
-                for kind, documents in bundle.items()
-                for name, document in documents.items()
-            )
+            catalog = Catalog.of_bundle(bundle)
             variables = log.payload(record.id).get("vars") or {}
             secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
             workspace = self._workspace_dir()

@@ -82,6 +82,17 @@ class LLMServer:
                     with server._lock:
                         server.in_flight -= 1
 
+            def send_json(
+                self, payload: bytes, status: int = 200, headers: dict[str, str] | None = None
+            ) -> None:
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
             def answer(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -90,12 +101,7 @@ class LLMServer:
                         Recorded(self.path, body, {k.lower(): v for k, v in self.headers.items()})
                     )
                 if self.path.endswith("/embeddings"):  # not from the queue of chat replies
-                    payload = json.dumps(embeddings(body)).encode()
-                    self.send_response(200)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    self.send_json(json.dumps(embeddings(body)).encode())
                     return
                 with server._lock:
                     if server.queue:
@@ -109,16 +115,8 @@ class LLMServer:
                 if reply.stall_s:
                     time.sleep(reply.stall_s)
                 if reply.status is not None:
-                    payload = json.dumps(
-                        {"error": {"message": f"injected {reply.status}", "type": "test"}}
-                    ).encode()
-                    self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(payload)))
-                    for key, value in reply.headers.items():
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    error = {"error": {"message": f"injected {reply.status}", "type": "test"}}
+                    self.send_json(json.dumps(error).encode(), reply.status, reply.headers)
                     return
                 anthropic = self.path.endswith("/messages")
                 responses = self.path.endswith("/responses")
@@ -143,12 +141,7 @@ class LLMServer:
                     self.close_connection = True
                     return
                 if reply.raw_body is not None:
-                    payload = reply.raw_body.encode()
-                    self.send_response(200)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    self.send_json(reply.raw_body.encode())
                     return
                 if responses:
                     document = openai_response(body, reply)
@@ -156,12 +149,7 @@ class LLMServer:
                     document = anthropic_message(body, reply)
                 else:
                     document = openai_completion(body, reply)
-                payload = json.dumps(document).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send_json(json.dumps(document).encode())
 
         class Server(ThreadingHTTPServer):
             request_queue_size = 256  # socketserver's 5 refuses bursts of new connections

@@ -37,6 +37,8 @@ class Prepared:
     values: dict[str, Any]
     digest: str
     python_tools: list[str]
+    trusted: bool = False
+    """Whether its python tools may run (the blueprint is trusted, or is being trusted)."""
 
 
 def place(source: Path, store: BlueprintStore) -> tuple[Path, str, bool]:

@@ -227,7 +227,7 @@ def lint(blueprint: Blueprint) -> list[Diagnostic]:
             error("blueprint.manifests", "there is no manifests/*.yaml", file="blueprint.yaml")
         )
     evals = [f for f in files if f.startswith("evals/") and f.endswith(MANIFEST_SUFFIXES)]
-    if not any("kind: EvalSuite" in (blueprint.root / f).read_text("utf-8") for f in evals):
+    if not any(_holds_kind(blueprint.root / f, "EvalSuite") for f in evals):
         problems.append(
             error(
                 "blueprint.evals",
@@ -253,6 +253,14 @@ def lint(blueprint: Blueprint) -> list[Diagnostic]:
             sources.append(Source(relative, str(blueprint.root / relative), relative))
         result, _ = validate_sources(sources)
     return problems + result.errors
+
+
+def _holds_kind(path: Path, kind: str) -> bool:
+    """Whether a YAML file has a document of `kind`."""
+    from afctl.manifests.yaml_loader import load_bytes
+
+    documents = load_bytes(path.read_bytes(), str(path)).documents
+    return any(isinstance(d.data, dict) and d.data.get("kind") == kind for d in documents)
 
 
 def metadata(blueprint: Blueprint) -> dict[str, Any]:

@@ -10,7 +10,6 @@ the same way.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -150,18 +149,8 @@ def _by_variant(cases: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _variant_table(result: dict[str, Any]) -> str:
-    from afctl.eval.runner import wilson
+    from afctl.eval.runner import percentile, wilson
 
     head = (
         "<tr><th>variant</th><th class=num>runs</th><th class=num>passed</th>"
@@ -181,8 +170,8 @@ def _variant_table(result: dict[str, Any]) -> str:
             f"<tr><td><code>{escape(variant)}</code></td><td class=num>{len(cases)}</td>"
             f"<td class=num>{passes}</td><td class=num>{_pct(passes / len(cases))}</td>"
             f"<td class=num>{low:.2f}–{high:.2f}</td>"
-            f"<td class=num>{_percentile(latencies, 0.5):.0f} ms</td>"
-            f"<td class=num>{_percentile(latencies, 0.95):.0f} ms</td>"
+            f"<td class=num>{percentile(latencies, 0.5) or 0:.0f} ms</td>"
+            f"<td class=num>{percentile(latencies, 0.95) or 0:.0f} ms</td>"
             f"<td class=num>{cost}</td><td class=num>{per_run}</td></tr>"
         )
     return "<table>" + "".join(rows) + "</table>"

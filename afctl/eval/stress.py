@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from afctl.eval.runner import percentile
 from afctl.eval.suite import Case, Suite, Variant
 from afctl.ids import new_ulid
 from afctl.providers.types import OnText
@@ -24,17 +24,6 @@ from afctl.providers.types import OnText
 KNEE_GAIN = 1.10
 """A step must beat the one before by 10% in throughput to count as still growing."""
 DEFAULT_TIMEOUT_S = 60.0
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-quantile (0..1) by linear interpolation; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from afctl.errors import UsageError
-from afctl.eval.runner import EvalResult
+from afctl.eval.runner import EvalResult, percentile
 from afctl.eval.suite import Case, Suite, Variant
 
 STRATEGIES = ("grid", "random", "halving")
@@ -66,8 +66,6 @@ class Scored:
 
     @property
     def latency_ms(self) -> float:
-        from afctl.eval.stress import percentile
-
         return percentile([c.latency_ms for c in self.result.cases], 0.5) or 0.0
 
     def rank_key(self) -> tuple[float, float, float]:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from afctl.promptlog.store import PromptLog, RunRecord
+from afctl.promptlog.store import EventRecord, PromptLog, RunRecord
 from afctl.replay.offline import Diverged, Divergence, ReplayReport
 from afctl.runtime.workflow import StepFailed, WorkflowRun, structured
 
@@ -37,16 +37,12 @@ class RecordedSteps:
     served: int = 0
 
     @classmethod
-    def load(cls, log: PromptLog, run_id: str, redact: Any) -> RecordedSteps:
+    def load(cls, log: PromptLog, finished: list[EventRecord], redact: Any) -> RecordedSteps:
+        """The child runs of the steps whose `step` events are `finished` (a step that never
+        finished has none here: the replay runs it and must diverge), oldest first."""
         steps = cls(redact)
-        owner = {child: e.payload["id"] for e in log.events(run_id) if e.type == "step"
-                 for child in e.payload.get("runs") or []}  # fmt: skip
-        for row in log.conn.execute(
-            "SELECT id FROM runs WHERE parent_id = ? ORDER BY id", [run_id]
-        ).fetchall():
-            child_id = str(row[0])
-            if child_id not in owner:
-                continue  # a step that never finished: the replay runs it and must diverge
+        owner = {child: e.payload["id"] for e in finished for child in e.payload.get("runs") or []}
+        for child_id in sorted(owner):  # ULIDs sort in the order the runs started
             payload = log.payload(child_id)
             child = _Child(log.run(child_id), payload.get("input") or "", payload.get("output"))
             steps.children.setdefault(owner[child_id], []).append(child)

@@ -34,6 +34,11 @@ class Catalog:
     def of(cls, items: Iterable[tuple[str, str, dict[str, Any]]]) -> Catalog:
         return cls({(kind, name): document for kind, name, document in items})
 
+    @classmethod
+    def of_bundle(cls, bundle: dict[str, dict[str, dict[str, Any]]]) -> Catalog:
+        """The resources of a recorded revision (kind -> name -> document)."""
+        return cls.of((k, n, d) for k, documents in bundle.items() for n, d in documents.items())
+
     def get(self, kind: str, name: str) -> dict[str, Any]:
         document: dict[str, Any] | None = self.documents.get((kind, name))
         if document is None:

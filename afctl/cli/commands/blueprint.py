@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import lock_timeout_option, output_option, state_options, yes_option
 from afctl.errors import EXIT_INVALID, EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.blueprints.install import Prepared
+    from afctl.context import ApplyOutcome
 
 
 @click.group()
@@ -108,8 +115,6 @@ def install(
     from it run only after --trust or `afctl blueprint trust NAME`.
     """
     from afctl.cli.commands.apply import confirmation
-    from afctl.cli.render import console
-    from afctl.cli.render_state import render_outcome, render_plan
     from afctl.context import Context
 
     context = Context(workspace=workspace, env=env)
@@ -118,13 +123,20 @@ def install(
         source, sets=list(sets), files=list(files), trust=trust, dry_run=dry_run,
         confirm=confirm, lock_timeout=lock_timeout,
     )  # fmt: skip
+    _show(outcome, prepared, context.workspace, dry_run)
+    return EXIT_OK
+
+
+def _show(outcome: ApplyOutcome, prepared: Prepared, workspace: Path | None, dry_run: bool) -> None:
+    """An install's (or upgrade's) plan, the note on untrusted python tools, the outcome."""
+    from afctl.cli.render import console
+    from afctl.cli.render_state import render_outcome, render_plan
+
     out = console()
     if dry_run or not outcome.plan.has_changes:
-        render_plan(out, outcome.plan, context.workspace)
+        render_plan(out, outcome.plan, workspace)
     name = prepared.blueprint.name
-    if prepared.python_tools and not (
-        trust or context.blueprint_list().get(name, {}).get("trusted")
-    ):
+    if prepared.python_tools and not prepared.trusted:
         click.echo(
             f"note: the python tools of {name} ({', '.join(prepared.python_tools)}) stay "
             f"disabled until you trust it: read {prepared.folder}/tools, then "
@@ -132,7 +144,6 @@ def install(
         )
     if not dry_run:
         render_outcome(out, outcome)
-    return EXIT_OK
 
 
 @blueprint.command("uninstall")
@@ -215,8 +226,6 @@ def upgrade(
 ) -> int:
     """Move an installed blueprint to another version (its values kept), with a plan."""
     from afctl.cli.commands.apply import confirmation
-    from afctl.cli.render import console
-    from afctl.cli.render_state import render_outcome, render_plan
     from afctl.context import Context
 
     context = Context(workspace=workspace, env=env)
@@ -224,11 +233,8 @@ def upgrade(
     outcome, prepared = context.blueprint_upgrade(
         name, to=version, dry_run=dry_run, confirm=confirm, lock_timeout=lock_timeout
     )
-    out = console()
-    if dry_run or not outcome.plan.has_changes:
-        render_plan(out, outcome.plan, context.workspace)
+    _show(outcome, prepared, context.workspace, dry_run)
     if not dry_run:
-        render_outcome(out, outcome)
         click.echo(f"{name} is at {prepared.blueprint.version}")
     return EXIT_OK
 
