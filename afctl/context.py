@@ -982,7 +982,7 @@ class Context:
         return self._with_knowledge(outcome), prepared
 
     def _install_from_registry(
-        self, reference: str, **options: Any
+        self, reference: str, *, chain: tuple[str, ...] = (), **options: Any
     ) -> tuple[ApplyOutcome, Prepared]:
         """Install NAME[@RANGE] from the workspace's registries: the version afctl.lock holds
         when it is in the range (checked against the locked digest), else the highest in the
@@ -1000,6 +1000,11 @@ class Context:
 
         name, _, spec = reference.partition("@")
         spec = spec or "*"
+        if name in chain:
+            raise UsageError(
+                "blueprints require each other in a cycle: " + " -> ".join([*chain, name]),
+                hint="a blueprint cannot (even indirectly) require itself",
+            )
         registries = Registries(self._workspace_dir())
         lock = self._read_lock()
         locked = lock.get(name)
@@ -1016,14 +1021,14 @@ class Context:
                     hint="someone republished it; check it, then delete its entry in afctl.lock",
                 )
             from afctl.blueprints.archive import inspect
+            from afctl.blueprints.install import requirements
 
             manifest, _ = inspect(archive)
-            for requirement in manifest["metadata"]["content"].get("requires") or []:
-                needed, wanted = str(requirement["name"]), str(requirement.get("version", "*"))
+            for needed, wanted in requirements(manifest, archive):
                 have = self.blueprint_list().get(needed)
                 if have is None or not satisfies(Version(str(have["version"])), wanted):
-                    self._install_from_registry(f"{needed}@{wanted}", **{**options, "sets": (),
-                                                                        "files": ()})  # fmt: skip
+                    self._install_from_registry(f"{needed}@{wanted}", chain=(*chain, name),
+                                                **{**options, "sets": (), "files": ()})  # fmt: skip
             outcome, prepared = self.blueprint_install(archive, **options)
         if not options.get("dry_run"):
             lock = self._read_lock()  # requirements installed above wrote theirs

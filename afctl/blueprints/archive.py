@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -46,6 +47,8 @@ class Limits:
     """Unpacked bytes per byte of archive (a gzip bomb has thousands)."""
     max_members: int = 10_000
     max_name: int = 255
+    max_header: int = 64 * 1024
+    """The largest PAX or GNU long-name header (a name is at most `max_name` characters)."""
 
 
 class ArchiveRefused(UsageError):
@@ -90,6 +93,39 @@ def pack(blueprint: Blueprint, target: Path) -> dict[str, Any]:
     return manifest
 
 
+SAFE_NAME = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
+"""A blueprint's name: a DNS label, so it is one plain path component everywhere."""
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """`text` quoted for a message, cut to `limit` characters (a hostile name can be huge)."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def checked_identity(name: object, version: object, where: str) -> tuple[str, str]:
+    """A blueprint's name and version, once both are safe to build a path from.
+
+    Raises:
+        ArchiveRefused: the name is not a DNS label, or the version not a semantic version.
+    """
+    from afctl.blueprints.semver import Version
+
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ArchiveRefused(
+            f"{where}: the blueprint name {shown(str(name))} is not a plain name "
+            "(lowercase letters, digits and -)"
+        )
+    try:
+        valid = isinstance(version, str) and Version(version).text == version
+    except UsageError:
+        valid = False
+    if not valid or "/" in str(version) or "\\" in str(version):
+        raise ArchiveRefused(
+            f"{where}: the version {shown(str(version))} is not a semantic version (like 1.2.0)"
+        )
+    return name, str(version)
+
+
 def _checked_name(name: str, limits: Limits) -> str:
     """The member's name if it is safe to create under a folder.
 
@@ -97,16 +133,77 @@ def _checked_name(name: str, limits: Limits) -> str:
         ArchiveRefused: absolute, escaping, odd or too long.
     """
     if "\x00" in name or "\\" in name or len(name) > limits.max_name:
-        raise ArchiveRefused(f"refused member {name!r}: not a plain relative name")
+        raise ArchiveRefused(f"refused member {shown(name)}: not a plain relative name")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveRefused(f"refused member {name!r}: an absolute path")
+        raise ArchiveRefused(f"refused member {shown(name)}: an absolute path")
     parts = PurePosixPath(name).parts
     if any(part == ".." for part in parts):
-        raise ArchiveRefused(f"refused member {name!r}: it climbs out with ..")
+        raise ArchiveRefused(f"refused member {shown(name)}: it climbs out with ..")
     clean = [p for p in parts if p not in ("", ".")]
     if not clean:
-        raise ArchiveRefused(f"refused member {name!r}: an empty name")
+        raise ArchiveRefused(f"refused member {shown(name)}: an empty name")
     return "/".join(clean)
+
+
+_BLOCK = 512
+_LONG_HEADERS = {b"x": "a PAX header", b"g": "a PAX global header",
+                 b"L": "a GNU long name", b"K": "a GNU long link name"}  # fmt: skip
+
+
+def _header_size(field: bytes) -> int:
+    """A tar header's size field: octal text, or base-256 when its first bit is set."""
+    if field[:1] and field[0] & 0x80:
+        return int.from_bytes(field[1:], "big")
+    text = field.replace(b"\x00", b" ").strip()
+    return int(text, 8) if text else 0
+
+
+def _prescan(archive: Path, size: int, limits: Limits) -> None:
+    """Walk the tar headers of the decompressed stream before `tarfile` reads any: refuse an
+    oversized PAX or GNU long-name header (tarfile would read it whole into memory), too many
+    members, and more unpacked bytes than the caps allow (a gzip bomb stops here).
+
+    Raises:
+        ArchiveRefused: a cap is exceeded, or the stream is not a tar archive.
+    """
+    cap = min(limits.max_total, int(limits.max_ratio * max(size, 1)))
+    slack = (limits.max_members + 2) * 2 * _BLOCK  # the headers themselves
+    read = 0
+    members = 0
+    try:
+        with gzip.open(archive, "rb") as stream:
+            while True:
+                header = stream.read(_BLOCK)
+                read += len(header)
+                if len(header) < _BLOCK or header == bytes(_BLOCK):
+                    return  # the end (tarfile reports a truncated one)
+                try:
+                    length = _header_size(header[124:136])
+                except ValueError:
+                    return  # not a header tarfile accepts either: it says so
+                kind = header[156:157]
+                if kind in _LONG_HEADERS and length > limits.max_header:
+                    raise ArchiveRefused(
+                        f"{archive}: {_LONG_HEADERS[kind]} of {length} bytes "
+                        f"(at most {limits.max_header})"
+                    )
+                if kind not in _LONG_HEADERS:
+                    members += 1
+                    if members > limits.max_members:
+                        raise ArchiveRefused(f"{archive}: more than {limits.max_members} members")
+                remaining = -(-length // _BLOCK) * _BLOCK
+                if read + remaining > cap + slack:
+                    what = f"{limits.max_ratio:g}x its size" if cap < limits.max_total else (
+                        f"{limits.max_total} bytes")  # fmt: skip
+                    raise ArchiveRefused(f"{archive}: unpacks to over {what}")
+                while remaining:
+                    chunk = stream.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        return
+                    read += len(chunk)
+                    remaining -= len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ArchiveRefused(f"{archive}: not a readable blueprint archive ({exc})") from None
 
 
 def inspect(archive: Path, limits: Limits = Limits()) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -117,8 +214,12 @@ def inspect(archive: Path, limits: Limits = Limits()) -> tuple[dict[str, Any], d
     """
     try:
         size = archive.stat().st_size
+    except OSError as exc:
+        raise ArchiveRefused(f"{archive}: cannot read it ({exc.strerror})") from None
+    _prescan(archive, size, limits)
+    try:
         tar = tarfile.open(archive, mode="r:gz")  # noqa: SIM115 - closed by the with below
-    except (OSError, tarfile.TarError, EOFError) as exc:
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
         raise ArchiveRefused(f"{archive}: not a readable blueprint archive ({exc})") from None
     contents: dict[str, bytes] = {}
     seen_folded: dict[str, str] = {}
@@ -139,18 +240,20 @@ def inspect(archive: Path, limits: Limits = Limits()) -> tuple[dict[str, Any], d
                         else "a device file" if member.ischr() or member.isblk()
                         else "not a regular file"
                     )  # fmt: skip
-                    raise ArchiveRefused(f"refused member {name!r}: {what}")
+                    raise ArchiveRefused(f"refused member {shown(name)}: {what}")
                 folded = unicodedata.normalize("NFC", name).casefold()
                 if name in contents:
-                    raise ArchiveRefused(f"refused member {name!r}: it appears twice")
+                    raise ArchiveRefused(f"refused member {shown(name)}: it appears twice")
                 if folded in seen_folded:
                     raise ArchiveRefused(
-                        f"refused member {name!r}: it differs from {seen_folded[folded]!r} "
-                        "only in case"
+                        f"refused member {shown(name)}: it differs from "
+                        f"{shown(seen_folded[folded])} only in case"
                     )
                 seen_folded[folded] = name
                 if member.size > limits.max_file:
-                    raise ArchiveRefused(f"refused member {name!r}: over {limits.max_file} bytes")
+                    raise ArchiveRefused(
+                        f"refused member {shown(name)}: over {limits.max_file} bytes"
+                    )
                 total += member.size
                 if total > limits.max_total:
                     raise ArchiveRefused(f"{archive}: unpacks to over {limits.max_total} bytes")
@@ -161,10 +264,18 @@ def inspect(archive: Path, limits: Limits = Limits()) -> tuple[dict[str, Any], d
                 handle = tar.extractfile(member)
                 data = handle.read(member.size + 1) if handle is not None else b""
                 if len(data) != member.size:
-                    raise ArchiveRefused(f"refused member {name!r}: its size does not match")
+                    raise ArchiveRefused(f"refused member {shown(name)}: its size does not match")
                 contents[name] = data
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise ArchiveRefused(f"{archive}: corrupt archive ({exc})") from None
+    for name in contents:  # a file cannot also be a folder of another member
+        parent = name.rpartition("/")[0]
+        while parent:
+            if parent in contents:
+                raise ArchiveRefused(
+                    f"refused member {shown(name)}: {shown(parent)} is a file, not a folder"
+                )
+            parent = parent.rpartition("/")[0]
     return _verified(archive, contents), contents
 
 
@@ -176,7 +287,9 @@ def _verified(archive: Path, contents: dict[str, bytes]) -> dict[str, Any]:
         manifest = json.loads(raw)
         listed = dict(manifest["files"])
         meta = manifest["metadata"]
-    except (ValueError, KeyError, TypeError):
+        if not isinstance(meta, dict):
+            raise TypeError("metadata")
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise ArchiveRefused(f"{archive}: {MANIFEST} is not a blueprint manifest") from None
     if manifest.get("format") != FORMAT:
         raise ArchiveRefused(f"{archive}: {MANIFEST} is not in the {FORMAT} format")
@@ -201,6 +314,16 @@ def _verified(archive: Path, contents: dict[str, bytes]) -> dict[str, Any]:
         content
     ):
         raise ArchiveRefused(f"{archive}: the metadata does not match its checksum in {MANIFEST}")
+    checked_identity(manifest.get("name"), manifest.get("version"), f"{archive}: {MANIFEST}")
+    described = meta.get("content")
+    if not isinstance(described, dict) or (described.get("name"), described.get("version")) != (
+        manifest.get("name"),
+        manifest.get("version"),
+    ):
+        raise ArchiveRefused(
+            f"{archive}: {MANIFEST} names {manifest.get('name')} {manifest.get('version')}, "
+            "but its metadata names another blueprint"
+        )
     return dict(manifest)
 
 

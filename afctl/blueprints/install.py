@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from afctl.blueprints.archive import extract, pack
+from afctl.blueprints.archive import (
+    SAFE_NAME,
+    ArchiveRefused,
+    checked_identity,
+    extract,
+    pack,
+    shown,
+)
 from afctl.blueprints.package import Blueprint, load, render, values_of
 from afctl.blueprints.store import BlueprintStore
 from afctl.errors import ManifestError, UsageError
@@ -57,7 +64,8 @@ def place(source: Path, store: BlueprintStore) -> tuple[Path, str, bool]:
             pack(load(source), archive)
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()
         folder, manifest = extract(archive, scratch)
-        target = store.path_of(str(manifest["name"]), str(manifest["version"]))
+        name, version = identity(folder, manifest, source)
+        target = store.path_of(name, version)
         marker = target / ".digest"
         if target.exists():
             if marker.is_file() and marker.read_text().strip() == digest:
@@ -73,6 +81,49 @@ def place(source: Path, store: BlueprintStore) -> tuple[Path, str, bool]:
         return target, digest, True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def identity(folder: Path, manifest: dict[str, Any], source: Path) -> tuple[str, str]:
+    """The name and version of an extracted blueprint, once MANIFEST.json and blueprint.yaml
+    agree on them (nothing in the store is named before this holds).
+
+    Raises:
+        ArchiveRefused: they differ, or are not safe names.
+        ManifestError: blueprint.yaml is invalid.
+    """
+    name, version = checked_identity(manifest.get("name"), manifest.get("version"), str(source))
+    blueprint = load(folder)
+    if (blueprint.name, blueprint.version) != (name, version):
+        raise ArchiveRefused(
+            f"{source}: MANIFEST.json says {name} {version}, but blueprint.yaml says "
+            f"{shown(blueprint.name)} {shown(blueprint.version)}",
+            hint="pack the blueprint again with afctl blueprint pack",
+        )
+    return name, version
+
+
+def requirements(manifest: dict[str, Any], source: Path) -> list[tuple[str, str]]:
+    """(name, version range) of each blueprint an archive's metadata `requires`.
+
+    Raises:
+        ArchiveRefused: `requires` is not a list of {name, version}.
+    """
+    listed = manifest["metadata"]["content"].get("requires") or []
+    found = []
+    for item in listed if isinstance(listed, list) else [listed]:
+        name = item.get("name") if isinstance(item, dict) else None
+        wanted = item.get("version", "*") if isinstance(item, dict) else None
+        if (
+            not isinstance(name, str)
+            or not SAFE_NAME.fullmatch(name)
+            or not isinstance(wanted, str)
+        ):
+            raise ArchiveRefused(
+                f"{source}: requires {shown(json.dumps(item, default=str))}: "
+                "give each requirement a name and a version range"
+            )
+        found.append((name, wanted))
+    return found
 
 
 def discard(folder: Path) -> None:

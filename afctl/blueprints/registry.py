@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from afctl.blueprints.archive import inspect
+from afctl.blueprints.archive import inspect, shown
 from afctl.blueprints.semver import Version, best
 from afctl.errors import UsageError
 from afctl.files import write_atomically
@@ -26,6 +27,8 @@ from afctl.ids import utc_now
 FORMAT = "afctl.registry/v1"
 CONFIG = "registries.json"
 MAX_INDEX = 20 * 1024 * 1024
+_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\.afbp")
+"""An archive's name in index.json: one plain file name beside it."""
 
 
 def _is_url(location: str) -> bool:
@@ -83,13 +86,20 @@ class Registry:
             .get("versions", {})
             .get(version)
         )
-        if not entry:
+        if not isinstance(entry, dict):
             raise UsageError(f"registry {self.name} has no {name} {version}")
-        data = self._fetch(str(entry["file"]), 200 * 1024 * 1024)
+        file = entry.get("file")
+        if not isinstance(file, str) or not _FILE.fullmatch(file):
+            raise UsageError(
+                f"registry {self.name}: index.json names the file of {name} {version} "
+                f"{shown(str(file))}, not a plain .afbp file name",
+                hint="the index was changed by hand or is hostile; do not use this registry",
+            )
+        data = self._fetch(file, 200 * 1024 * 1024)
         digest = hashlib.sha256(data).hexdigest()
         if digest != entry.get("digest"):
             raise UsageError(
-                f"registry {self.name}: {entry['file']} does not match its digest in index.json",
+                f"registry {self.name}: {file} does not match its digest in index.json",
                 hint="the file or the index was changed after publishing; do not install it",
             )
         target.write_bytes(data)
@@ -146,7 +156,6 @@ class Registries:
 
     def add(self, name: str, location: str, base: Path) -> Registry:
         """Raises: UsageError: a bad name, or a folder that is a file."""
-        import re
 
         if not re.fullmatch(r"[a-z0-9][-a-z0-9]*", name):
             raise UsageError(f"registry name {name!r}: use lowercase letters, digits and -")

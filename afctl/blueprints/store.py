@@ -24,6 +24,10 @@ class BlueprintStore:
         return self.workspace / STORE
 
     def path_of(self, name: str, version: str) -> Path:
+        """Where NAME VERSION lives (both checked to be plain path components first)."""
+        from afctl.blueprints.archive import checked_identity
+
+        name, version = checked_identity(name, version, "the blueprint store")
         return self.folder / name / version
 
     def _read(self, file: str) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def craft(
     regular files."""
     files = {m[0]: m[1] for m in members if isinstance(m, tuple)}
     if manifest == "auto":
-        meta = {"name": "x"}
+        meta = {"name": "x", "version": "1.0.0"}
         manifest = {"format": FORMAT, "name": "x", "version": "1.0.0",
                     "metadata": {"sha256": hashlib.sha256(canonical(meta)).hexdigest(),
                                  "size": len(canonical(meta)), "content": meta},
