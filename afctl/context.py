@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from afctl.analytics.logs import LogAnalytics, Table
     from afctl.blueprints.install import Prepared
     from afctl.blueprints.package import Blueprint, Rendered
+    from afctl.blueprints.trust import TrustReview
     from afctl.diagnostics import Diagnostic
     from afctl.eval.runner import CaseResult, EvalResult
     from afctl.eval.stress import StressReport, StressStep
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from afctl.runtime.agent import Approver, RunResult
     from afctl.runtime.environment import Catalog, RunEnvironment
     from afctl.runtime.workflow import WorkflowResult
+    from afctl.safety.capabilities import Grants
     from afctl.state.plan import Plan
     from afctl.state.store import (
         AppliedResource,
@@ -912,8 +914,18 @@ class Context:
             ManifestError: the rendered manifests are invalid.
             StateConflict: the workspace stayed locked.
         """
-        from afctl.blueprints.install import discard, place, prepare, source_set, validate
+        import dataclasses
+
+        from afctl.blueprints.install import (
+            discard,
+            place,
+            prepare,
+            source_set,
+            trust_placed,
+            validate,
+        )
         from afctl.blueprints.store import BlueprintStore
+        from afctl.blueprints.trust import review
         from afctl.manifests.model import ManifestSet
 
         store = BlueprintStore(self._workspace_dir())
@@ -921,15 +933,20 @@ class Context:
             return self._install_from_registry(str(source), sets=sets, files=files, trust=trust,
                                                dry_run=dry_run, confirm=confirm,
                                                lock_timeout=lock_timeout)  # fmt: skip
-        folder, digest, created = place(Path(source), store)
+        placed = place(Path(source), store)
+        folder, digest, created = placed.folder, placed.digest, placed.created
         try:
-            prepared = prepare(folder, digest, self.root, list(sets), list(files))
+            prepared = prepare(placed, self.root, list(sets), list(files))
             validate(prepared)
         except BaseException:
             if created:  # a failed install changes nothing
                 discard(folder)
             raise
-        prepared.trusted = trust or store.trusted(prepared.blueprint.name)
+        blueprint = prepared.blueprint
+        prepared.review = review(store, blueprint.name, blueprint.version,
+                                 blueprint.capabilities, placed.content_digest, placed.manifest,
+                                 trust)  # fmt: skip
+        prepared.trusted = prepared.review.trusted
         owner = source_set(prepared.blueprint.name)
 
         def make_plan(state: StateStore | None) -> Plan:
@@ -948,7 +965,8 @@ class Context:
                     f"installing blueprint {prepared.blueprint.name} would take it over",
                     hint="rename or delete it first; a blueprint only manages its own resources",
                 )
-            return plan
+            notes = prepared.review.lines() if prepared.review is not None else []
+            return dataclasses.replace(plan, notes=tuple(notes))
 
         if dry_run:
             state = self._open_state(create=False)
@@ -969,13 +987,15 @@ class Context:
         if outcome.record is None and outcome.plan.has_changes and created:
             discard(folder)  # declined: nothing changes
         if outcome.record is not None or not outcome.plan.has_changes:
-            store.record(prepared.blueprint.name, {
-                "version": prepared.blueprint.version, "values": prepared.values,
-                "digest": digest, "env": self.env,
+            store.record(blueprint.name, {
+                "version": blueprint.version, "values": prepared.values,
+                "digest": digest, "content_digest": placed.content_digest, "env": self.env,
+                "capabilities": blueprint.capabilities.to_dict(),
                 "resources": sorted(f"{m.kind.lower()}/{m.name}" for m in prepared.manifests),
             })  # fmt: skip
             if trust:
-                store.trust(prepared.blueprint.name, prepared.blueprint.version)
+                trust_placed(store, blueprint.name, blueprint.version, placed.manifest,
+                             blueprint.capabilities)  # fmt: skip
             for other in (store.folder / prepared.blueprint.name).iterdir():
                 if other.is_dir() and other.name != prepared.blueprint.version:
                     discard(other)  # no resource points at another version any more
@@ -1056,12 +1076,15 @@ class Context:
         name: str,
         *,
         to: str | None = None,
+        trust: bool = False,
         dry_run: bool = False,
         confirm: Confirm | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
     ) -> tuple[ApplyOutcome, Prepared]:
         """Install another version of an installed blueprint (`to`, else the newest in the
-        registries) with the values it was installed with; the plan shows what changes.
+        registries) with the values it was installed with; the plan shows what changes. Trust
+        does not carry over to other content: `trust` trusts the new version; otherwise the
+        plan shows which files and capabilities changed since the trusted one.
 
         Raises:
             UsageError: it is not installed, or no such version is published.
@@ -1078,7 +1101,7 @@ class Context:
             values = Path(scratch) / "values.yaml"
             values.write_text(json.dumps(entry.get("values") or {}), "utf-8")
             return self._install_from_registry(
-                f"{name}@{to or '*'}", sets=(), files=(str(values),), trust=bool(entry["trusted"]),
+                f"{name}@{to or '*'}", sets=(), files=(str(values),), trust=trust,
                 dry_run=dry_run, confirm=confirm, lock_timeout=lock_timeout,
             )  # fmt: skip
 
@@ -1241,26 +1264,31 @@ class Context:
         return {name: {**entry, "trusted": store.trusted(name)}
                 for name, entry in sorted(store.installed().items())}  # fmt: skip
 
-    def blueprint_trust(self, name: str) -> None:
-        """Let the python tools of installed blueprint `name` run.
+    def blueprint_trust(self, name: str) -> TrustReview:
+        """Grant installed blueprint `name` its local capabilities (python, commands, env,
+        plugins), for exactly the content installed now; returns what was trusted.
 
         Raises:
-            UsageError: it is not installed.
+            UsageError: it is not installed, or its files changed since it was installed.
         """
+        from afctl.blueprints.install import trust_installed
         from afctl.blueprints.store import BlueprintStore
 
-        store = BlueprintStore(self._workspace_dir())
-        entry = store.installed().get(name)
-        if entry is None:
-            raise UsageError(f"blueprint {name} is not installed", hint="afctl blueprint list")
-        store.trust(name, str(entry["version"]))
+        return trust_installed(BlueprintStore(self._workspace_dir()), name)
 
     def _run_environment(self, catalog: Catalog, variables: dict[str, Any]) -> RunEnvironment:
         from afctl.runtime.environment import RunEnvironment
         from afctl.safety.secrets import Secrets
 
         secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-        return RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir())
+        return RunEnvironment(self.root, secrets, catalog, workspace=self._workspace_dir(),
+                              grants=self._grants())  # fmt: skip
+
+    def _grants(self) -> Grants:
+        """What installed blueprints may do, read afresh (trust may have changed)."""
+        from afctl.blueprints.trust import BlueprintGrants
+
+        return BlueprintGrants(self.root, self._workspace_dir())
 
     def _replay_setup(
         self, run_id: str, revision: str, paths: PathArg | Sequence[PathArg] | None
@@ -1483,7 +1511,7 @@ class Context:
                             )
 
                         done.append(
-                            await run_suite(suite, make_run, target.outcome, self.root, on_case,
+                            await run_suite(suite, make_run, target.outcome, suite.grant, on_case,
                                             target.models(suite))
                         )  # fmt: skip
                     return done
@@ -1616,7 +1644,7 @@ class Context:
                                     cache=responses, catalog=resources,
                                 )  # fmt: skip
 
-                            result = await run_suite(trial, make_run, target.outcome, self.root,
+                            result = await run_suite(trial, make_run, target.outcome, trial.grant,
                                                      services=target.models(trial))  # fmt: skip
                             data = result.to_dict()
                             log.save_eval(data, data["cases"])
@@ -1653,7 +1681,15 @@ class Context:
         result, manifests = validate_paths(_as_list(paths), None, external=applied.documents)
         if not result.valid:
             raise ManifestError(result.diagnostics, sources=result.sources)
-        suites = [load_suite(m.data, m.file, self.root) for m in manifests if m.kind == "EvalSuite"]
+        grants = self._grants()
+        suites = []
+        for m in manifests:
+            if m.kind == "EvalSuite":  # a suite shipped in a blueprint runs under its grant
+                grant = grants.for_path(Path(m.file))
+                grant.references(m.data)
+                suite = load_suite(m.data, m.file, grant.folder if grant.confined else self.root)
+                suite.grant = grant
+                suites.append(suite)
         if not suites:
             raise UsageError("no EvalSuite in the given files", hint="afctl eval evals/")
         catalog = Catalog({**applied.documents, **{(m.kind, m.name): m.data for m in manifests}})
@@ -1675,7 +1711,8 @@ class Context:
 
         pool = ProviderPool()
         try:
-            yield EvalTarget(self.root, self.env, self._workspace_dir(), catalog, log, pool)
+            yield EvalTarget(self.root, self.env, self._workspace_dir(), catalog, log, pool,
+                             self._grants())  # fmt: skip
         finally:
             await pool.aclose()
 
@@ -1807,7 +1844,8 @@ class Context:
             variables = log.payload(record.id).get("vars") or {}
             secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
             workspace = self._workspace_dir()
-            environment = RunEnvironment(self.root, secrets, catalog, workspace=workspace)
+            environment = RunEnvironment(self.root, secrets, catalog, workspace=workspace,
+                                         grants=self._grants())  # fmt: skip
             options = RunOptions(
                 variables, None, None, on_text, record.env, record.parent_id, approver=approver
             )

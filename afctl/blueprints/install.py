@@ -21,9 +21,11 @@ from afctl.blueprints.archive import (
     shown,
 )
 from afctl.blueprints.package import Blueprint, load, render, values_of
-from afctl.blueprints.store import BlueprintStore
+from afctl.blueprints.store import MANIFEST_COPY, BlueprintStore, content_digest
+from afctl.blueprints.trust import TrustReview
 from afctl.errors import ManifestError, UsageError
 from afctl.manifests.model import Manifest
+from afctl.safety.capabilities import Capabilities
 
 LABEL = "afctl/blueprint"
 VERSION_LABEL = "afctl/blueprint-version"
@@ -36,6 +38,22 @@ def source_set(name: str) -> str:
 
 
 @dataclass
+class Placed:
+    folder: Path
+    """Where its files are in the store."""
+    digest: str
+    """The archive's SHA-256."""
+    manifest: dict[str, Any]
+    """Its MANIFEST.json."""
+    created: bool
+    """Whether this install put it there (a failed install removes it again)."""
+
+    @property
+    def content_digest(self) -> str:
+        return content_digest(self.manifest)
+
+
+@dataclass
 class Prepared:
     blueprint: Blueprint
     folder: Path
@@ -45,13 +63,15 @@ class Prepared:
     digest: str
     python_tools: list[str]
     trusted: bool = False
-    """Whether its python tools may run (the blueprint is trusted, or is being trusted)."""
+    """Whether its local capabilities are granted (it is trusted, or is being trusted)."""
+    review: TrustReview | None = None
+    """Its capabilities and trust, as the plan shows them."""
 
 
-def place(source: Path, store: BlueprintStore) -> tuple[Path, str, bool]:
+def place(source: Path, store: BlueprintStore) -> Placed:
     """The blueprint from a folder or an archive, checked and placed in the store under
-    NAME/VERSION (a folder is packed first, so both go through the same checks); returns its
-    place, the archive's SHA-256, and whether this call put it there.
+    NAME/VERSION (a folder is packed first, so both go through the same checks), with its
+    MANIFEST.json beside it.
 
     Raises:
         UsageError: a refused archive, or that version is installed with other content.
@@ -69,16 +89,16 @@ def place(source: Path, store: BlueprintStore) -> tuple[Path, str, bool]:
         marker = target / ".digest"
         if target.exists():
             if marker.is_file() and marker.read_text().strip() == digest:
-                return target, digest, False
+                return Placed(target, digest, manifest, False)
             raise UsageError(
-                f"blueprint {manifest['name']} {manifest['version']} is already installed "
-                "with other content",
+                f"blueprint {name} {version} is already installed with other content",
                 hint="give a changed blueprint a new version",
             )
         (folder / ".digest").write_text(digest + "\n")
+        (folder / MANIFEST_COPY).write_text(json.dumps(manifest, sort_keys=True) + "\n")
         target.parent.mkdir(parents=True, exist_ok=True)
         folder.replace(target)  # atomic: the version appears whole or not at all
-        return target, digest, True
+        return Placed(target, digest, manifest, True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -100,6 +120,52 @@ def identity(folder: Path, manifest: dict[str, Any], source: Path) -> tuple[str,
             hint="pack the blueprint again with afctl blueprint pack",
         )
     return name, version
+
+
+def trust_placed(
+    store: BlueprintStore,
+    name: str,
+    version: str,
+    manifest: dict[str, Any],
+    capabilities: Capabilities,
+) -> None:
+    """Trust NAME VERSION with exactly the content its MANIFEST.json lists."""
+    files = {n: str((e or {}).get("sha256")) for n, e in manifest["files"].items()}
+    store.trust(name, version, content_digest(manifest), capabilities.to_dict(), files)
+
+
+def trust_installed(store: BlueprintStore, name: str) -> TrustReview:
+    """Trust the content of `name` installed now (checked on disk first).
+
+    Raises:
+        UsageError: it is not installed, or its files differ from what was installed.
+    """
+    from afctl.blueprints.trust import changed_files
+
+    entry = store.installed().get(name)
+    if entry is None:
+        raise UsageError(f"blueprint {name} is not installed", hint="afctl blueprint list")
+    version = str(entry["version"])
+    folder = store.path_of(name, version)
+    manifest = store.manifest_of(name, version)
+    if manifest is None:
+        raise UsageError(
+            f"blueprint {name} {version} was installed by an afctl that kept no checksums",
+            hint="install it again (afctl blueprint install ...), then trust it",
+        )
+    changed = changed_files(folder, manifest)
+    if changed:
+        raise UsageError(
+            f"the files of blueprint {name} changed since it was installed: "
+            + ", ".join(changed[:5]),
+            hint="install it again from its archive, then trust it",
+        )
+    capabilities = load(folder).capabilities
+    if entry.get("content_digest") != content_digest(manifest):
+        store.record(name, {**entry, "content_digest": content_digest(manifest),
+                            "capabilities": capabilities.to_dict()})  # fmt: skip
+    trust_placed(store, name, version, manifest, capabilities)
+    return TrustReview(name, version, capabilities, True)
 
 
 def requirements(manifest: dict[str, Any], source: Path) -> list[tuple[str, str]]:
@@ -140,15 +206,17 @@ def _ensure(folder: Path) -> Path:
     return folder
 
 
-def prepare(folder: Path, digest: str, root: Path, sets: list[str], files: list[str]) -> Prepared:
-    """The blueprint at `folder` rendered into labelled manifests ready to plan.
+def prepare(placed: Placed, root: Path, sets: list[str], files: list[str]) -> Prepared:
+    """The placed blueprint rendered into labelled manifests ready to plan.
 
     Raises:
         UsageError: values that do not fit, or the store is outside the repository.
-        ManifestError: a template fails, or the rendered manifests are invalid.
+        ManifestError: a template fails, the rendered manifests are invalid, or they use
+            what the blueprint does not declare.
     """
     from afctl.manifests.yaml_loader import load_bytes
 
+    folder, digest = placed.folder, placed.digest
     blueprint = load(folder)
     check_afctl_version(blueprint)
     values = values_of(blueprint, sets, files)
@@ -180,10 +248,35 @@ def prepare(folder: Path, digest: str, root: Path, sets: list[str], files: list[
             if data.get("kind") == "KnowledgePack":
                 for entry in spec.get("sources") or []:
                     if isinstance(entry, dict) and "path" in entry:
-                        entry["path"] = f"{relative}/{entry['path']}"
+                        entry["path"] = f"{relative}/{_own_path(entry['path'], item.path)}"
             manifests.append(Manifest(str(data.get("kind")), str(metadata.get("name")), data,
                                       f"{relative}/{item.path}", document.line, index))  # fmt: skip
+    from afctl.blueprints.uses import undeclared
+
+    documents = [(m.kind, m.data, m.file, m.line) for m in manifests]
+    problems = undeclared(documents, blueprint.capabilities, folder)
+    if problems:
+        raise ManifestError(
+            problems, f"blueprint {blueprint.name} uses what its blueprint.yaml does not declare"
+        )
     return Prepared(blueprint, folder, manifests, values, digest, python_tools)
+
+
+def _own_path(path: object, file: str) -> str:
+    """A path inside the blueprint (a knowledge source).
+
+    Raises:
+        ManifestError: it is absolute or climbs out with `..`.
+    """
+    text = str(path)
+    if text.startswith("/") or "\\" in text or ".." in text.split("/"):
+        from afctl.diagnostics import error
+
+        raise ManifestError(
+            [error("blueprint.path", f"the path {shown(text)} leaves the blueprint's folder",
+                   file=file, hint="knowledge sources are files of the blueprint itself")]
+        )  # fmt: skip
+    return text
 
 
 def check_afctl_version(blueprint: Blueprint) -> None:

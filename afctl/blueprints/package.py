@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afctl.diagnostics import Diagnostic, error
 from afctl.errors import ManifestError, UsageError
+
+if TYPE_CHECKING:
+    from afctl.safety.capabilities import Capabilities
 
 SKIPPED = {".afctl", ".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".venv"}
 """Folders that never belong to a blueprint."""
@@ -35,6 +38,13 @@ class Blueprint:
     @property
     def version(self) -> str:
         return str((self.document.get("spec") or {}).get("version"))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What it declares it may do beyond talking to models."""
+        from afctl.safety.capabilities import Capabilities
+
+        return Capabilities.parse((self.document.get("spec") or {}).get("capabilities"))
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -251,8 +261,13 @@ def lint(blueprint: Blueprint) -> list[Diagnostic]:
             sources.append(Source(f"{item.path} (rendered)", str(target), str(target)))
         for relative in evals:  # suites validate together with what they test
             sources.append(Source(relative, str(blueprint.root / relative), relative))
-        result, _ = validate_sources(sources)
-    return problems + result.errors
+        result, manifests = validate_sources(sources)
+    if result.errors:
+        return problems + result.errors
+    from afctl.blueprints.uses import undeclared
+
+    documents = [(m.kind, m.data, m.file, m.line) for m in manifests]
+    return problems + undeclared(documents, blueprint.capabilities, blueprint.root)
 
 
 def _holds_kind(path: Path, kind: str) -> bool:
@@ -277,6 +292,7 @@ def metadata(blueprint: Blueprint) -> dict[str, Any]:
         "parameters",
         "requires",
         "afctl_version",
+        "capabilities",
     )
     return {
         "name": blueprint.name,

@@ -90,12 +90,16 @@ def render_plan(out: Console, plan: Plan, workspace: Path | None) -> None:
     out.print()
     if not plan.has_changes:
         out.print(f"No changes. {plan.unchanged} resource(s) up to date.", markup=False)
-        return
-    for change in plan.changes:
-        for style, text in _change_lines(change):
-            out.print(Text(text, style=style))
-    out.print()
-    out.print(Text(plan.summary, style="bold"))
+    else:
+        for change in plan.changes:
+            for style, text in _change_lines(change):
+                out.print(Text(text, style=style))
+        out.print()
+        out.print(Text(plan.summary, style="bold"))
+    if plan.notes:
+        out.print()
+        for note in plan.notes:
+            out.print(Text(note, style="yellow" if "needs trust" in note else ""))
 
 
 def render_outcome(out: Console, outcome: ApplyOutcome) -> None:

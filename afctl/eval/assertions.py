@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from afctl.errors import RunError, UsageError
+from afctl.safety.capabilities import Grant
 
 BUILTIN_ASSERTIONS = (
     "equals", "contains", "icontains", "contains_any", "contains_all", "starts_with", "regex",
@@ -141,12 +143,17 @@ def known_assertion(kind: str) -> bool:
     return base in assertion_types()
 
 
-def check(assertion: dict[str, Any], outcome: Outcome, root: Any = None) -> Checked:
+def check(assertion: dict[str, Any], outcome: Outcome, grant: Grant | None = None) -> Checked:
+    """Whether the assertion holds of the outcome. `grant`: what the suite may run (python
+    checks, plugin types); without one, the suite is your own, in the current folder."""
     base = str(assertion["type"]).removeprefix("not_")
+    if grant is None:
+        grant = Grant(Path.cwd())
     try:
         if base in BUILTIN_ASSERTIONS:
-            held, reason = _holds(base, assertion, outcome, root)
+            held, reason = _holds(base, assertion, outcome, grant)
         else:
+            grant.plugin(base)
             held, reason = _plugin_check(base, assertion, outcome)
     except (RunError, ValueError, TypeError, KeyError) as exc:
         return _checked(assertion, None, f"could not check: {exc}")
@@ -189,7 +196,7 @@ def _render(text: str, outcome: Outcome) -> str:
         raise ValueError(f"cannot render {text!r}: {exc}") from None
 
 
-def _holds(base: str, a: dict[str, Any], o: Outcome, root: Any) -> tuple[bool, str | None]:
+def _holds(base: str, a: dict[str, Any], o: Outcome, grant: Grant) -> tuple[bool, str | None]:
     out = o.output
     if base == "equals":
         value = _render(str(a["value"]), o)
@@ -279,7 +286,8 @@ def _holds(base: str, a: dict[str, Any], o: Outcome, root: Any) -> tuple[bool, s
     if base == "python":
         from afctl.tools.python_tool import import_entrypoint
 
-        function = import_entrypoint(str(a["entrypoint"]), root)
+        entrypoint = str(a["entrypoint"])
+        function = import_entrypoint(entrypoint, grant.python(entrypoint))
         try:
             verdict = function(o.output, {"vars": o.vars, "config": a.get("config") or {},
                                           "tools": o.tool_calls, "status": o.status})  # fmt: skip

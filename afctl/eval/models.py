@@ -11,8 +11,15 @@ from afctl.errors import RunError
 
 class EvalModels:
     def __init__(
-        self, catalog: Any, pool: Any, root: Path, workspace: Path, default_judge: str | None
+        self,
+        catalog: Any,
+        pool: Any,
+        root: Path,
+        workspace: Path,
+        default_judge: str | None,
+        grants: Any = None,
     ) -> None:
+        self.grants = grants
         self.catalog = catalog
         self.pool = pool
         self.root = root
@@ -21,12 +28,13 @@ class EvalModels:
 
     def _provider(self, model: str) -> tuple[Any, Any]:
         from afctl.providers.builtin import make_provider
-        from afctl.providers.models import resolve_model
         from afctl.runtime.environment import RunEnvironment
         from afctl.safety.secrets import Secrets
 
-        config = resolve_model(model, self.catalog.of_kind("Model"))
-        environment = RunEnvironment(self.root, Secrets(), self.catalog, self.pool, self.workspace)
+        environment = RunEnvironment(
+            self.root, Secrets(), self.catalog, self.pool, self.workspace, self.grants
+        )
+        config = environment.model(model)
         return config, self.pool.get(config, environment, make_provider)
 
     async def judge(self, model: str, instructions: str, text: str) -> str:

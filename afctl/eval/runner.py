@@ -21,6 +21,7 @@ from afctl.eval.assertions import (
 from afctl.eval.suite import Case, Suite, Variant
 from afctl.ids import new_ulid, utc_now
 from afctl.promptlog.cache import ResponseCache
+from afctl.safety.capabilities import Grant
 
 
 def wilson(passes: int, runs: int, z: float = 1.96) -> tuple[float, float]:
@@ -185,7 +186,7 @@ async def run_suite(
     suite: Suite,
     make_run: Callable[[Case, str, Variant, int], Any],
     read_outcome: Callable[[Any, Case, Any], Outcome],
-    root: Any,
+    grant: Grant | None,
     on_case: Callable[[CaseResult], None] | None = None,
     services: ModelServices | None = None,
 ) -> EvalResult:
@@ -226,7 +227,7 @@ async def run_suite(
             if str(assertion["type"]).removeprefix("not_") in MODEL_CHECKS and services:
                 checked.append(await check_with_model(assertion, outcome, services))
             else:
-                checked.append(check(assertion, outcome, root))
+                checked.append(check(assertion, outcome, grant))
         case_score = score(checked)
         expects_block = any(
             a["type"].removeprefix("not_") == "guardrail_blocked" for a in case.assertions

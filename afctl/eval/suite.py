@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from afctl.errors import UsageError
+from afctl.safety.capabilities import Grant
 
 
 @dataclass
@@ -91,6 +92,9 @@ class Suite:
     """The file that defines the agent, when it is among the suite's files (not only applied)."""
     kind: str = "Agent"
     """What `agent` names: an Agent, or a Workflow."""
+    grant: Grant | None = None
+    """What its python and plugin assertions may run (a suite shipped in a blueprint runs
+    under the blueprint's capabilities)."""
 
     @property
     def target(self) -> str:

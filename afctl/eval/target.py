@@ -17,6 +17,7 @@ from afctl.providers.types import OnText
 from afctl.runtime.agent import AgentRun, RunOptions, RunResult, Step
 from afctl.runtime.environment import Catalog, RunEnvironment
 from afctl.runtime.workflow import WorkflowRun
+from afctl.safety.capabilities import Grants
 
 
 @dataclass
@@ -27,6 +28,7 @@ class EvalTarget:
     catalog: Catalog
     log: PromptLog
     pool: ProviderPool
+    grants: Grants | None = None
 
     def case_run(
         self,
@@ -47,7 +49,7 @@ class EvalTarget:
         variables = case.vars_for(variant)
         secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
         environment = RunEnvironment(
-            self.root, secrets, catalog or self.catalog, self.pool, self.workspace
+            self.root, secrets, catalog or self.catalog, self.pool, self.workspace, self.grants
         )
         if suite.kind == "Workflow":
             from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
@@ -78,7 +80,9 @@ class EvalTarget:
         """The models the suite's assertions ask (judges, embeddings)."""
         from afctl.eval.models import EvalModels
 
-        return EvalModels(self.catalog, self.pool, self.root, self.workspace, suite.judge)
+        return EvalModels(
+            self.catalog, self.pool, self.root, self.workspace, suite.judge, self.grants
+        )
 
 
 class WorkflowCase:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from afctl.errors import UserError
 
 SOURCES = ("env", "var")
-_TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}?")
+TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}?")
 _VALID = re.compile(r"(env|var):([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -38,7 +38,7 @@ def scan(value: str) -> Iterator[Reference | MalformedReference]:
     """Every reference in `value`, well-formed or not, in order."""
     if "${" not in value:
         return
-    for match in _TOKEN.finditer(value):
+    for match in TOKEN.finditer(value):
         if match.group(0) == "$${":
             continue
         whole = match.group(0)
@@ -86,4 +86,4 @@ def resolve(value: str, env: Mapping[str, str], variables: Mapping[str, str]) ->
             raise UserError(f"${{{source}:{name}}} is not set", hint=f"{flag} {name}")
         return table[name]
 
-    return _TOKEN.sub(replace, value)
+    return TOKEN.sub(replace, value)

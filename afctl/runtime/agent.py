@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from afctl.errors import RunError
 from afctl.ids import new_ulid
 from afctl.promptlog.store import PromptLog
-from afctl.providers.models import ModelConfig, resolve_model
+from afctl.providers.models import ModelConfig
 from afctl.providers.pool import ProviderPool
 from afctl.providers.retry import RetryPolicy, call_with_retries
 from afctl.providers.types import (
@@ -41,6 +41,7 @@ from afctl.state.diff import content_hash
 
 if TYPE_CHECKING:
     from afctl.promptlog.cache import ResponseCache
+    from afctl.safety.secrets import Secrets
 
 DEFAULT_MAX_TURNS = 10
 DEFAULT_TOOL_TIMEOUT_S = 60.0
@@ -156,18 +157,19 @@ class TurnBudget:
         self.left -= 1
 
 
-def render_instructions(template: str, variables: dict[str, Any]) -> str:
-    """The system prompt, from the agent's jinja2 template over `vars`.
+def render_instructions(template: str, variables: dict[str, Any], secrets: Secrets) -> str:
+    """The system prompt, from the agent's jinja2 template over `vars` (the template's own
+    `${env:...}` references resolved; none that a variable's value brings).
 
     Raises:
         RunError: the template uses a variable that has no value.
     """
     from jinja2 import TemplateError, UndefinedError
 
-    from afctl.safety.templates import TemplateFailure, render
+    from afctl.safety.templates import TemplateFailure
 
     try:
-        return render(template, {"vars": variables})
+        return secrets.render(template, {"vars": variables})
     except UndefinedError as exc:
         raise RunError(
             f"the instructions use an undefined value: {exc.message}",
@@ -328,7 +330,7 @@ class AgentRun:
 
             try:
                 guarded = await run_guardrails(
-                    input_guardrails, user_input, "input", self._checks()
+                    input_guardrails, user_input, "input", self._checks(self.agent)
                 )
                 user_input = guarded.text
             except RunError as exc:
@@ -459,8 +461,9 @@ class AgentRun:
         if tools is None:
             if self._stack is None:
                 raise RunError("MCP servers can only be connected during a run")
+            document = self.environment.catalog.get("Tool", resource)
             tools = self._mcp[resource] = await connect(
-                resource, spec, self.environment, self._stack
+                resource, spec, self.environment.scoped(document), self._stack
             )
         return tools
 
@@ -539,7 +542,9 @@ class AgentRun:
         from afctl.tools.registry import build_tools
 
         catalog = self.environment.catalog
-        spec = catalog.get("Agent", name).get("spec") or {}
+        document = catalog.get("Agent", name)
+        self.environment.grant(document).references(document)
+        spec = document.get("spec") or {}
         chain = [self._model(model_ref or str(spec.get("model")))]
         chain.extend(self._model(fallback) for fallback in chain[0].fallback)
         tools: list[Any] = []
@@ -549,7 +554,7 @@ class AgentRun:
             if tool_spec.get("type") == "mcp":
                 made = await self._mcp_tools(str(resource), tool_spec)
             else:
-                made = build_tools([str(resource)], self.environment)
+                made = build_tools([str(resource)], self.environment, owner=document)
             tools.extend(made)
             rule = tool_spec.get("approval", "never")
             if rule != "never":
@@ -576,8 +581,8 @@ class AgentRun:
         instructions = spec.get("instructions")
         if instructions:
             variables = self._variables(spec)
-            rendered = render_instructions(str(instructions), variables)
-            system = Message("system", self.environment.secrets.resolve(rendered))
+            rendered = render_instructions(str(instructions), variables, self.environment.secrets)
+            system = Message("system", rendered)
         output_schema = spec.get("output_schema")
         return _Active(
             name,
@@ -593,15 +598,16 @@ class AgentRun:
         )
 
     def _model(self, ref: str) -> ModelConfig:
-        """A model's configuration, resolved once per catalog."""
-        catalog = self.environment.catalog
-        return catalog.derived(("model", ref), lambda: resolve_model(ref, catalog.of_kind("Model")))
+        """A model's configuration (resolved once per catalog), once its grant allows it."""
+        return self.environment.model(ref)
 
     def _variables(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """An agent's `vars` with the run's `--var` values over them, references resolved."""
-        variables = {**(spec.get("vars") or {}), **self.options.variables}
+        """An agent's `vars` (their `${env:...}` references resolved: the manifest wrote them)
+        with the run's values over them (taken as text: a value never reaches a secret)."""
         resolve = self.environment.secrets.resolve
-        return {k: resolve(v) if isinstance(v, str) else v for k, v in variables.items()}
+        written = {k: resolve(v) if isinstance(v, str) else v
+                   for k, v in (spec.get("vars") or {}).items()}  # fmt: skip
+        return {**written, **self.options.variables}
 
     async def _loop(self, spec: dict[str, Any], user_input: str, model_ref: str) -> str:
         active = await self._activate(self.agent, model_ref)
@@ -665,7 +671,7 @@ class AgentRun:
             output = response.message.content or ""
             output_guardrails = (active.spec.get("guardrails") or {}).get("output") or []
             if output_guardrails:
-                output = await self._guard_output(output_guardrails, messages, turn)
+                output = await self._guard_output(output_guardrails, messages, turn, active.name)
             if active.output_validator is not None:
                 problems = json_problems(output, active.output_validator)
                 if problems:
@@ -751,10 +757,12 @@ class AgentRun:
                 denied.add(call.id)
         return denied
 
-    def _checks(self) -> Any:
+    def _checks(self, agent: str) -> Any:
+        """What the guardrails of `agent` may use: its grant decides which python runs."""
         from afctl.runtime.guardrails import Checks
 
-        return Checks(self.environment.secrets, self.environment.root, self._judge)
+        document = self.environment.catalog.get("Agent", agent)
+        return Checks(self.environment.secrets, self.environment.grant(document), self._judge)
 
     async def _judge(self, model_ref: str, instructions: str, text: str) -> str:
         """One call to a judge model for an llm_judge guardrail; its cost is the run's."""
@@ -775,14 +783,15 @@ class AgentRun:
         return response.message.content or ""
 
     async def _guard_output(
-        self, guardrails: list[dict[str, Any]], messages: list[Message], turn: int
+        self, guardrails: list[dict[str, Any]], messages: list[Message], turn: int, agent: str
     ) -> str:
         """Run the output guardrails on the answer just given (the last message), then record
         the model call that gave it, with the answer as the guardrails left it."""
         from afctl.runtime.guardrails import run_guardrails
 
         answer = messages[-1]
-        outcome = await run_guardrails(guardrails, answer.content or "", "output", self._checks())
+        checks = self._checks(agent)
+        outcome = await run_guardrails(guardrails, answer.content or "", "output", checks)
         text = outcome.message if outcome.blocked is not None else outcome.text
         guarded = Message("assistant", text)
         messages[-1] = guarded

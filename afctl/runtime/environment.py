@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from afctl.errors import RunError
+from afctl.providers.models import ModelConfig
 from afctl.providers.pool import ProviderPool
+from afctl.safety.capabilities import Grant, Grants
 from afctl.safety.secrets import Secrets
 
 T = TypeVar("T")
@@ -65,6 +67,66 @@ class RunEnvironment:
     """Shared SDK clients; without one, a run creates and closes its own."""
     workspace: Path | None = None
     """Where the workspace's files live (the knowledge index); `root/.afctl` by default."""
+    grants: Grants | None = None
+    """What each resource may do (`afctl.safety.capabilities`); without one, a resource
+    installed from a blueprint gets nothing local."""
+
+    scope: Grant | None = None
+    """The grant of the resource being built or run with this environment (see `scoped`)."""
+
+    def grant(self, document: Mapping[str, Any]) -> Grant:
+        """The capabilities of the resource `document` (every execution channel asks)."""
+        if self.grants is None:
+            self.grants = Grants(self.root)
+        return self.grants.for_document(document)
+
+    def scoped(self, document: Mapping[str, Any]) -> RunEnvironment:
+        """This environment for building the resource `document`: its `allowed` is that
+        resource's grant (secrets, catalog and clients are shared)."""
+        from dataclasses import replace
+
+        return replace(self, scope=self.grant(document))
+
+    def model(self, ref: str) -> ModelConfig:
+        """The configuration of model `ref` (resolved once per catalog), once the grant of its
+        Model resource allows what it reaches: a Model installed from a blueprint may send a
+        key only to a host and from a variable the blueprint declares.
+
+        Raises:
+            UsageError: no such model.
+            CapabilityDenied: its grant does not allow it.
+        """
+        from afctl.providers.models import DEFAULT_KEY_ENV, PRESETS, resolve_model
+
+        catalog = self.catalog
+        config = catalog.derived(
+            ("model", ref), lambda: resolve_model(ref, catalog.of_kind("Model"))
+        )
+        document = catalog.find("Model", ref) if "/" not in ref else None
+        if document is None:
+            return config  # provider/model: the provider's own host and key
+        grant = self.grant(document)
+        if grant.confined:
+            from afctl.providers.builtin import register_providers
+
+            grant.references(document)
+            if config.provider not in register_providers():
+                grant.plugin(config.provider)
+            preset = PRESETS.get(config.provider)
+            if config.base_url is not None:
+                grant.url(config.base_url)
+                key = config.api_key_env or DEFAULT_KEY_ENV.get(config.provider) or (
+                    preset.api_key_env if preset else None)  # fmt: skip
+                if key:
+                    grant.env(key)
+            elif config.api_key_env:
+                grant.env(config.api_key_env)
+        return config
+
+    @property
+    def allowed(self) -> Grant:
+        """What the resource this environment was scoped to may do (your own: anything)."""
+        return self.scope if self.scope is not None else Grant(self.root)
 
     @property
     def workspace_dir(self) -> Path:

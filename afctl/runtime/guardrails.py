@@ -16,12 +16,12 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from afctl.errors import RunError
 from afctl.providers.types import ProviderError
 from afctl.safety import pii
+from afctl.safety.capabilities import Grant
 from afctl.safety.secrets import REDACTED, Secrets
 
 DEFAULT_THRESHOLD = 0.5
@@ -78,7 +78,8 @@ class Checks:
     """What guardrails may use from the run."""
 
     secrets: Secrets
-    root: Path
+    grant: Grant
+    """What the agent whose guardrails these are may do (which python may run)."""
     judge: Judge | None = None
 
 
@@ -153,18 +154,22 @@ async def _check(
         problems = json_problems(text, Validator(guardrail["schema"]))
         return bool(problems), "; ".join(problems) or None, None, {}
     if kind == "python":
-        return await _python(str(guardrail["entrypoint"]), text, stage, checks.root)
+        return await _python(str(guardrail["entrypoint"]), text, stage, checks.grant)
     if kind == "llm_judge":
         return await _judge(guardrail, text, checks)
     raise RunError(f"unknown guardrail type {kind!r}")
 
 
-async def _python(entrypoint: str, text: str, stage: str, root: Path) -> Check:
+async def _python(entrypoint: str, text: str, stage: str, grant: Grant) -> Check:
     """`fn(text)` (or `fn(text, stage)`) returns `allow`, `block` or `redact`, or a dict with
-    `action`, `reason` and (for redact) `text`."""
+    `action`, `reason` and (for redact) `text`. The grant decides first whether it may run.
+
+    Raises:
+        CapabilityDenied: the agent may not run this python.
+    """
     from afctl.tools.python_tool import import_entrypoint
 
-    function = import_entrypoint(entrypoint, root)
+    function = import_entrypoint(entrypoint, grant.python(entrypoint))
     arguments: dict[str, Any] = {}
     if "stage" in inspect.signature(function).parameters:
         arguments["stage"] = stage

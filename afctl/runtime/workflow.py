@@ -154,6 +154,7 @@ class WorkflowRun:
             UsageError: the inputs do not match the workflow's `inputs` schema.
         """
         self.check_inputs(inputs)
+        self.environment.grant(self.document).references(self.document)
         bundle = workflow_bundle(self.name, self.environment)
         revision = content_hash(bundle)
         self.log.store_revision(revision, f"workflow/{self.name}", bundle, self._redact)
@@ -448,7 +449,7 @@ class WorkflowRun:
         document = self.environment.catalog.find("Tool", name) or {}
         if (document.get("spec") or {}).get("type") == "mcp":
             raise RunError(f"step {state.id}: MCP tools are called through an agent, not a step")
-        (tool,) = build_tools([name], self.environment)
+        (tool,) = build_tools([name], self.environment, owner=self.document)
         arguments = render_input(step.get("input") or {}, scope, state.id, tool.spec.parameters)
         if not isinstance(arguments, dict):
             raise StepFailed(f"tool/{name} takes a mapping of arguments as its input")

@@ -11,7 +11,9 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
+from afctl.errors import UserError
 from afctl.manifests import interpolation
 
 REDACTED = "[REDACTED]"
@@ -30,6 +32,7 @@ TOKEN_SHAPES = re.compile(
 """Well-known credential formats: OpenAI, Anthropic, AWS, GitHub, Slack, Google, JWTs."""
 _TOKEN_STARTS = ("sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza", "eyJ")
 """Every TOKEN_SHAPES match contains one of these: text without any skips the regex."""
+_BLOCKS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 
 
 class Secrets:
@@ -63,6 +66,44 @@ class Secrets:
             if isinstance(found, interpolation.Reference) and found.source == "env":
                 self.remember(self._env.get(found.name))
         return interpolation.resolve(text, self._env, self._variables)
+
+    def render(self, template: str, context: Mapping[str, Any]) -> str:
+        """A template written in a manifest, rendered over `context` (arguments a model chose,
+        inputs, webhook bodies, tool results) with the template's own `${env:...}` and
+        `${var:...}` references resolved, and only those: a reference that arrives inside a
+        rendered value stays as text, so a model can never ask for a secret.
+
+        Raises:
+            UserError: a reference is not set, malformed, or written inside a `{{ }}` block.
+            jinja2.TemplateError, TemplateFailure: the template fails.
+        """
+        from afctl.safety.templates import is_template
+        from afctl.safety.templates import render as render_template
+
+        if not is_template(template):
+            return self.resolve(template)
+        if "${" not in template:
+            return render_template(template, context)
+        blocks = [m.span() for m in _BLOCKS.finditer(template)]
+        values: dict[str, str] = {}
+        pieces: list[str] = []
+        last = 0
+        for match in interpolation.TOKEN.finditer(template):
+            start, end = match.span()
+            if any(a <= start < b for a, b in blocks):
+                raise UserError(
+                    f"{match.group(0)} is written inside a {{{{ }}}} or {{% %}} block",
+                    hint="write ${env:...} references outside template blocks",
+                )
+            name = f"afctl_ref_{len(values)}"
+            if match.group(0) == "$${":
+                values[name] = "${"
+            else:
+                values[name] = self.resolve(match.group(0))
+            pieces += [template[last:start], "{{ ", name, " }}"]
+            last = end
+        pieces.append(template[last:])
+        return render_template("".join(pieces), {**context, **values})
 
     def redact(self, text: str) -> str:
         """`text` without any remembered secret or token-shaped string."""

@@ -129,6 +129,8 @@ class Plan:
     changes: tuple[Change, ...]
     unchanged: int
     afctl_version: str = __version__
+    notes: tuple[str, ...] = ()
+    """What the plan's maker wants shown with it (a blueprint's capabilities); not saved."""
 
     @property
     def has_changes(self) -> bool:

@@ -80,7 +80,13 @@ async def connect(
 
     from mcp import ClientSession
 
+    grant = environment.allowed  # checked before anything starts or connects
+    grant.references(spec)
     resolve = environment.secrets.resolve
+    if spec.get("transport") == "http":
+        grant.url(resolve(str(spec.get("url"))))
+    else:
+        grant.command(str(spec.get("command")))
     start_timeout = float(spec.get("timeout_s") or DEFAULT_START_TIMEOUT_S)
     # the server's stderr: shown when it fails to start, otherwise kept off the terminal
     errlog = stack.enter_context(tempfile.TemporaryFile(mode="w+", encoding="utf-8"))  # noqa: SIM115
@@ -100,7 +106,8 @@ async def connect(
             else:
                 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-                cwd = environment.root / str(spec.get("cwd", "."))
+                cwd = grant.folder / str(spec.get("cwd", ".")) if not grant.confined else (
+                    grant.folder)  # fmt: skip
                 parameters = StdioServerParameters(
                     command=str(spec["command"]),
                     args=[str(a) for a in spec.get("args") or []],

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from afctl.errors import RunError
 from afctl.plugins import ToolFactory, hookimpl
+from afctl.safety.paths import PathRefused
 from afctl.tools.builtin import DEFAULT_MAX_BYTES, BuiltinFileTool
 
 if TYPE_CHECKING:
@@ -15,37 +16,13 @@ if TYPE_CHECKING:
 BUILTIN_PREFIX = "builtin/"
 
 
-def _check_trusted(name: str, document: dict[str, Any], environment: RunEnvironment) -> None:
-    """Python tools that came with a blueprint run only once the blueprint is trusted.
-
-    Raises:
-        RunError: it is not.
-    """
-    labels = (document.get("metadata") or {}).get("labels") or {}
-    blueprint = labels.get("afctl/blueprint")
-    if blueprint is None:
-        return
-    from afctl.blueprints.store import BlueprintStore
-
-    if not BlueprintStore(environment.workspace_dir).trusted(str(blueprint)):
-        raise RunError(
-            f"tool {name}: the python tools of blueprint {blueprint} are not trusted",
-            hint=f"read its tools/ first, then: afctl blueprint trust {blueprint}",
-        )
-
-
 def _python(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
-    from afctl.safety.paths import PathRefused, inside
     from afctl.tools.python_tool import PythonTool, import_entrypoint
 
     try:
-        root = (
-            inside(environment.root, str(spec.get("root", ".")))
-            if spec.get("root")
-            else environment.root
-        )
+        root = environment.allowed.python(str(spec["entrypoint"]), spec.get("root"))
     except PathRefused as exc:
-        raise RunError(f"tool {name}: root {spec.get('root')!r}: {exc}") from None
+        raise RunError(f"tool {name}: root {spec.get('root')!r}: {exc.message}") from None
     function = import_entrypoint(str(spec["entrypoint"]), root)
     return PythonTool(
         name, function, spec.get("description"), spec.get("parameters"), spec.get("timeout_s")
@@ -53,10 +30,11 @@ def _python(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Too
 
 
 def _builtin(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+    builtin = str(spec["builtin"])
     return BuiltinFileTool(
         name,
-        str(spec["builtin"]),
-        environment.root / str(spec.get("root", ".")),
+        builtin,
+        environment.allowed.file_root(spec.get("root"), reading=builtin != "write_file"),
         description=spec.get("description"),
         max_bytes=int(spec.get("max_bytes", DEFAULT_MAX_BYTES)),
         timeout_s=spec.get("timeout_s"),
@@ -83,6 +61,8 @@ def register_tools() -> dict[str, ToolFactory]:
     return {"python": _python, "builtin": _builtin, "agent": _agent, "http": _http}
 
 
+_OWN_TYPES = frozenset({"python", "builtin", "agent", "http", "mcp"})
+"""Tool types afctl itself implements; any other comes from a plugin."""
 _STATELESS = frozenset({"python", "builtin", "agent"})
 """Tool types whose built tools hold nothing of the run that built them (an http tool holds the
 run's secrets, which must redact that run's log), so one can serve every run."""
@@ -93,11 +73,16 @@ _built: dict[str, Tool] = {}
 (importing, inferring its schema) costs more than a whole run against a fast model."""
 
 
-def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
-    """The agent's tools, ready to call.
+def build_tools(
+    names: list[str], environment: RunEnvironment, owner: dict[str, Any] | None = None
+) -> list[Tool]:
+    """The tools of an agent (or a workflow step), ready to call, once their grants allow
+    them: a tool installed from a blueprint gets only what the blueprint may do; `builtin/...`
+    tools work in the folder of their `owner` (the agent or workflow that lists them).
 
     Raises:
-        RunError: a tool is not available, or its type cannot run in this afctl.
+        RunError: a tool is not available, its type cannot run in this afctl, or its grant
+            does not allow it (CapabilityDenied).
     """
     import json
 
@@ -107,26 +92,33 @@ def build_tools(names: list[str], environment: RunEnvironment) -> list[Tool]:
     for name in names:
         if name.startswith(BUILTIN_PREFIX):
             builtin = name[len(BUILTIN_PREFIX) :]
-            tools.append(BuiltinFileTool(builtin, builtin, environment.root))
+            grant = environment.grant(owner or {})
+            root = grant.file_root(None, reading=builtin != "write_file")
+            tools.append(BuiltinFileTool(builtin, builtin, root))
             continue
         document = environment.catalog.get("Tool", name)
         spec = document.get("spec") or {}
         kind = str(spec.get("type"))
+        if kind == "mcp":
+            raise RunError(f"tool {name}: MCP tools are connected by the agent loop")
+        grant = environment.grant(document)
+        grant.references(document)
         if kind == "python":
-            _check_trusted(name, document, environment)
-        key = json.dumps([name, spec, str(environment.root)], sort_keys=True, default=str)
+            grant.python(str(spec.get("entrypoint")), spec.get("root"))  # before any import
+        if kind not in _OWN_TYPES:
+            grant.plugin(kind)
+        key = json.dumps([name, spec, str(grant.folder), grant.allowed.to_dict()],
+                         sort_keys=True, default=str)  # fmt: skip
         built = _built.get(key) if kind in _STATELESS else None
         if built is None:
             factories = tool_types()
             factory = factories.get(kind)
-            if kind == "mcp":
-                raise RunError(f"tool {name}: MCP tools are connected by the agent loop")
             if factory is None:
                 raise RunError(
                     f"tool {name}: tools of type {kind!r} cannot run in this version of afctl",
                     hint="available tool types: " + ", ".join(sorted(factories)),
                 )
-            built = factory(name, spec, environment)
+            built = factory(name, spec, environment.scoped(document))
             if kind in _STATELESS:
                 _built[key] = built
         tools.append(built)

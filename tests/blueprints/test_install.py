@@ -42,7 +42,7 @@ def test_install_trust_run_eval_reinstall_and_uninstall_leave_state_as_before(tm
     assert invoke(["blueprint", "pack", str(EXAMPLE), "-o", str(archive)]).exit_code == 0
     dry = invoke(["blueprint", "install", str(archive), "--dry-run"], cwd=repo)
     assert dry.exit_code == 0 and "Plan: 5 to create" in dry.stdout
-    assert "stay disabled until you trust it" in dry.stdout
+    assert "python   run its own python code (modules tools)  [needs trust]" in dry.stdout
     assert state(repo) == before and store_listing(repo) == []  # a dry run changes nothing
 
     done = invoke(

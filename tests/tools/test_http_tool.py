@@ -52,6 +52,12 @@ class Api:
                     self.reply(200, b"x" * 5000, "text/plain")
                 elif path == "/fail":
                     self.reply(503, b"down for maintenance", "text/plain")
+                elif path == "/away":  # to another origin, given in ?to=
+                    target = self.path.split("to=", 1)[1]
+                    self.send_response(302)
+                    self.send_header("location", target)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
                 elif path.startswith("/hop/"):
                     left = int(path.rsplit("/", 1)[1])
                     self.send_response(302)
@@ -187,3 +193,88 @@ def test_only_http_urls(tmp_path, api):
     )
     status, text = call(repo)
     assert status == "error" and "only http and https" in text
+
+
+def test_a_model_chosen_reference_is_sent_as_text_never_resolved(tmp_path, api, monkeypatch):
+    """Issue 14 #4: only manifest-authored text expands ${env:...}."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "k" * 40)
+    monkeypatch.setenv("SHOP_KEY", "shop-secret-key-0042")
+    repo = repo_with(
+        tmp_path,
+        f"""
+        type: http
+        url: "{api.url}/echo?q={{{{ args.q }}}}"
+        headers: {{X-Q: "{{{{ args.q }}}}", Authorization: "Bearer ${{env:SHOP_KEY}} {{{{ args.q }}}}"}}
+        query: {{also: "{{{{ args.q }}}}"}}
+        body: {{q: "{{{{ args.q }}}}", text: "q={{{{ args.q }}}}"}}
+        method: POST
+        """,
+        "{q: '${env:OPENAI_API_KEY}'}",
+    )
+    status, _ = call(repo)
+    assert status == "ok"
+    (seen,) = api.seen
+    assert seen["headers"]["X-Q"] == "${env:OPENAI_API_KEY}"
+    assert seen["headers"]["Authorization"] == "Bearer shop-secret-key-0042 ${env:OPENAI_API_KEY}"
+    assert "kkkk" not in json.dumps(seen)
+    assert json.loads(seen["body"]) == {
+        "q": "${env:OPENAI_API_KEY}",
+        "text": "q=${env:OPENAI_API_KEY}",
+    }
+
+
+def test_the_urls_own_query_string_is_kept(tmp_path, api):
+    """Issue 14 #15."""
+    repo = repo_with(
+        tmp_path,
+        f'type: http\nurl: "{api.url}/echo?fixed=1&b=2"\nquery: {{q: "{{{{ args.q }}}}"}}',
+        "{q: 'x y'}",
+    )
+    assert call(repo)[0] == "ok"
+    assert api.seen[0]["path"] == "/echo?fixed=1&b=2&q=x+y"
+
+
+@pytest.mark.parametrize(
+    ("policy", "status", "reaches_other", "fragment"),
+    [
+        ("", "error", False, "redirected to another origin"),
+        ("redirects: none", "ok", False, ""),
+        ("redirects: any", "ok", True, "plain words"),
+    ],
+)
+def test_credentials_never_cross_origins_on_a_redirect(
+    tmp_path, api, monkeypatch, policy, status, reaches_other, fragment
+):
+    """Issue 14 #7: redirects stay in the origin by default; followed elsewhere (only when the
+    tool says so) they carry none of the tool's headers."""
+    monkeypatch.setenv("SHOP_KEY", "shop-secret-key-0042")
+    other = Api()
+    try:
+        repo = repo_with(
+            tmp_path,
+            f"""
+            type: http
+            url: "{api.url}/away?to={other.url}/text"
+            headers: {{X-Api-Key: "${{env:SHOP_KEY}}", Authorization: "Bearer ${{env:SHOP_KEY}}"}}
+            {policy}
+            """,
+            "{}",
+        )
+        got, text = call(repo)
+        assert got == status and fragment in text
+        assert bool(other.seen) == reaches_other
+        for request in other.seen:
+            assert "shop-secret-key-0042" not in json.dumps(request["headers"])
+    finally:
+        other.httpd.shutdown()
+
+
+def test_same_origin_redirects_keep_the_headers(tmp_path, api, monkeypatch):
+    monkeypatch.setenv("SHOP_KEY", "shop-secret-key-0042")
+    repo = repo_with(
+        tmp_path,
+        f'type: http\nurl: "{api.url}/hop/1"\nheaders: {{X-Api-Key: "${{env:SHOP_KEY}}"}}',
+        "{}",
+    )
+    assert call(repo) == ("ok", "plain words")
+    assert [r["headers"].get("X-Api-Key") for r in api.seen] == ["shop-secret-key-0042"] * 3

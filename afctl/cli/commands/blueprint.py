@@ -92,7 +92,7 @@ def pack(folder: str, target: str | None) -> int:
     "-f", "--values", "files", multiple=True, metavar="FILE", help="A YAML file of values."
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
-@click.option("--trust", is_flag=True, help="Let the blueprint's python tools run.")
+@click.option("--trust", is_flag=True, help="Grant its local capabilities (python, commands...).")
 @yes_option
 @lock_timeout_option
 @state_options
@@ -111,8 +111,9 @@ def install(
 
     NAME[@RANGE] comes from the workspace's registries (afctl.lock pins it). The archive is
     checked before anything is written and placed in the
-    workspace's blueprint store; its resources are labelled afctl/blueprint=NAME. Python tools
-    from it run only after --trust or `afctl blueprint trust NAME`.
+    workspace's blueprint store; its resources are labelled afctl/blueprint=NAME. The plan shows
+    the capabilities its blueprint.yaml declares; the local ones (python, commands, env,
+    plugins) are granted only with --trust or `afctl blueprint trust NAME`.
     """
     from afctl.cli.commands.apply import confirmation
     from afctl.context import Context
@@ -135,13 +136,6 @@ def _show(outcome: ApplyOutcome, prepared: Prepared, workspace: Path | None, dry
     out = console()
     if dry_run or not outcome.plan.has_changes:
         render_plan(out, outcome.plan, workspace)
-    name = prepared.blueprint.name
-    if prepared.python_tools and not prepared.trusted:
-        click.echo(
-            f"note: the python tools of {name} ({', '.join(prepared.python_tools)}) stay "
-            f"disabled until you trust it: read {prepared.folder}/tools, then "
-            f"afctl blueprint trust {name}"
-        )
     if not dry_run:
         render_outcome(out, outcome)
 
@@ -200,11 +194,16 @@ def list_installed(output: str, workspace: str | None, env: str) -> int:
 @click.argument("name")
 @state_options
 def trust_command(name: str, workspace: str | None, env: str) -> int:
-    """Let an installed blueprint's python tools run (read its tools/ first)."""
+    """Grant an installed blueprint its local capabilities (python, commands, env, plugins) for
+    exactly the content installed now (read it first)."""
     from afctl.context import Context
 
-    Context(workspace=workspace, env=env).blueprint_trust(name)
-    click.echo(f"blueprint {name}: its python tools may run")
+    trusted = Context(workspace=workspace, env=env).blueprint_trust(name)
+    granted = [text for _, text, _ in trusted.capabilities.describe()]
+    click.echo(
+        f"blueprint {name} {trusted.version} is trusted with its current content"
+        + (": it may " + "; ".join(granted) if granted else " (it declares no capabilities)")
+    )
     return EXIT_OK
 
 
@@ -212,6 +211,7 @@ def trust_command(name: str, workspace: str | None, env: str) -> int:
 @click.argument("name")
 @click.option("--to", "version", metavar="VERSION", help="The version (default: the newest).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--trust", is_flag=True, help="Trust the new version (its capabilities).")
 @yes_option
 @lock_timeout_option
 @state_options
@@ -219,6 +219,7 @@ def upgrade(
     name: str,
     version: str | None,
     dry_run: bool,
+    trust: bool,
     yes: bool,
     lock_timeout: float,
     workspace: str | None,
@@ -231,8 +232,9 @@ def upgrade(
     context = Context(workspace=workspace, env=env)
     confirm = None if dry_run else confirmation(yes, context.workspace, "Upgrade")
     outcome, prepared = context.blueprint_upgrade(
-        name, to=version, dry_run=dry_run, confirm=confirm, lock_timeout=lock_timeout
-    )
+        name, to=version, trust=trust, dry_run=dry_run, confirm=confirm,
+        lock_timeout=lock_timeout,
+    )  # fmt: skip
     _show(outcome, prepared, context.workspace, dry_run)
     if not dry_run:
         click.echo(f"{name} is at {prepared.blueprint.version}")
