@@ -37,6 +37,8 @@ class Reply:
     stall_s: float = 0.0
     raw_body: str | None = None
     """Sent as the (non-streamed) answer instead of a well-formed one: a malformed body."""
+    error_message: str | None = None
+    """With `status`: the error's message (a server that echoes what it was sent)."""
 
 
 @dataclass
@@ -115,7 +117,8 @@ class LLMServer:
                 if reply.stall_s:
                     time.sleep(reply.stall_s)
                 if reply.status is not None:
-                    error = {"error": {"message": f"injected {reply.status}", "type": "test"}}
+                    message = reply.error_message or f"injected {reply.status}"
+                    error = {"error": {"message": message, "type": "test"}}
                     self.send_json(json.dumps(error).encode(), reply.status, reply.headers)
                     return
                 anthropic = self.path.endswith("/messages")

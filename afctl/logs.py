@@ -18,6 +18,12 @@ logger = logging.getLogger("afctl")
 current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar("afctl_run", default=None)
 
 
+def _redacted(text: str) -> str:
+    from afctl.safety.secrets import redact_known
+
+    return redact_known(text)
+
+
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -29,12 +35,12 @@ class JsonLines(logging.Formatter):
             "run_id": current_run.get(),
         }
         data.update(getattr(record, "afctl", {}) or {})
-        return json.dumps(data, ensure_ascii=False, default=str)
+        return _redacted(json.dumps(data, ensure_ascii=False, default=str))
 
 
 class Text(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"afctl: {record.levelname.lower()}: {record.getMessage()}"
+        return f"afctl: {record.levelname.lower()}: {_redacted(record.getMessage())}"
 
 
 def configure(log_format: str = "text", level: str | None = None) -> None:

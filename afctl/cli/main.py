@@ -275,8 +275,10 @@ def _report_exception(exc: BaseException, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc)
     else:
+        from afctl.safety.secrets import redact_known
+
         click.echo(
-            f"afctl: internal error: {type(exc).__name__}: {exc}\n"
+            f"afctl: internal error: {type(exc).__name__}: {redact_known(str(exc))[:2000]}\n"
             "This is a bug in afctl. Run again with --debug for the traceback and report it.",
             err=True,
         )

@@ -71,12 +71,14 @@ def render_error(exc: AfctlError) -> None:
     """One message on stderr for an error the user can act on."""
     from rich.text import Text
 
+    from afctl.safety.secrets import redact_known
+
     out = console(stderr=True)
     text = Text("error: ", style="bold red")
-    text.append(exc.message)
+    text.append(redact_known(exc.message))  # a provider may echo the key it was sent
     out.print(text)
     if exc.hint:
-        out.print(Text("hint: ", style="cyan") + Text(exc.hint))
+        out.print(Text("hint: ", style="cyan") + Text(redact_known(exc.hint)))
     diagnostics = getattr(exc, "diagnostics", None)
     if diagnostics:
         render_diagnostics(out, diagnostics, getattr(exc, "sources", {}))

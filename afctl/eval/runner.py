@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from afctl.eval.assertions import (
@@ -22,6 +22,7 @@ from afctl.eval.suite import Case, Suite, Variant
 from afctl.ids import new_ulid, utc_now
 from afctl.promptlog.cache import ResponseCache
 from afctl.safety.capabilities import Grant
+from afctl.safety.secrets import redact_known
 
 
 def wilson(passes: int, runs: int, z: float = 1.96) -> tuple[float, float]:
@@ -233,9 +234,13 @@ async def run_suite(
             a["type"].removeprefix("not_") == "guardrail_blocked" for a in case.assertions
         )
         passed = case_score >= case.threshold and (result.ok or expects_block)
+        # reports, logs.db and the terminal get no secret a model echoed, nor a judge's quote
+        checked = [replace(c, reason=redact_known(c.reason)) if c.reason else c for c in checked]
+        output = None if result.output is None else redact_known(result.output)
+        error = None if result.error is None else redact_known(result.error)
         done = CaseResult(case.id, result.run_id, passed, case_score, result.status,
-                          result.output, result.latency_ms, result.cost_usd, checked,
-                          result.error, variant.id, repeat)  # fmt: skip
+                          output, result.latency_ms, result.cost_usd, checked,
+                          error, variant.id, repeat)  # fmt: skip
         if on_case is not None:
             on_case(done)
         return done

@@ -419,11 +419,11 @@ class AgentRun:
                 [m.to_dict() for m in self._new_messages],
                 self.redact,
             )
-        return RunResult(
+        return RunResult(  # what callers print and store holds no secret either
             self.run_id,
             status,
-            output,
-            error,
+            None if output is None else self.redact(output),
+            None if error is None else self.redact(error),
             error_type,
             self.usage,
             self.cost,

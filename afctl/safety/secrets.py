@@ -49,6 +49,8 @@ class Secrets:
             self._values.add(value)
             self._values.add(json.dumps(value)[1:-1])  # as it appears inside JSON text
             self._pattern = None
+            if self is not PROCESS:
+                PROCESS.remember(value)
 
     def values(self) -> set[str]:
         """The remembered secret values (as given, and as they appear inside JSON)."""
@@ -118,3 +120,13 @@ class Secrets:
         if not any(start in text for start in _TOKEN_STARTS):
             return text
         return TOKEN_SHAPES.sub(REDACTED, text)
+
+
+PROCESS = Secrets(env={})
+"""Every secret any run of this process resolved: reports, error messages and afctl's own log
+are redacted with it (`redact_known`), whichever run the text came from."""
+
+
+def redact_known(text: str) -> str:
+    """`text` without any secret this process has handed out, or any token-shaped string."""
+    return PROCESS.redact(text)
