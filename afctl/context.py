@@ -1457,15 +1457,15 @@ class Context:
                 cannot run.
         """
         import asyncio
-        import re
 
         from afctl.eval.runner import cache_report, run_suite
         from afctl.promptlog.cache import ResponseCache
+        from afctl.safety.regex import RegexError, compile_pattern
 
         suites, catalog = self._suites(paths)
         try:
-            pattern = re.compile(case_filter) if case_filter else None
-        except re.error as exc:
+            pattern = compile_pattern(case_filter) if case_filter else None
+        except RegexError as exc:
             raise UsageError(f"--filter {case_filter}: {exc}") from None
         results = []
         with self.prompt_log() as log:

@@ -5,7 +5,6 @@ with its reason."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -217,7 +216,9 @@ def _holds(base: str, a: dict[str, Any], o: Outcome, grant: Grant) -> tuple[bool
         missing = [v for v in values if v not in found]
         return not missing, f"missing: {', '.join(map(repr, missing))}"
     if base == "regex":
-        return re.search(str(a["pattern"]), out) is not None, "the pattern does not match"
+        from afctl.safety.regex import search
+
+        return search(str(a["pattern"]), out), "the pattern does not match"
     if base == "is_json":
         try:
             json.loads(out)

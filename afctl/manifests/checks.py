@@ -8,7 +8,6 @@ to other resources, which `afctl.manifests.references` resolves across files.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -142,17 +141,12 @@ class DocumentChecker:
     def check_regex(self, parts: Sequence[str | int], value: Any, _: Any) -> None:
         if not isinstance(value, str):
             return
-        try:
-            re.compile(value)
-        except re.error as exc:
+        from afctl.safety.regex import check
+
+        problem = check(value)
+        if problem is not None:
             self.add(
-                "regex.invalid", f"invalid regular expression in {dotted(parts)}: {exc}", parts
-            )
-        except (RecursionError, OverflowError, MemoryError, ValueError) as exc:
-            self.add(
-                "regex.invalid",
-                f"invalid regular expression in {dotted(parts)}: {type(exc).__name__}",
-                parts,
+                "regex.invalid", f"invalid regular expression in {dotted(parts)}: {problem}", parts
             )
 
     def check_jsonschema(self, parts: Sequence[str | int], value: Any, _: Any) -> None:

@@ -24,6 +24,7 @@ from afctl.providers.types import (
     ToolCall,
     Usage,
 )
+from afctl.safety.regex import search
 
 
 def _tokens(text: str | None) -> int:
@@ -115,7 +116,7 @@ def _matches(rule: dict[str, Any], text: str, turn: int, last: Message | None) -
         return False
     if "contains" in rule and str(rule["contains"]).lower() not in text.lower():
         return False
-    if "match" in rule and re.search(str(rule["match"]), text) is None:
+    if "match" in rule and not search(str(rule["match"]), text):
         return False
     after_tool = last is not None and last.role == "tool"
     if "after_tool" in rule:

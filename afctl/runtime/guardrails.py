@@ -133,7 +133,9 @@ async def _check(
         over = len(text) > limit
         return over, f"{len(text)} characters, over {limit}" if over else None, text[:limit], {}
     if kind in ("deny_regex", "allow_regex"):
-        pattern = re.compile(str(guardrail["pattern"]))
+        from afctl.safety.regex import compile_pattern
+
+        pattern = compile_pattern(str(guardrail["pattern"]))
         found = pattern.search(text)
         if kind == "allow_regex":
             return found is None, None if found else "the text does not match", None, {}

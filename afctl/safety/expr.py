@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -250,7 +249,11 @@ MAX_STEPS = 10_000
 """Evaluation steps (nodes visited, items iterated by functions) per evaluation."""
 MAX_INT_BITS = 4096
 MAX_SIZE = 100_000
-"""Longest string (characters) or list (items) an expression may build."""
+"""Longest string (characters) or list (items, its parts counted however shared) an
+expression may build."""
+MAX_LITERAL = 1_000_000
+"""A list or object literal may gather more (its parts already exist: `[inputs.a, inputs.b]`),
+but never as much as a repetition of shared parts could."""
 MAX_PATTERN = 1000
 
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
@@ -351,10 +354,10 @@ class _Evaluator:
         raise ExpressionError(f"cannot index {_kind(value)}")
 
     def visit_List(self, node: ast.List) -> list[Any]:
-        return _sized([self.visit(e) for e in node.elts])
+        return _sized([self.visit(e) for e in node.elts], MAX_LITERAL)
 
     def visit_Tuple(self, node: ast.Tuple) -> list[Any]:
-        return _sized([self.visit(e) for e in node.elts])
+        return _sized([self.visit(e) for e in node.elts], MAX_LITERAL)
 
     def visit_Dict(self, node: ast.Dict) -> dict[Any, Any]:
         result = {}
@@ -365,6 +368,8 @@ class _Evaluator:
             if not isinstance(k, (str, int, float, bool)) and k is not None:
                 raise ExpressionError("dict keys must be strings or numbers")
             result[k] = self.visit(value)
+        if weight(result, MAX_LITERAL) > MAX_LITERAL:
+            raise ExpressionError(f"the result would be longer than {MAX_LITERAL}")
         return result
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Any:
@@ -417,7 +422,7 @@ class _Evaluator:
                 return left + right
             if isinstance(left, list) and isinstance(right, list):
                 _check_size(len(left) + len(right))
-                return left + right
+                return _sized(left + right)
             _numbers(left, right, "+")
             return _int_checked(left + right)
         if isinstance(op, ast.Mult):
@@ -427,7 +432,10 @@ class _Evaluator:
                     and isinstance(times, int)
                     and not isinstance(times, bool)
                 ):
-                    _check_size(len(seq) * max(times, 0))
+                    times = max(times, 0)
+                    if isinstance(seq, list) and times:  # its parts repeat: count them all
+                        _check_size(weight(seq, MAX_SIZE // times + 1) * times)
+                    _check_size(len(seq) * times)
                     return seq * times
             _numbers(left, right, "*")
             if (
@@ -488,8 +496,35 @@ def _check_size(size: int) -> None:
         raise ExpressionError(f"the result would be longer than {MAX_SIZE}")
 
 
-def _sized(items: list[Any]) -> list[Any]:
-    _check_size(len(items))
+def weight(value: Any, limit: int = MAX_SIZE) -> int:
+    """How much a value holds, counting shared parts every time they appear (as printing or
+    comparing it would): one per element, plus each string's length. Stops counting past
+    `limit`, so measuring costs at most `limit` steps."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += max(len(item), 1)
+        elif isinstance(item, list):
+            total += max(len(item), 1)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += max(len(item), 1)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        else:
+            total += 1
+        if total > limit:
+            return total
+    return total
+
+
+def _sized(items: list[Any], limit: int = MAX_SIZE) -> list[Any]:
+    """A list built by the expression, within `limit` however its parts are shared
+    (`[[1]*100000]*100000` is 10^10, not 100,000)."""
+    if weight(items, limit) > limit:
+        raise ExpressionError(f"the result would be longer than {limit}")
     return items
 
 
@@ -568,9 +603,11 @@ def _call(name: str, args: list[Any]) -> Any:
         text, pattern = _text(args[0], name), _text(args[1], name)
         if len(pattern) > MAX_PATTERN:
             raise ExpressionError(f"matches() patterns are limited to {MAX_PATTERN} characters")
+        from afctl.safety.regex import RegexError, search
+
         try:
-            return re.search(pattern, text) is not None
-        except re.error as exc:
+            return search(pattern, text)
+        except RegexError as exc:
             raise ExpressionError(f"matches(): invalid pattern: {exc}") from None
     if name == "int":
         value = args[0]

@@ -17,13 +17,11 @@ TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 @cache
 def environment() -> ImmutableSandboxedEnvironment:
-    """The one jinja2 environment afctl renders user templates with."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """The one jinja2 environment afctl renders user templates with: jinja2's immutable
+    sandbox, bounded (see `afctl.safety.template_budget`)."""
+    from afctl.safety.template_budget import bounded_environment
 
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    return bounded_environment()
 
 
 @dataclass(frozen=True)
@@ -116,23 +114,25 @@ def render(
         TemplateFailure: the template failed otherwise (`{{ 1 / 0 }}`).
         jinja2.TemplateError: the template failed (an undefined name, a sandbox refusal).
     """
-    import time
-
     from jinja2 import TemplateError
+
+    from afctl.safety.template_budget import Budget, BudgetExceeded
 
     if not is_template(text):
         return text
-    deadline = time.monotonic() + max_seconds
+    template = compiled(text)
     pieces: list[str] = []
     size = 0
     try:
-        for piece in compiled(text).generate(**context):
-            size += len(piece)
-            if size > max_chars:
-                raise TemplateBudgetError(f"the template produced more than {max_chars} characters")
-            if time.monotonic() > deadline:
-                raise TemplateBudgetError(f"the template took longer than {max_seconds:g} s")
-            pieces.append(piece)
+        with Budget(max_chars, max_seconds) as budget:
+            for piece in template.generate(**context):
+                size += len(piece)
+                if size > max_chars:
+                    raise BudgetExceeded(f"the template produced more than {max_chars} characters")
+                budget.tick()
+                pieces.append(piece)
+    except BudgetExceeded as exc:
+        raise TemplateBudgetError(str(exc)) from None
     except (TemplateError, TemplateFailure):
         raise
     except RecursionError:
