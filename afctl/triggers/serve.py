@@ -29,7 +29,14 @@ from afctl.logs import event
 from afctl.promptlog.store import PromptLog
 from afctl.runtime.environment import RunEnvironment
 from afctl.triggers.definitions import Trigger, next_fire
-from afctl.triggers.webhook import MAX_BODY, Refused, inputs_of, signed_correctly
+from afctl.triggers.webhook import (
+    Refused,
+    Signature,
+    check_headers,
+    content_length,
+    inputs_of,
+    signed_correctly,
+)
 
 GRACE_S = 10.0
 """How long running workflows may take to finish after a stop is asked."""
@@ -159,9 +166,43 @@ async def run_watch(trigger: Trigger, root: Path, launcher: Launcher, stop: asyn
             event(40, f"workflow/{trigger.workflow}: the watch's input: {exc.message}")
 
 
+MAX_CONNECTIONS = 64
+"""Connections served at once; more are answered 503 at once (no thread each)."""
+READ_TIMEOUT_S = 10.0
+"""How long a connection may stay silent (an idle or half-open one is closed after it)."""
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 class _Http(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        kind = sys.exc_info()[0]
+        event(30, f"afctl serve: a request from {client_address[0]} failed "
+                  f"({kind.__name__ if kind else 'unknown error'})")  # fmt: skip
 
 
 def http_server(
@@ -173,10 +214,14 @@ def http_server(
     launcher: Launcher,
 ) -> ThreadingHTTPServer:
     """The webhook, health and metrics server (not yet serving)."""
+    import os
+
     hooks = {str(t.spec["path"]): t for t in triggers if t.type == "webhook"}
+    metrics_token = os.environ.get(METRICS_TOKEN_ENV) or None
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "afctl"
+        timeout = READ_TIMEOUT_S
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -198,6 +243,12 @@ def http_server(
             elif self.path == "/metrics":
                 from afctl.triggers.metrics import prometheus_text
 
+                denied = metrics_denied(metrics_token, self.headers.get("authorization"),
+                                        self.client_address[0])  # fmt: skip
+                if denied is not None:
+                    self.reply(denied.status, {"error": denied.message})
+                    return
+
                 async def scrape() -> str:
                     return prometheus_text(launcher.log, launcher.fired)
 
@@ -207,31 +258,39 @@ def http_server(
                 self.reply(404, {"error": f"nothing at {self.path}"})
 
         def do_POST(self) -> None:
+            try:
+                status, payload = self.webhook()
+            except Refused as refused:
+                status, payload = refused.status, {"error": refused.message}
+            except UsageError as exc:
+                status, payload = 422, {"error": exc.message}
+            except Exception as exc:  # never a traceback, never a hung client
+                event(40, f"webhook {self.path[:200]}: {type(exc).__name__}")
+                status, payload = 500, {"error": "the request could not be handled"}
+            self.reply(status, payload)
+
+        def webhook(self) -> tuple[int, dict[str, Any]]:
             trigger = hooks.get(self.path.split("?", 1)[0])
             if trigger is None:
-                self.reply(404, {"error": f"no webhook at {self.path}"})
-                return
-            length = int(self.headers.get("content-length") or 0)
-            if length > MAX_BODY:
-                self.reply(413, {"error": f"the body is over {MAX_BODY} bytes"})
-                return
-            body = self.rfile.read(length)
+                return 404, {"error": f"no webhook at {self.path[:200]}"}
             headers = {k.lower(): v for k, v in self.headers.items()}
+            length = content_length(headers)  # before anything is read
             secret = secrets.get(trigger.key)
-            if secret is not None and not signed_correctly(secret, body, headers):
-                event(30, f"webhook {self.path}: refused a request with a wrong signature")
-                self.reply(401, {"error": "the signature does not match"})
-                return
-            try:
-                inputs = inputs_of(body, headers, self.path, trigger.spec.get("input"))
-                run_id = self.on_loop(launcher.fire(trigger, inputs, f"POST {self.path}"))
-            except Refused as refused:
-                self.reply(refused.status, {"error": refused.message})
-                return
-            except UsageError as exc:
-                self.reply(422, {"error": exc.message})
-                return
-            self.reply(202, {"run_id": run_id, "workflow": trigger.workflow})
+            scheme = str(trigger.spec.get("signature", "afctl"))
+            signature = check_headers(scheme, headers) if secret is not None else None
+            body = self.rfile.read(length)
+            if len(body) != length:
+                raise Refused(400, "the body is shorter than its Content-Length")
+            if secret is not None and signature is not None:
+                if not signed_correctly(secret, body, headers, scheme):
+                    event(30, f"webhook {self.path}: refused a request with a wrong signature")
+                    raise Refused(401, "the signature does not match")
+                if not self.on_loop(claim(launcher.log, f"webhook:{trigger.key}", signature)):
+                    event(30, f"webhook {self.path}: refused a replayed request")
+                    raise Refused(409, "this signed request was delivered already")
+            inputs = inputs_of(body, headers, self.path, trigger.spec.get("input"))
+            run_id = self.on_loop(launcher.fire(trigger, inputs, f"POST {self.path}"))
+            return 202, {"run_id": run_id, "workflow": trigger.workflow}
 
     return _Http((host, port), Handler)
 
@@ -259,6 +318,8 @@ async def serve(
             pass
     secrets = _webhook_secrets(triggers, launcher)
     server = http_server(host, port, triggers, secrets, loop, launcher)
+    for warning in exposure_warnings(host, triggers):
+        event(30, warning)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               daemon=True)  # fmt: skip
     thread.start()
@@ -278,6 +339,46 @@ async def serve(
         await asyncio.gather(*tasks, return_exceptions=True)
         await launcher.drain(GRACE_S)
         event(20, "afctl serve stopped")
+
+
+METRICS_TOKEN_ENV = "AFCTL_METRICS_TOKEN"
+
+
+def metrics_denied(token: str | None, authorization: str | None, client: str) -> Refused | None:
+    """Why a /metrics request is refused: with AFCTL_METRICS_TOKEN set it needs that bearer
+    token; without it, only this machine may scrape."""
+    import hmac
+
+    if token is not None:
+        if hmac.compare_digest((authorization or "").strip(), f"Bearer {token}"):
+            return None
+        return Refused(401, f"/metrics needs Authorization: Bearer <{METRICS_TOKEN_ENV}>")
+    if client in LOOPBACK:
+        return None
+    return Refused(403, f"/metrics is served to this machine only; set {METRICS_TOKEN_ENV} "
+                        "to let others scrape it with a bearer token")  # fmt: skip
+
+
+async def claim(log: PromptLog, key: str, signature: Signature) -> bool:
+    """Whether this is the first delivery of a signed request (remembered in logs.db)."""
+    return log.claim_occurrence(key, signature.nonce)
+
+
+def exposure_warnings(host: str, triggers: list[Trigger]) -> list[str]:
+    """What a server listening on `host` exposes to other machines, said before it starts."""
+    import os
+
+    if host in LOOPBACK:
+        return []
+    warnings = [f"afctl serve listens on {host}: other machines can reach its webhooks"]
+    unsigned = [str(t.spec["path"]) for t in triggers if t.type == "webhook"
+                and not t.spec.get("secret")]  # fmt: skip
+    if unsigned:
+        warnings.append("unsigned webhooks anyone there can call: " + ", ".join(unsigned)
+                        + " (give them a secret)")  # fmt: skip
+    if not os.environ.get(METRICS_TOKEN_ENV):
+        warnings.append(f"/metrics answers only this machine until {METRICS_TOKEN_ENV} is set")
+    return warnings
 
 
 def _webhook_secrets(triggers: list[Trigger], launcher: Launcher) -> dict[str, str]:

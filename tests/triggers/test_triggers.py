@@ -22,7 +22,7 @@ from afctl.promptlog.store import PromptLog
 from afctl.testing import invoke, write_repo
 from afctl.triggers.definitions import Trigger, next_fire
 from afctl.triggers.serve import Launcher, run_schedules, run_watch
-from afctl.triggers.webhook import sign, signed_correctly
+from afctl.triggers.webhook import sign, signed_correctly, signed_headers
 
 TOOLS_PY = '''
 def note(text: str) -> str:
@@ -125,15 +125,16 @@ def test_a_schedule_fires_each_occurrence_once_even_with_two_servers(tmp_path):
 
 def test_signatures():
     body = b'{"ticket": "T-1"}'
-    assert signed_correctly(
-        "s3cret-value", body, {"x-hub-signature-256": sign("s3cret-value", body)}
-    )
-    assert signed_correctly("s3cret-value", body, {"x-signature-256": sign("s3cret-value", body)})
-    assert not signed_correctly("s3cret-value", body, {"x-hub-signature-256": sign("other", body)})
-    assert not signed_correctly(
-        "s3cret-value", body + b" ", {"x-hub-signature-256": sign("s3cret-value", body)}
-    )
-    assert not signed_correctly("s3cret-value", body, {})
+    secret = "s3cret-value"
+    github = {"x-hub-signature-256": sign(secret, body), "x-github-delivery": "d-1"}
+    assert signed_correctly(secret, body, github, "github")
+    assert not signed_correctly(secret, body + b" ", github, "github")
+    assert not signed_correctly("other", body, github, "github")
+    own = {k.lower(): v for k, v in signed_headers(secret, body, 1_700_000_000).items()}
+    assert signed_correctly(secret, body, own, "afctl")
+    assert not signed_correctly(secret, body, {**own, "x-afctl-timestamp": "1700000001"}, "afctl")
+    assert not signed_correctly(secret, body + b" ", own, "afctl")
+    assert not signed_correctly(secret, body, {}, "afctl")
 
 
 def request(url: str, body: bytes | None = None, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -187,25 +188,19 @@ def test_serve_runs_signed_webhooks_reports_metrics_and_stops_on_sigterm(tmp_pat
         url = first.split("listening on ", 1)[1].split(" ")[0]
         body = json.dumps({"id": "T-42"}).encode()
         assert request(url + "/healthz")[0] == 200
-        status, _ = request(
-            url + "/hooks/tickets", body, {"X-Hub-Signature-256": sign("wrong", body)}
-        )
+        status, _ = request(url + "/hooks/tickets", body, signed_headers("wrong", body))
         assert status == 401
         status, _ = request(url + "/hooks/tickets", body)
         assert status == 401  # unsigned
         assert request(url + "/hooks/other", body)[0] == 404
         bad = json.dumps({"nothing": 1}).encode()
-        status, text = request(
-            url + "/hooks/tickets", bad, {"X-Hub-Signature-256": sign(secret, bad)}
-        )
+        status, text = request(url + "/hooks/tickets", bad, signed_headers(secret, bad))
         assert status == 422 and "ticket" in text  # the mapped input fails the schema
         with Context(workspace=repo).prompt_log() as log:
             assert (
                 log.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
             )  # nothing started
-        status, text = request(
-            url + "/hooks/tickets", body, {"X-Hub-Signature-256": sign(secret, body)}
-        )
+        status, text = request(url + "/hooks/tickets", body, signed_headers(secret, body))
         assert status == 202
         run_id = json.loads(text)["run_id"]
 

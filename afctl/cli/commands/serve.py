@@ -19,9 +19,11 @@ from afctl.errors import EXIT_OK
 def serve(host: str, port: int, variables: tuple[str, ...], workspace: str | None, env: str) -> int:
     """Run the applied workflows' triggers: webhooks, cron, watches.
 
-    Webhooks POST to their path (signed ones need X-Hub-Signature-256: sha256=HMAC of the
-    body); GET /healthz and /metrics (Prometheus) are served too. SIGTERM or Ctrl-C stops:
-    running workflows get 10 s to finish.
+    Webhooks POST to their path; signed ones need X-Afctl-Timestamp and X-Afctl-Signature
+    (sha256=HMAC of "timestamp.body"; 5 minutes old at most, each accepted once), or GitHub's
+    X-Hub-Signature-256 with X-GitHub-Delivery. GET /healthz and /metrics (Prometheus; off
+    this machine only with AFCTL_METRICS_TOKEN as a bearer token) are served too. SIGTERM or
+    Ctrl-C stops: running workflows get 10 s to finish.
     """
     from afctl.cli.commands.run import parse_vars
     from afctl.context import Context
