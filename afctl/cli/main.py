@@ -270,6 +270,16 @@ def _report_exception(exc: BaseException, debug: bool) -> int:
         return exc.exit_code
     if isinstance(exc, BrokenPipeError):
         return EXIT_ERROR
+    import sqlite3
+
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        click.echo(
+            f"error: a database of the workspace is damaged ({exc})\n"
+            "hint: check .afctl/state.db and .afctl/logs.db with sqlite3 FILE 'PRAGMA "
+            "integrity_check'; restore the damaged one from a backup",
+            err=True,
+        )
+        return EXIT_ERROR
     import traceback
 
     if debug:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,12 +99,19 @@ def fts_query(question: str) -> str | None:
 
 class KnowledgeIndex:
     def __init__(self, path: Path) -> None:
+        from afctl.sqlite_files import connect, named_errors
+
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.executescript(_SCHEMA)
+        self.conn = connect(path, timeout=10, isolation_level=None)
+        try:
+            with named_errors(path):
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+                self.conn.executescript(_SCHEMA)
+        except BaseException:
+            self.conn.close()
+            raise
 
     @classmethod
     def open(cls, workspace: Path) -> KnowledgeIndex:

@@ -185,8 +185,10 @@ _INSERT_PAYLOAD = "INSERT INTO event_payloads (run_id, seq, payload) VALUES (?, 
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    from afctl.sqlite_files import connect
+
     # autocommit mode: afctl opens every write transaction itself (BEGIN IMMEDIATE)
-    connection = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
+    connection = connect(path, timeout=10, check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA busy_timeout = 10000")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
@@ -315,19 +317,26 @@ class PromptLog:
 
     @classmethod
     def open(cls, workspace: Path) -> PromptLog:
+        from afctl.sqlite_files import named_errors
+
         workspace.mkdir(parents=True, exist_ok=True)
         path = workspace / LOG_FILE
         connection = _connect(path)
-        log = cls(path, connection)
-        if log_migrations.pending(log.db):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                log_migrations.apply(log.db)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        log.mark_interrupted()
+        try:
+            with named_errors(path):
+                log = cls(path, connection)
+                if log_migrations.pending(log.db):
+                    connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        log_migrations.apply(log.db)
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
+                    connection.execute("COMMIT")
+                log.mark_interrupted()
+        except BaseException:
+            connection.close()
+            raise
         return log
 
     def close(self) -> None:

@@ -181,13 +181,20 @@ class StateStore:
             raise UsageError(
                 f"no applied state in {workspace}", hint="run afctl apply -f . to create it"
             )
+        from afctl.sqlite_files import connect, named_errors
+
         workspace.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
-        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        store = cls(path, connection)
-        store._migrate()
+        connection = connect(path, timeout=BUSY_TIMEOUT_S)
+        try:
+            with named_errors(path):
+                connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = FULL")
+                store = cls(path, connection)
+                store._migrate()
+        except BaseException:
+            connection.close()
+            raise
         return store
 
     def close(self) -> None:
