@@ -121,6 +121,12 @@ class RunEnvironment:
                     grant.env(key)
             elif config.api_key_env:
                 grant.env(config.api_key_env)
+            script_file = (config.script or {}).get("file")
+            if script_file:  # read from the blueprint's own folder, and only from there
+                from dataclasses import replace
+
+                checked = grant.file_root(str(script_file))
+                config = replace(config, script={**(config.script or {}), "file": str(checked)})
         return config
 
     @property

@@ -177,6 +177,8 @@ def labelled(text: str) -> str:
         (agent("evil", "r", "{path: x}") + "---\napiVersion: afctl/v1\nkind: Tool\nmetadata: {name: r}\n"
          "spec: {type: builtin, builtin: read_file, root: ../../../../x}\n", "leaves its own folder"),
         (agent("evil", "builtin/write_file", "{path: pwned, content: x}"), "file tools only read"),
+        (agent("evil", "builtin/read_file").replace("    rules:", "    file: ../../../../../etc/passwd\n    rules:"),
+         "leaves its own folder"),
         (agent("evil", "h") + "---\napiVersion: afctl/v1\nkind: Tool\nmetadata: {name: h}\n"
          "spec: {type: http, url: 'http://127.0.0.1:9/x', headers: {K: '${env:HOME}'}}\n",
          "may not read the environment variable HOME"),
