@@ -93,17 +93,10 @@ def load(folder: Path) -> Blueprint:
 
 def defaults(schema: dict[str, Any]) -> dict[str, Any]:
     """The defaults a parameters schema declares (nested objects included)."""
-    values: dict[str, Any] = {}
-    for name, prop in (schema.get("properties") or {}).items():
-        if not isinstance(prop, dict):
-            continue
-        if "default" in prop:
-            values[name] = prop["default"]
-        elif prop.get("type") == "object" and prop.get("properties"):
-            nested = defaults(prop)
-            if nested:
-                values[name] = nested
-    return values
+    from afctl.tools.base import with_defaults
+
+    filled: dict[str, Any] = with_defaults(schema, {})
+    return filled
 
 
 def values_of(blueprint: Blueprint, sets: list[str], files: list[str]) -> dict[str, Any]:

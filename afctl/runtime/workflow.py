@@ -153,7 +153,7 @@ class WorkflowRun:
         Raises:
             UsageError: the inputs do not match the workflow's `inputs` schema.
         """
-        self.check_inputs(inputs)
+        inputs = self.check_inputs(inputs)
         self.environment.grant(self.document).references(self.document)
         bundle = workflow_bundle(self.name, self.environment)
         revision = content_hash(bundle)
@@ -193,13 +193,18 @@ class WorkflowRun:
     def _redact(self, text: str) -> str:
         return self.environment.secrets.redact(text)
 
-    def check_inputs(self, inputs: dict[str, Any]) -> None:
-        """Raises UsageError when `inputs` do not match the workflow's `inputs` schema."""
+    def check_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """`inputs` with the defaults of the workflow's `inputs` schema filled in.
+
+        Raises:
+            UsageError: they do not match the schema.
+        """
         schema = self.spec.get("inputs")
         if not isinstance(schema, dict):
-            return
-        from afctl.tools.base import Validator
+            return inputs
+        from afctl.tools.base import Validator, with_defaults
 
+        inputs = with_defaults(schema, inputs)
         problems = Validator(schema).problems(inputs)
         if problems:
             raise UsageError(
@@ -207,6 +212,7 @@ class WorkflowRun:
                 + "; ".join(p.replace("arguments", "input") for p in problems),
                 hint="give the inputs with --input NAME=VALUE or --input-file FILE.json",
             )
+        return inputs
 
     async def _execute(self, inputs: dict[str, Any], done: dict[str, StepState]) -> WorkflowResult:
         started = time.perf_counter()
@@ -554,24 +560,25 @@ def structured(text: str) -> Any:
 
 def render_input(value: Any, scope: dict[str, Any], where: str, schema: Any = None) -> Any:
     """A step's input rendered over the scope: strings are templates; mappings and lists
-    render each value. Where the target's JSON Schema wants a non-string, a rendered value
-    that reads as JSON becomes that value (`"{{ steps.count.output }}"` → 42)."""
+    render each value. A string that is one `{{ expression }}` keeps the expression's type
+    (`"{{ event.body.orders }}"` stays a list). Where the target's JSON Schema wants a
+    non-string, rendered text that reads as JSON becomes that value (`"{{ n }} "` → 42)."""
     from jinja2 import TemplateError
 
-    from afctl.safety.templates import TemplateFailure, render
+    from afctl.safety.templates import TemplateFailure, render_value
 
     if isinstance(value, str):
         try:
-            text = render(value, scope)
+            rendered = render_value(value, scope)
         except (TemplateError, TemplateFailure) as exc:
             raise StepFailed(f"{where}: cannot render the input: {exc}") from None
         wanted = schema.get("type") if isinstance(schema, dict) else None
-        if wanted is not None and wanted != "string" and text != value:
+        if isinstance(rendered, str) and wanted not in (None, "string") and rendered != value:
             try:
-                return json.loads(text)
+                return json.loads(rendered)
             except ValueError:
-                return text
-        return text
+                return rendered
+        return rendered
     properties = (schema or {}).get("properties") or {} if isinstance(schema, dict) else {}
     if isinstance(value, dict):
         return {

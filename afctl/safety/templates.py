@@ -140,3 +140,27 @@ def render(
     except Exception as exc:  # the user's template failed: say how, never crash
         raise TemplateFailure(f"{type(exc).__name__}: {exc}") from None
     return "".join(pieces)
+
+
+_SINGLE = re.compile(r"\s*\{\{(?P<expression>(?:(?!\}\}|\{\{|\{%|\{#).)*)\}\}\s*", re.S)
+
+
+def render_value(text: str, context: Mapping[str, Any], **budget: Any) -> Any:
+    """A template's value. A string that is one `{{ expression }}` (nothing around it but
+    spaces) gives the expression's value with its type: a list stays a list, a number a
+    number. Anything else renders to text.
+
+    Raises:
+        the errors of `render`.
+    """
+    import json
+
+    match = _SINGLE.fullmatch(text)
+    expression = match["expression"].strip() if match else ""
+    if not expression or expression[0] in "-+" or expression[-1] in "-+":
+        return render(text, context, **budget)  # text, or whitespace control: plain text
+    try:
+        encoded = render("{{ (" + expression + ") | tojson }}", context, **budget)
+    except TemplateFailure:
+        return render(text, context, **budget)  # a value JSON cannot hold: its text
+    return json.loads(encoded)

@@ -62,6 +62,32 @@ class Validator:
             return [str(exc)]
 
 
+def with_defaults(schema: Any, value: Any) -> Any:
+    """`value` with the defaults its JSON Schema declares filled in where a property is
+    missing (nested objects included; a missing object whose properties have defaults is
+    made from them). A new value: the argument is left as it is."""
+    import copy
+
+    if not isinstance(schema, dict) or not isinstance(value, dict):
+        return value
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return value
+    filled = dict(value)
+    for name, prop in properties.items():
+        if not isinstance(prop, dict):
+            continue
+        if name in filled:
+            filled[name] = with_defaults(prop, filled[name])
+        elif "default" in prop:
+            filled[name] = copy.deepcopy(prop["default"])
+        elif prop.get("type") == "object" and prop.get("properties"):
+            nested = with_defaults(prop, {})
+            if nested:
+                filled[name] = nested
+    return filled
+
+
 def json_problems(text: str, validator: Validator) -> list[str]:
     """Why `text` (JSON, perhaps in a markdown code fence) does not satisfy the schema."""
     body = text.strip()

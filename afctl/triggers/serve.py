@@ -69,7 +69,7 @@ class Launcher:
 
         options = WorkflowOptions(dict(self.variables), self.env)
         engine = WorkflowRun(trigger.workflow, self.environment, self.log, options)
-        engine.check_inputs(inputs)
+        inputs = engine.check_inputs(inputs)
         task = asyncio.create_task(engine.run(inputs))
         self.running.add(task)
         task.add_done_callback(self.running.discard)

@@ -208,9 +208,41 @@ def test_for_each_runs_items_concurrently_and_keeps_their_order(tmp_path):
     started = time.perf_counter()
     result = run(repo, "fan", numbers=[6, 1, 4, 2])
     assert result.ok and result.steps["each"].output == [12, 2, 8, 4]  # "{{ item }}" -> int
-    assert result.outputs == {"doubled": "[12, 2, 8, 4]"}
+    assert result.outputs == {"doubled": [12, 2, 8, 4]}  # one expression keeps its type
     assert time.perf_counter() - started < 0.05 * 13 * 0.9  # not one after another (0.65 s)
     assert len(result.steps["each"].runs) == 4
+
+
+DEFAULTS = workflow(
+    "defaults",
+    "  inputs:\n    type: object\n    properties:\n"
+    "      numbers: {type: array, items: {type: integer}, default: []}\n"
+    "      options: {type: object, properties: {label: {type: string, default: none}}}\n"
+    "  steps:\n"
+    "    - id: each\n      tool: double\n      for_each: 'inputs.numbers'\n"
+    "      input: {n: '{{ item }}'}\n"
+    "  outputs: {doubled: '{{ steps.each.output }}', label: '{{ inputs.options.label }}', "
+    "count: '{{ inputs.numbers | length }}', text: 'n={{ inputs.numbers | length }}'}\n",
+)
+
+
+def test_input_defaults_are_applied_and_one_expression_keeps_its_type(tmp_path):
+    """Issue 15 #6 and #7."""
+    repo = repo_with(tmp_path, DEFAULTS)
+    result = run(repo, "defaults")
+    assert result.ok, result.error
+    assert result.outputs == {"doubled": [], "label": "none", "count": 0, "text": "n=0"}
+
+
+def test_webhook_mappings_keep_the_types_of_the_body():
+    from afctl.triggers.webhook import inputs_of
+
+    body = json.dumps({"orders": ["A1", "B2"], "n": 3, "meta": {"x": True}}).encode()
+    mapping = {"orders": "{{ event.body.orders }}", "n": " {{ event.body.n }} ",
+               "meta": "{{ event.body.meta }}", "said": "orders: {{ event.body.orders }}"}  # fmt: skip
+    assert inputs_of(body, {}, "/h", mapping) == {
+        "orders": ["A1", "B2"], "n": 3, "meta": {"x": True}, "said": "orders: ['A1', 'B2']",
+    }  # fmt: skip
 
 
 RETRIES = workflow(
