@@ -39,6 +39,8 @@ class Reply:
     """Sent as the (non-streamed) answer instead of a well-formed one: a malformed body."""
     error_message: str | None = None
     """With `status`: the error's message (a server that echoes what it was sent)."""
+    no_usage: bool = False
+    """Leave usage out (as some OpenAI-compatible servers do, streamed or not)."""
 
 
 @dataclass
@@ -207,12 +209,12 @@ def openai_completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
                 "finish_reason": "tool_calls" if calls else "stop",
             }
         ],
-        "usage": {
+        **({} if reply.no_usage else {"usage": {
             "prompt_tokens": reply.input_tokens,
             "completion_tokens": reply.output_tokens,
             "total_tokens": reply.input_tokens + reply.output_tokens,
-        },
-    }
+        }}),
+    }  # fmt: skip
 
 
 def embeddings(body: dict[str, Any]) -> dict[str, Any]:
@@ -295,7 +297,8 @@ def openai_chunks(body: dict[str, Any], reply: Reply) -> list[str]:
         )
         usage = {"prompt_tokens": reply.input_tokens, "completion_tokens": reply.output_tokens,
                  "total_tokens": reply.input_tokens + reply.output_tokens}  # fmt: skip
-        events.append(_sse({**base, "choices": [], "usage": usage}))
+        if not reply.no_usage:
+            events.append(_sse({**base, "choices": [], "usage": usage}))
         events.append(_sse("[DONE]"))
     return events
 

@@ -29,7 +29,7 @@ def run_summary(result: RunResult) -> str:
         f"run {result.run_id} {result.status}",
         counted(result.turns, "turn"),
         counted(result.tool_calls, "tool call"),
-        f"{result.usage.input_tokens + result.usage.output_tokens} tokens",
+        f"{result.usage.total} tokens" if result.usage.known else "tokens unknown",
         money(result.cost_usd),
         f"{result.latency_ms / 1000:.2f} s",
     ]

@@ -92,7 +92,8 @@ class Outcome:
     status: str
     latency_ms: float
     cost_usd: float | None
-    tokens: int
+    tokens: int | None
+    """None when the provider did not report usage."""
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     handoffs: list[str] = field(default_factory=list)
     blocked_by: list[str] = field(default_factory=list)
@@ -108,7 +109,7 @@ class Outcome:
             result.status,
             result.latency_ms,
             result.cost_usd,
-            result.usage.input_tokens + result.usage.output_tokens,
+            result.usage.total if result.usage.known else None,
             [(e.payload.get("name", ""), e.payload.get("arguments") or {})
              for e in events if e.type == "tool_call"],
             [str(e.payload.get("to")) for e in events if e.type == "handoff"],
@@ -267,6 +268,8 @@ def _holds(base: str, a: dict[str, Any], o: Outcome, grant: Grant) -> tuple[bool
             return False, "the cost is unknown"
         return o.cost_usd <= float(a["max_usd"]), f"it cost ${o.cost_usd:.6f}"
     if base == "tokens":
+        if o.tokens is None:
+            return False, "the provider did not report the tokens used"
         return o.tokens <= int(a["max"]), f"it used {o.tokens} tokens"
     if base == "expression":
         from afctl.safety.expr import ExpressionError, truthy

@@ -186,7 +186,7 @@ class OpenAIChatProvider:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         finish: str | None = None
-        usage = Usage()
+        usage = Usage(known=False)  # until a usage chunk says (some servers never do)
         model = ""
         response_id = None
         async for chunk in stream:
@@ -228,7 +228,7 @@ class OpenAIChatProvider:
 def _usage(usage: dict[str, Any] | None) -> Usage:
     """Token counts from a Chat Completions `usage` object."""
     if not usage:
-        return Usage()
+        return Usage(known=False)
     details = usage.get("prompt_tokens_details") or {}
     return Usage(
         usage.get("prompt_tokens") or 0,

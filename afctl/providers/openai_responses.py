@@ -160,7 +160,7 @@ class OpenAIResponsesProvider(OpenAIChatProvider):
 
 def _usage(usage: Any) -> Usage:
     if usage is None:
-        return Usage()
+        return Usage(known=False)
     details = getattr(usage, "input_tokens_details", None)
     cached = getattr(details, "cached_tokens", 0) if details is not None else 0
     return Usage(usage.input_tokens or 0, usage.output_tokens or 0, cached or 0)

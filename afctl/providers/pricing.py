@@ -53,7 +53,7 @@ def builtin_price(provider: str, model: str) -> Pricing | None:
 def cost_usd(config: ModelConfig, usage: Usage) -> float | None:
     """The cost of one call, or None when the model's prices are unknown."""
     pricing = config.pricing
-    if pricing is None:
+    if pricing is None or not usage.known:
         return None
     cached = min(usage.cached_input_tokens, usage.input_tokens)
     cached_price = pricing.cached_input_per_mtok

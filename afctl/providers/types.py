@@ -80,10 +80,27 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    known: bool = True
+    """False when the provider did not say (a stream without a usage chunk): the counts are
+    then what is known, and reports show them, and the cost, as unknown (null), never 0."""
 
     @property
     def total(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens,
+                     self.output_tokens + other.output_tokens,
+                     self.cached_input_tokens + other.cached_input_tokens,
+                     self.known and other.known)  # fmt: skip
+
+    def counts(self) -> dict[str, int | None]:
+        """The token counts as recorded: null when unknown."""
+        return {
+            "input_tokens": self.input_tokens if self.known else None,
+            "output_tokens": self.output_tokens if self.known else None,
+            "cached_input_tokens": self.cached_input_tokens if self.known else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -122,11 +139,7 @@ class ModelResponse:
     def to_dict(self) -> dict[str, Any]:
         return {
             "message": self.message.to_dict(),
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-                "cached_input_tokens": self.usage.cached_input_tokens,
-            },
+            "usage": self.usage.counts(),
             "finish_reason": self.finish_reason,
             "model": self.model,
             "response_id": self.response_id,
@@ -138,9 +151,10 @@ class ModelResponse:
         return cls(
             Message.from_dict(data["message"]),
             Usage(
-                usage.get("input_tokens", 0),
-                usage.get("output_tokens", 0),
-                usage.get("cached_input_tokens", 0),
+                usage.get("input_tokens") or 0,
+                usage.get("output_tokens") or 0,
+                usage.get("cached_input_tokens") or 0,
+                usage.get("input_tokens", 0) is not None,
             ),
             data["finish_reason"],
             data.get("model", ""),

@@ -78,10 +78,7 @@ class RunResult:
             "output": self.output,
             "error": self.error,
             "error_type": self.error_type,
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-            },
+            "usage": {k: v for k, v in self.usage.counts().items() if k != "cached_input_tokens"},
             "cost_usd": self.cost_usd,
             "latency_ms": round(self.latency_ms, 1),
             "turns": self.turns,
@@ -488,7 +485,8 @@ class AgentRun:
         messages.append(Message.from_dict(call.payload["response"]["message"]))
         self.run_id, self._seq = record.id, events[-1].seq
         self.turns, self.tool_call_count = request.turn or 1, record.tool_calls or 0
-        self.usage = Usage(record.input_tokens or 0, record.output_tokens or 0)
+        self.usage = Usage(record.input_tokens or 0, record.output_tokens or 0,
+                           known=record.input_tokens is not None)  # fmt: skip
         self.cost, self.model_label = record.cost_usd, record.model
         spec = self.environment.catalog.get("Agent", self.agent).get("spec") or {}
         limits = spec.get("limits") or {}
@@ -523,8 +521,7 @@ class AgentRun:
                 "latency_ms": (time.perf_counter() - started) * 1000,
                 "turns": self.turns,
                 "tool_calls": self.tool_call_count,
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
+                **{k: v for k, v in self.usage.counts().items() if k != "cached_input_tokens"},
                 "cost_usd": self.cost,
                 "error_type": error_type,
                 "error": error,
@@ -962,8 +959,8 @@ class AgentRun:
             "model": config.label,
             "status": response.finish_reason,
             "latency_ms": latency,
-            "input_tokens": response.usage.input_tokens,
-            "output_tokens": response.usage.output_tokens,
+            "input_tokens": response.usage.counts()["input_tokens"],
+            "output_tokens": response.usage.counts()["output_tokens"],
             "cost_usd": cost,
         }
         guarded = bool((active.spec.get("guardrails") or {}).get("output"))
@@ -983,11 +980,7 @@ class AgentRun:
         cost = cost_usd(config, response.usage)
         if cost is not None and not spent:
             cost = 0.0
-        self.usage = Usage(
-            self.usage.input_tokens + response.usage.input_tokens,
-            self.usage.output_tokens + response.usage.output_tokens,
-            self.usage.cached_input_tokens + response.usage.cached_input_tokens,
-        )
+        self.usage = self.usage.plus(response.usage)
         self.cost = None if cost is None or self.cost is None else self.cost + cost
         return cost
 

@@ -131,3 +131,26 @@ def test_a_missing_api_key_is_reported(tmp_path, llm_server, monkeypatch):
     result = Context(workspace=repo).run("agent/support", "hi", paths=[str(repo)])
     assert result.status == "failed" and "TEST_KEY is not set" in (result.error or "")
     assert llm_server.requests == []
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_response_without_usage_is_logged_as_unknown_never_zero(
+    tmp_path, llm_server, monkeypatch, stream
+):
+    """Issue 15 #5: stats must not under-count spend."""
+    monkeypatch.setenv("TEST_KEY", "sk-live-key-that-must-not-leak-0001")
+    repo = repo_for(tmp_path, llm_server.url, "openai")
+    llm_server.push(Reply(text="Hello.", no_usage=True))
+    args = ["run", "agent/support", "hi", "-f", ".", "-o", "json"] + (
+        ["--stream"] if stream else []
+    )
+    result = invoke(args, cwd=repo)
+    assert result.exit_code == 0, result.output
+    with Context(workspace=repo).prompt_log() as log:
+        run_id = log.conn.execute("SELECT id FROM runs").fetchone()[0]
+        record = log.run(run_id)
+        (call,) = [e for e in log.events(run_id) if e.type == "model_call"]
+    assert (record.input_tokens, record.output_tokens, record.cost_usd) == (None, None, None)
+    assert call.payload["response"]["usage"]["input_tokens"] is None
+    shown = invoke(["runs", "show", run_id], cwd=repo)
+    assert shown.exit_code == 0 and "$0.0" not in shown.stdout
