@@ -64,7 +64,10 @@ def progress_bar(
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Data for scripts, as JSON (with any secret redacted: listings are printed, and kept)."""
+    from afctl.safety.secrets import redact_known
+
+    sys.stdout.write(redact_known(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 def render_error(exc: AfctlError) -> None:
@@ -133,7 +136,9 @@ def render_diagnostics(
         if text is not None and diagnostic.line is not None:
             lines = lines_of.setdefault(file, text.splitlines())
             if 0 < diagnostic.line <= len(lines):
-                source = lines[diagnostic.line - 1].expandtabs(1)
+                from afctl.safety.secrets import redact_known
+
+                source = redact_known(lines[diagnostic.line - 1].expandtabs(1))
                 number = str(diagnostic.line)
                 gutter = " " * len(number)
                 out.print(Text(f"  {gutter} |", style="blue"))

@@ -63,7 +63,10 @@ class DocumentChecker:
         *,
         may_have_templates: bool = True,
         may_have_references: bool = True,
+        may_have_secrets: bool = True,
     ) -> None:
+        self.may_have_secrets = may_have_secrets
+        """False when nothing in the file is shaped like a credential."""
         self.may_have_templates = may_have_templates
         """False when the file has no `{{`, `{%` or `{#`: template checks are skipped."""
         self.may_have_references = may_have_references
@@ -83,6 +86,8 @@ class DocumentChecker:
             _CHECKS[keyword](self, parts, value, annotation)
         if self.may_have_references:
             self._check_references_syntax()
+        if self.may_have_secrets:
+            self._check_secret_literals()
         if self.kind == "Workflow":
             self._check_workflow_steps()
 
@@ -253,6 +258,21 @@ class DocumentChecker:
             for found in interpolation.scan(text):
                 if isinstance(found, interpolation.MalformedReference):
                     self.add("ref.malformed", found.message, parts, hint=found.hint)
+
+    def _check_secret_literals(self) -> None:
+        """A key pasted into a manifest would be stored in state and shown by get: refuse it
+        (every string is looked at; only text shaped like a known credential is refused)."""
+        from afctl.safety.secrets import looks_like_secret
+
+        for parts, text in _strings(self.data, ()):
+            if looks_like_secret(text):
+                self.add(
+                    "secret.literal",
+                    f"{dotted(parts)} holds what looks like a secret (an API key or token)",
+                    parts,
+                    hint="keep it out of the manifest: write ${env:NAME} and set NAME in the "
+                    "environment (it is resolved only when used, and redacted)",
+                )
 
     def _check_workflow_steps(self) -> None:
         spec = self.data.get("spec")

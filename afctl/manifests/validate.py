@@ -237,12 +237,14 @@ def _envelope(
 def analyze_file(data: bytes, display: str) -> FileResult:
     """Every check on one file that depends only on its content."""
     from afctl.manifests.yaml_loader import load_bytes
+    from afctl.safety.secrets import looks_like_secret
 
     loaded = load_bytes(data, display)
     result = FileResult(diagnostics=list(loaded.diagnostics))
     hints = {
         "may_have_templates": b"{{" in data or b"{%" in data or b"{#" in data,
         "may_have_references": b"${" in data,
+        "may_have_secrets": looks_like_secret(data.decode("utf-8", "replace")),
     }
     for document in loaded.documents:
         where = {"file": display, "document": document.index}

@@ -57,10 +57,13 @@ def _compatible(config: ModelConfig, environment: RunEnvironment) -> Any:
                 hint="define a Model resource with provider: openai-compatible and base_url",
             )
         config = _with_base_url(config, preset.base_url)
-    key_env = config.api_key_env or (preset.api_key_env if preset else None)
-    key = (environment.env(key_env) if key_env else None) or (
-        preset.default_key if preset else "EMPTY"
-    )
+    if config.api_key_env:  # named: the server needs it, so a missing one is an error
+        key = _key(config, environment)
+    else:  # not named: the server needs no key (a local preset's own, or a placeholder)
+        preset_env = preset.api_key_env if preset else None
+        key = (environment.env(preset_env) if preset_env else None) or (
+            preset.default_key if preset else "EMPTY"
+        )
     return _openai_api(config)(config, key, _headers(config, environment), compatible=True)
 
 

@@ -122,6 +122,11 @@ class Secrets:
         return TOKEN_SHAPES.sub(REDACTED, text)
 
 
+def looks_like_secret(text: str) -> bool:
+    """Whether `text` holds a string shaped like a well-known credential."""
+    return any(start in text for start in _TOKEN_STARTS) and TOKEN_SHAPES.search(text) is not None
+
+
 PROCESS = Secrets(env={})
 """Every secret any run of this process resolved: reports, error messages and afctl's own log
 are redacted with it (`redact_known`), whichever run the text came from."""

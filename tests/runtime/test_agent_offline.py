@@ -305,7 +305,7 @@ def test_secrets_never_reach_the_log(repo, monkeypatch):
                 - turn: 1
                   tool_calls: [{name: leak, arguments: {}}]
                 - turn: 2
-                  reply: "{{ tool_result }} and sk-proj-abcdefghijklmnopqrstuvwx"
+                  reply: "{{ tool_result }} and {{ 'sk-proj-' ~ 'abcdefghijklmnopqrstuvwx' }}"
                 """
             ),
             "agent.yaml": agent("[leak]").replace(

@@ -154,3 +154,47 @@ def test_a_response_without_usage_is_logged_as_unknown_never_zero(
     assert call.payload["response"]["usage"]["input_tokens"] is None
     shown = invoke(["runs", "show", run_id], cwd=repo)
     assert shown.exit_code == 0 and "$0.0" not in shown.stdout
+
+
+def test_a_named_key_variable_that_is_not_set_fails_clearly(tmp_path, llm_server, monkeypatch):
+    """Issue 15 #9: never a silent `Bearer EMPTY`."""
+    monkeypatch.delenv("MY_MISSING_KEY", raising=False)
+    repo = write_repo(
+        tmp_path,
+        {
+            ".afctl/.gitignore": "*\n",
+            "m.yaml": (
+                "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: k2}\n"
+                f"spec: {{provider: openai-compatible, model: m, base_url: '{llm_server.url}/v1', "
+                "api_key_env: MY_MISSING_KEY}\n---\n"
+                "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: open}\n"
+                f"spec: {{provider: openai-compatible, model: m, base_url: '{llm_server.url}/v1'}}\n"
+            ),
+            "a.yaml": (
+                "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: a}\nspec: {model: k2}\n---\n"
+                "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: b}\nspec: {model: open}\n"
+            ),
+        },
+    )
+    missing = invoke(["run", "agent/a", "hi", "-f", "."], cwd=repo)
+    assert missing.exit_code == 1 and "MY_MISSING_KEY is not set" in missing.output
+    assert llm_server.requests == []
+    keyless = invoke(["run", "agent/b", "hi", "-f", "."], cwd=repo)  # names no key: needs none
+    assert keyless.exit_code == 0, keyless.output
+
+
+def test_a_secret_written_into_a_manifest_is_refused(tmp_path):
+    """Issue 15 #10."""
+    repo = write_repo(
+        tmp_path,
+        {
+            "m.yaml": (
+                "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: k2}\n"
+                "spec: {provider: openai, model: gpt-4.1-mini, "
+                "headers: {Authorization: 'Bearer sk-proj-abcdefghijklmnopqrstuvwxyz0123'}}\n"
+            )
+        },
+    )
+    result = invoke(["validate", "-f", "."], cwd=repo)
+    assert result.exit_code == 3 and "looks like a secret" in result.output
+    assert "${env:NAME}" in result.output and "abcdefghijklmnop" not in result.output

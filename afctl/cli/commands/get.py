@@ -41,7 +41,9 @@ def get(
         from afctl.manifests.dump import dump_all_yaml
 
         if found:
-            click.echo(dump_all_yaml([r.document for r in found]), nl=False)
+            from afctl.safety.secrets import redact_known
+
+            click.echo(redact_known(dump_all_yaml([r.document for r in found])), nl=False)
         return EXIT_OK
     if output == "name":
         for resource in found:
