@@ -887,6 +887,7 @@ class AgentRun:
                     on_text(response.message.content)
                 return self._answered(active, config, request, response, started, cached=True)
             provider = self._provider(config)
+            started = time.perf_counter()  # the call's latency, not the client's set-up
 
             def retried(
                 attempt: int, error: ProviderError, delay: float, label: str = config.label

@@ -348,3 +348,26 @@ def test_logs_are_a_separate_wal_database(repo):
     tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"runs", "run_payloads", "events", "event_payloads", "sessions"} <= tables
     assert not (repo / ".afctl" / "state.db").exists()
+
+
+def test_a_model_call_latency_leaves_out_building_the_client(tmp_path):
+    """Issue 15 #8: turn 1 was timed with the SDK client's set-up in it."""
+    import asyncio
+    import time
+
+    from afctl.providers.offline import EchoProvider
+    from afctl.runtime.agent import AgentRun, RunOptions
+    from afctl.runtime.environment import Catalog, RunEnvironment
+
+    def slow_to_build(config, environment):  # type: ignore[no-untyped-def]
+        time.sleep(1.0)  # importing an SDK and building its client, exaggerated
+        return EchoProvider()
+
+    catalog = Catalog.of([("Agent", "a", {"spec": {"model": "local/echo"}})])
+    with Context(workspace=tmp_path).prompt_log() as log:
+        run = AgentRun("a", RunEnvironment(tmp_path, catalog=catalog), log,
+                       RunOptions({}, provider_factory=slow_to_build))  # fmt: skip
+        result = asyncio.run(run.run("hi"))
+        (call,) = [e for e in log.events(result.run_id) if e.type == "model_call"]
+    assert result.ok and call.latency_ms is not None
+    assert call.latency_ms < 1000  # the answer is immediate; the 1 s build is not in it
