@@ -34,6 +34,9 @@ class Reply:
     drop_after_first_chunk: bool = False
     no_finish: bool = False
     malformed_chunk: bool = False
+    malformed_start: bool = False
+    """The stream opens with an event that is not JSON and has no event name (for Anthropic,
+    in place of message_start: the SDK skips such an event)."""
     stall_s: float = 0.0
     raw_body: str | None = None
     """Sent as the (non-streamed) answer instead of a well-formed one: a malformed body."""
@@ -258,6 +261,8 @@ def openai_chunks(body: dict[str, Any], reply: Reply) -> list[str]:
             }
         )
     ]
+    if reply.malformed_start:
+        events.insert(0, "data: {broken\n\n")
     for piece in (reply.text or "").split(" ") if reply.text else []:
         events.append(
             _sse(
@@ -426,7 +431,8 @@ def anthropic_events(body: dict[str, Any], reply: Reply) -> list[str]:
                "model": body.get("model", "test"), "content": [], "stop_reason": None,
                "stop_sequence": None,
                "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1}}  # fmt: skip
-    events = [_event("message_start", {"message": message})]
+    events = ["data: {broken\n\n" if reply.malformed_start
+              else _event("message_start", {"message": message})]  # fmt: skip
     index = 0
     if reply.text:
         events.append(

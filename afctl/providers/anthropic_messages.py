@@ -150,9 +150,15 @@ class AnthropicProvider:
         input_tokens = output_tokens = cached = 0
         model = ""
         response_id = None
+        started = False
         async for event in stream:
             kind = event.type
+            if kind != "message_start" and not started and kind != "ping":
+                # the SDK skips an event it cannot name: a message that does not open with
+                # message_start lost something, and is retried like a malformed chunk
+                raise transport_error(self.name, f"the stream began with {kind}, not message_start")
             if kind == "message_start":
+                started = True
                 model = event.message.model
                 response_id = event.message.id
                 input_tokens = event.message.usage.input_tokens or 0
@@ -167,6 +173,8 @@ class AnthropicProvider:
                     "json": "",
                 }
             elif kind == "content_block_delta":
+                if event.index not in blocks and event.delta.type == "text_delta":
+                    raise transport_error(self.name, "a text delta came for a block never started")
                 delta = event.delta
                 if delta.type == "text_delta":
                     text.append(delta.text)

@@ -37,6 +37,7 @@ from afctl.providers.types import (
     Usage,
 )
 from afctl.runtime.environment import RunEnvironment
+from afctl.runtime.streaming import CleanStream
 from afctl.state.diff import content_hash
 
 if TYPE_CHECKING:
@@ -278,6 +279,7 @@ class AgentRun:
         self.model_label: str | None = None
         self.final_agent: str | None = None
         self._held: tuple[str, dict[str, Any], dict[str, Any]] | None = None
+        self._said_not_streamed = False
         self._stack: AsyncExitStack | None = None
         self._mcp: dict[str, list[Any]] = {}
         self._new_messages: list[Message] = []
@@ -858,6 +860,13 @@ class AgentRun:
         # recorded before they have run
         guarded = bool((active.spec.get("guardrails") or {}).get("output"))
         on_text = None if guarded else self.options.on_text
+        if guarded and self.options.on_text is not None and not self._said_not_streamed:
+            self._said_not_streamed = True
+            from afctl.logs import event as log_event
+
+            log_event(logging.WARNING, f"agent/{active.name} has output guardrails: its answer "
+                      "is shown once they have passed it, not streamed")  # fmt: skip
+        echo = None if on_text is None else CleanStream(on_text)
         last_error: ProviderError | None = None
         for index, config in enumerate(chain):
             params = {**config.params, **(active.spec.get("params") or {}), **self.options.params}
@@ -907,7 +916,7 @@ class AgentRun:
 
             try:
                 response = await call_with_retries(
-                    _completion(provider, request, on_text, self._pool.gate(config)),
+                    _completion(provider, request, echo, self._pool.gate(config)),
                     RetryPolicy(max_retries=config.max_retries),
                     on_retry=retried,
                 )
@@ -1151,15 +1160,17 @@ def _call_payload(agent: str, config: ModelConfig, request: ModelRequest) -> dic
 def _completion(
     provider: Provider,
     request: ModelRequest,
-    on_text: OnText | None,
+    echo: CleanStream | None,
     gate: asyncio.Semaphore | None,
 ) -> Callable[[], Awaitable[ModelResponse]]:
     """One attempt at a model call, inside the model's concurrency limit when it has one
-    (waits between retries are spent outside it)."""
-    if gate is None:
-        return lambda: provider.complete(request, on_text)
+    (waits between retries are spent outside it); a streamed one passes its text on through
+    `echo`, so a retry does not show the answer twice."""
 
     async def attempt() -> ModelResponse:
+        on_text = None if echo is None else echo.attempt()
+        if gate is None:
+            return await provider.complete(request, on_text)
         async with gate:
             return await provider.complete(request, on_text)
 

@@ -295,3 +295,13 @@ def test_a_malformed_answer_is_a_retryable_error_not_a_crash(llm_server, body, m
     with pytest.raises(ProviderError, match=message) as caught:
         complete(openai(llm_server), request(), policy=RetryPolicy(max_retries=0))
     assert caught.value.retryable
+
+
+@pytest.mark.parametrize("make", [openai, anthropic])
+def test_a_stream_that_opens_malformed_is_retried(llm_server, make):
+    """Issue 15 #4: Anthropic's SDK skips an unnamed event; a message that does not open with
+    message_start is retried like OpenAI's malformed chunk, never accepted."""
+    llm_server.push(Reply(text="lost start", malformed_start=True), Reply(text="whole answer"))
+    response = complete(make(llm_server), request(stream=True), lambda piece: None)
+    assert response.message.content.strip() == "whole answer"
+    assert len(llm_server.requests) == 2

@@ -111,12 +111,8 @@ def run(
             raise UsageError("give the input", hint=f'afctl run {shown} "your question"')
         text = sys.stdin.read()
     streaming = stream if stream is not None else (output == "text" and sys.stdout.isatty())
-    printed = []
-
-    def on_text(piece: str) -> None:
-        printed.append(piece)
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+    on_text = TerminalStream()
+    printed = on_text.printed
 
     result = context.run(
         target,
@@ -129,6 +125,37 @@ def run(
         approver=terminal_approver(),
     )
     return report(result, output, printed)
+
+
+class TerminalStream:
+    """Streamed text on stdout. When a retried model call answers differently, `restart`
+    erases what was shown on a terminal (elsewhere it starts a new line)."""
+
+    def __init__(self) -> None:
+        self.printed: list[str] = []
+        self._since_restart: list[str] = []
+
+    def __call__(self, piece: str) -> None:
+        self.printed.append(piece)
+        self._since_restart.append(piece)
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    def restart(self) -> None:
+        shown = "".join(self._since_restart)
+        self._since_restart = []
+        if not shown:
+            return
+        if sys.stdout.isatty():
+            import shutil
+
+            width = max(shutil.get_terminal_size().columns, 1)
+            rows = sum(max(1, -(-len(line) // width)) for line in shown.split("\n"))
+            up = f"\033[{rows - 1}A" if rows > 1 else ""
+            sys.stdout.write(f"\r{up}\033[J")  # back to where the answer began, clear below
+        else:
+            sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 def read_inputs(pairs: tuple[str, ...], input_file: str | None) -> tuple[dict[str, Any], bool]:
