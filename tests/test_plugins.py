@@ -65,4 +65,7 @@ def test_a_plugin_provider_and_assertion_are_used_by_validate_run_and_eval(tmp_p
 
     cases = {c["case_id"]: c for c in json.loads((tmp_path / "eval.json").read_text())[0]["cases"]}
     assert cases["loud"]["passed"] and not cases["quiet"]["passed"]
-    assert cases["quiet"]["assertions"][0]["reason"] == "it did: not shouted: 'HELLO (very)'"
+    assert (
+        cases["quiet"]["assertions"][0]["reason"]
+        == "it held, and must not: not shouted: 'HELLO (very)'"
+    )

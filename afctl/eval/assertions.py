@@ -18,6 +18,10 @@ BUILTIN_ASSERTIONS = (
     "handoff_to", "guardrail_blocked", "latency", "cost", "tokens", "expression", "python",
     "similar", "llm_judge",
 )  # fmt: skip
+OF_OUTPUT = frozenset({"equals", "contains", "icontains", "contains_any", "contains_all",
+                       "starts_with", "regex", "is_json", "json_schema", "json_path", "similar",
+                       "llm_judge"})  # fmt: skip
+"""Assertions about the answer: without one (the run failed), they fail, `not_` forms too."""
 MODEL_CHECKS = frozenset({"similar", "llm_judge"})
 """Assertions that ask a model (a judge, or an embeddings endpoint): checked asynchronously."""
 DEFAULT_SIMILARITY = 0.8
@@ -39,6 +43,8 @@ async def check_with_model(
 ) -> Checked:
     """An llm_judge or similar assertion (and their not_ forms)."""
     base = str(assertion["type"]).removeprefix("not_")
+    if not outcome.answered:
+        return _unanswered(assertion, outcome)
     try:
         if base == "llm_judge":
             from afctl.runtime.guardrails import JUDGE_INSTRUCTIONS, judge_verdict
@@ -80,8 +86,30 @@ def _checked(
         passed = not held
         if keep_reason:
             return Checked(name, kind, passed, weight, reason)
-        return Checked(name, kind, passed, weight, None if passed else f"it did: {reason}")
+        return Checked(name, kind, passed, weight, None if passed else _opposite(assertion, reason))
     return Checked(name, kind, held, weight, reason if keep_reason or not held else None)
+
+
+def _opposite(assertion: dict[str, Any], reason: str | None) -> str:
+    """Why a `not_` assertion failed: what it must not find, and did."""
+    base = str(assertion["type"]).removeprefix("not_")
+    if base not in BUILTIN_ASSERTIONS:  # a plugin's own words
+        return f"it held, and must not: {reason}" if reason else "it held, and must not"
+    keys = ["value", "values", "pattern", "tool", "agent", "path"]
+    if base == "tool_called":
+        keys.append("name")  # the tool, for this one
+    for key in keys:
+        if key in assertion:
+            return f"{base} {json.dumps(assertion[key], ensure_ascii=False)} held, and must not"
+    return f"{base} held, and must not"
+
+
+def _unanswered(assertion: dict[str, Any], outcome: Outcome) -> Checked:
+    """An assertion about the answer of a run that gave none: it fails (never vacuously passes)."""
+    kind = str(assertion["type"])
+    return Checked(str(assertion.get("name") or kind), kind, False,
+                   float(assertion.get("weight", 1)),
+                   f"there is no answer to check: the run ended {outcome.status}")  # fmt: skip
 
 
 @dataclass
@@ -99,6 +127,8 @@ class Outcome:
     blocked_by: list[str] = field(default_factory=list)
     """Names of the guardrails that blocked."""
     vars: dict[str, Any] = field(default_factory=dict)
+    answered: bool = True
+    """False when the run gave no answer at all (output is then "")."""
 
     @classmethod
     def of_run(cls, result: Any, events: list[Any], variables: dict[str, Any]) -> Outcome:
@@ -117,6 +147,7 @@ class Outcome:
              for d in e.payload.get("decisions", [])
              if d.get("tripped") and d.get("action") == "block"],
             dict(variables),
+            result.output is not None,
         )  # fmt: skip
 
 
@@ -149,6 +180,8 @@ def check(assertion: dict[str, Any], outcome: Outcome, grant: Grant | None = Non
     base = str(assertion["type"]).removeprefix("not_")
     if grant is None:
         grant = Grant(Path.cwd())
+    if not outcome.answered and base in OF_OUTPUT:
+        return _unanswered(assertion, outcome)
     try:
         if base in BUILTIN_ASSERTIONS:
             held, reason = _holds(base, assertion, outcome, grant)

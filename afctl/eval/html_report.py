@@ -20,9 +20,9 @@ _CSS = """
 color:var(--ink);margin:0;padding:24px 32px;max-width:1200px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid
 var(--line);padding-bottom:4px}h3{font-size:15px;margin:20px 0 6px}
-.muted{color:var(--muted)}.pass{color:var(--ok);font-weight:600}.fail{color:var(--bad);
-font-weight:600}.badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;
-font-weight:600}.badge.pass{background:var(--ok);color:#fff}.badge.fail{background:var(--bad);
+.muted{color:var(--muted)}.pass{color:var(--ok);font-weight:600}.fail,.error{color:var(--bad);
+font-weight:600}.error{font-style:italic}.badge{display:inline-block;padding:2px 10px;
+border-radius:12px;color:#fff;font-weight:600}.badge.pass{background:var(--ok);color:#fff}.badge.fail{background:var(--bad);
 color:#fff}table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;
 padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}th{background:var(--bg)}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -69,13 +69,16 @@ _SCRIPT = """
 def render_html(evals: Sequence[dict[str, Any]]) -> str:
     """The report page of evals given as their JSON documents (`EvalResult.to_dict()`)."""
     passed = all(e["passed"] for e in evals)
+    errored = any(e.get("verdict") == "error" for e in evals)
+    verdict = "error" if errored else "pass" if passed else "fail"
     total = sum(len(e["cases"]) for e in evals)
+    errors = sum(e.get("errors", 0) for e in evals)
     title = ", ".join(e["suite"] for e in evals)
     body = [
         f"<h1>afctl eval: {escape(title)}</h1>",
         f'<p><span class="badge {"pass" if passed else "fail"}">'
-        f'{"PASS" if passed else "FAIL"}</span> <span class="muted">{len(evals)} suite(s), '
-        f"{total} case runs</span></p>",
+        f'{verdict.upper()}</span> <span class="muted">{len(evals)} suite(s), '
+        f"{total} case runs" + (f", {errors} could not run" if errors else "") + "</span></p>",
         '<div class="controls"><input type="search" id="case-search" '
         'placeholder="filter cases by id, variant or run id" aria-label="filter cases">'
         '<label><input type="checkbox" id="failed-only"> failed only</label>'
@@ -93,7 +96,7 @@ def render_html(evals: Sequence[dict[str, Any]]) -> str:
 
 def _suite(result: dict[str, Any], index: int) -> str:
     cases = result["cases"]
-    verdict = "pass" if result["passed"] else "fail"
+    verdict = result.get("verdict") or ("pass" if result["passed"] else "fail")
     rows = [
         f'<h2>Suite {escape(result["suite"])} <span class="{verdict}">'
         f"{verdict.upper()}</span></h2>",
@@ -105,7 +108,14 @@ def _suite(result: dict[str, Any], index: int) -> str:
             if result.get("variant_pass_rate_required") is not None
             else ""
         )
-        + f") · {result['seconds']:.2f} s"
+        + ")"
+        + (
+            f" · <span class=fail>{result['errors']} could not run</span> (errors, not failures:"
+            f" {_pct(result['error_rate'])}, allowed {_pct(result.get('max_error_rate', 0))})"
+            if result.get("errors")
+            else ""
+        )
+        + f" · {result['seconds']:.2f} s"
         + (_cache_line(result["cache"]) if result.get("cache") else "")
         + "</p>",
     ]
@@ -261,7 +271,7 @@ def _case_table(cases: list[dict[str, Any]], suite_index: int) -> str:
     ]
     for index, case in enumerate(cases):
         detail = f"detail-{suite_index}-{index}"
-        verdict = "pass" if case["passed"] else "fail"
+        verdict = case.get("outcome") or ("pass" if case["passed"] else "fail")
         key = " ".join([case["case_id"], case["variant"], case["run_id"]]).lower()
         cost = "-" if case["cost_usd"] is None else f"${case['cost_usd']:.4f}"
         rows.append(

@@ -28,7 +28,7 @@ def _case_name(case: Any, repeats: int) -> str:
 
 def junit_xml(results: Sequence[Any]) -> str:
     root = ET.Element("testsuites", name="afctl eval")
-    total = failures = 0
+    total = failures = errors = 0
     seconds = 0.0
     for result in results:
         suite = ET.SubElement(
@@ -36,8 +36,8 @@ def junit_xml(results: Sequence[Any]) -> str:
             "testsuite",
             name=_text(result.suite),
             tests=str(len(result.cases)),
-            failures=str(sum(not c.passed for c in result.cases)),
-            errors="0",
+            failures=str(sum(c.outcome == "fail" for c in result.cases)),
+            errors=str(sum(c.errored for c in result.cases)),
             skipped="0",
             time=f"{result.seconds:.3f}",
             timestamp=result.started_at.removesuffix("Z"),
@@ -59,7 +59,11 @@ def junit_xml(results: Sequence[Any]) -> str:
                 name=_text(_case_name(case, result.repeat)),
                 time=f"{case.latency_ms / 1000:.3f}",
             )
-            if not case.passed:
+            if case.errored:  # the run could not answer: an error, not a failed assertion
+                error = ET.SubElement(element, "error", message=_text(
+                    (case.error or f"status {case.status}")[:1000]), type="run")  # fmt: skip
+                error.text = _text(f"run {case.run_id} ({case.status}): {case.error}")
+            elif not case.passed:
                 failed = [a for a in case.assertions if not a.passed]
                 message = "; ".join(f"{a.name}: {a.reason}" for a in failed) or (
                     case.error or f"status {case.status}"
@@ -75,11 +79,12 @@ def junit_xml(results: Sequence[Any]) -> str:
             output = ET.SubElement(element, "system-out")
             output.text = f"run {case.run_id}"
         total += len(result.cases)
-        failures += sum(not c.passed for c in result.cases)
+        failures += sum(c.outcome == "fail" for c in result.cases)
+        errors += sum(c.errored for c in result.cases)
         seconds += result.seconds
     root.set("tests", str(total))
     root.set("failures", str(failures))
-    root.set("errors", "0")
+    root.set("errors", str(errors))
     root.set("time", f"{seconds:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -38,6 +38,12 @@ def wilson(passes: int, runs: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator)
 
 
+RUN_ERRORS = frozenset({"provider", "config", "interrupted", "input"})
+"""Why a run may not answer that says nothing of the agent: the provider failed, a resource
+or key is missing, it was interrupted, or the case's input does not fit. Such a case is an
+error, not a failure."""
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """The q-quantile (0..1) by linear interpolation; None for no values."""
     import math
@@ -65,10 +71,18 @@ class CaseResult:
     error: str | None = None
     variant: str = "default"
     repeat: int = 0
+    errored: bool = False
+    """The run could not answer (provider, configuration, timeout): an error, not a failure;
+    its assertions were not checked."""
+
+    @property
+    def outcome(self) -> str:
+        return "error" if self.errored else "pass" if self.passed else "fail"
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(vars(self))
         data["assertions"] = [a.to_dict() for a in self.assertions]
+        data["outcome"] = self.outcome
         return data
 
 
@@ -84,6 +98,7 @@ class EvalResult:
     repeat: int = 1
     comparison: dict[str, Any] | None = None
     """Against a baseline eval: its id, regressions and fixes (by case and variant)."""
+    max_error_rate: float = 0.0
     cache: dict[str, Any] | None = None
     """Response cache hits and misses; with --explain-cache, each miss and why."""
     started_at: str = field(default_factory=utc_now)
@@ -107,12 +122,32 @@ class EvalResult:
         self.comparison = {"baseline": baseline_id, "regressions": regressions, "fixes": fixes}
 
     @property
+    def ran(self) -> list[CaseResult]:
+        """The cases whose run answered (errors left out)."""
+        return [c for c in self.cases if not c.errored]
+
+    @property
+    def errors(self) -> int:
+        return sum(c.errored for c in self.cases)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / len(self.cases) if self.cases else 0.0
+
+    @property
+    def errored(self) -> bool:
+        """Too many cases could not run for the suite to be judged (an outage)."""
+        return self.error_rate > self.max_error_rate
+
+    @property
     def pass_rate(self) -> float:
-        return sum(c.passed for c in self.cases) / len(self.cases) if self.cases else 0.0
+        """Passing cases among those that ran."""
+        ran = self.ran
+        return sum(c.passed for c in ran) / len(ran) if ran else 0.0
 
     def variant_rates(self) -> dict[str, float]:
         rates: dict[str, list[bool]] = {}
-        for case in self.cases:
+        for case in self.ran:
             rates.setdefault(case.variant, []).append(case.passed)
         return {variant: sum(p) / len(p) for variant, p in rates.items()}
 
@@ -137,8 +172,13 @@ class EvalResult:
         return list(self.comparison["regressions"]) if self.comparison else []
 
     @property
+    def verdict(self) -> str:
+        """`error` (too many cases could not run), `fail` (below a threshold) or `pass`."""
+        return "error" if self.errored else "pass" if self.passed else "fail"
+
+    @property
     def passed(self) -> bool:
-        if self.pass_rate < self.pass_rate_required:
+        if self.errored or not self.ran or self.pass_rate < self.pass_rate_required:
             return False
         required = self.variant_pass_rate_required
         return required is None or all(r >= required for r in self.variant_rates().values())
@@ -151,7 +191,11 @@ class EvalResult:
             "suite": self.suite,
             "agent": self.agent,
             "passed": self.passed,
+            "verdict": self.verdict,
             "pass_rate": round(self.pass_rate, 4),
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 4),
+            "max_error_rate": self.max_error_rate,
             "pass_rate_required": self.pass_rate_required,
             "variant_pass_rate_required": self.variant_pass_rate_required,
             "variants": {k: round(v, 4) for k, v in self.variant_rates().items()},
@@ -220,11 +264,13 @@ async def run_suite(
                 error=f"the case took longer than {limit:g} s",
                 variant=variant.id,
                 repeat=repeat,
+                errored=True,
             )
         outcome = read_outcome(agent_run, case, result)
         outcome.vars = case.vars_for(variant)
         checked = []
-        for assertion in case.assertions:
+        errored = result.error_type in RUN_ERRORS
+        for assertion in [] if errored else case.assertions:  # a run that never answered
             if str(assertion["type"]).removeprefix("not_") in MODEL_CHECKS and services:
                 checked.append(await check_with_model(assertion, outcome, services))
             else:
@@ -233,14 +279,14 @@ async def run_suite(
         expects_block = any(
             a["type"].removeprefix("not_") == "guardrail_blocked" for a in case.assertions
         )
-        passed = case_score >= case.threshold and (result.ok or expects_block)
+        passed = not errored and case_score >= case.threshold and (result.ok or expects_block)
         # reports, logs.db and the terminal get no secret a model echoed, nor a judge's quote
         checked = [replace(c, reason=redact_known(c.reason)) if c.reason else c for c in checked]
         output = None if result.output is None else redact_known(result.output)
         error = None if result.error is None else redact_known(result.error)
-        done = CaseResult(case.id, result.run_id, passed, case_score, result.status,
-                          output, result.latency_ms, result.cost_usd, checked,
-                          error, variant.id, repeat)  # fmt: skip
+        done = CaseResult(case.id, result.run_id, passed, 0.0 if errored else case_score,
+                          result.status, output, result.latency_ms, result.cost_usd, checked,
+                          error, variant.id, repeat, errored)  # fmt: skip
         if on_case is not None:
             on_case(done)
         return done
@@ -264,5 +310,5 @@ async def run_suite(
     return EvalResult(
         eval_id, suite.name, suite.subject, [r for r in results if r is not None], suite.pass_rate,
         time.perf_counter() - started, suite.variant_pass_rate, suite.repeat,
-        started_at=started_at,
+        started_at=started_at, max_error_rate=suite.max_error_rate,
     )  # fmt: skip

@@ -92,6 +92,8 @@ class Suite:
     """The file that defines the agent, when it is among the suite's files (not only applied)."""
     kind: str = "Agent"
     """What `agent` names: an Agent, or a Workflow."""
+    max_error_rate: float = 0.0
+    """The share of cases that may error (not answer) before the eval is an error."""
     grant: Grant | None = None
     """What its python and plugin assertions may run (a suite shipped in a blueprint runs
     under the blueprint's capabilities)."""
@@ -183,6 +185,7 @@ def load_suite(document: dict[str, Any], file: str, root: Path) -> Suite:
         None if variant_rate is None else float(variant_rate),
         None if spec.get("judge") is None else str(spec["judge"]),
         kind=kind,
+        max_error_rate=float(thresholds.get("max_error_rate", 0.0)),
     )
 
 

@@ -8,7 +8,7 @@ import json
 import click
 
 from afctl.cli.params import output_option, state_options
-from afctl.errors import EXIT_CHECKS_FAILED, EXIT_OK
+from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK
 
 
 @click.command("eval")
@@ -108,7 +108,8 @@ def eval_command(
                 ) or (case.error or "")
                 rows.append(
                     [case.case_id, *([case.variant, str(case.repeat + 1)] if several else []),
-                     "pass" if case.passed else "FAIL", f"{case.score:.2f}",
+                     {"pass": "pass", "fail": "FAIL", "error": "ERROR"}[case.outcome],
+                     f"{case.score:.2f}",
                      f"{case.latency_ms / 1000:.2f}s",
                      "-" if case.cost_usd is None else f"${case.cost_usd:.4f}", why[:120]]
                 )  # fmt: skip
@@ -142,12 +143,20 @@ def eval_command(
                         f"messages={inputs['messages'][:12]} tools_schema={inputs['tools'][:12]}"
                     )
             passed = sum(c.passed for c in result.cases)
-            verdict = "PASS" if result.passed else "FAIL"
-            click.echo(
-                f"{verdict} suite {result.suite}: {passed}/{len(result.cases)} cases passed "
-                f"({result.pass_rate:.0%}, required {result.pass_rate_required:.0%}) · eval "
-                f"{result.eval_id} · {result.seconds:.2f} s\n"
+            errors = (
+                f" · {result.errors} could not run ({result.error_rate:.0%}, allowed "
+                f"{result.max_error_rate:.0%})"
+                if result.errors
+                else ""
             )
+            click.echo(
+                f"{result.verdict.upper()} suite {result.suite}: {passed}/{len(result.ran)} "
+                f"cases passed ({result.pass_rate:.0%}, required "
+                f"{result.pass_rate_required:.0%}){errors} · eval {result.eval_id} · "
+                f"{result.seconds:.2f} s\n"
+            )
+    if any(r.errored for r in results):  # an outage is not a regression: exit 1, not 5
+        return EXIT_ERROR
     regressed = fail_on_regression and any(r.regressions for r in results)
     return EXIT_OK if all(r.passed for r in results) and not regressed else EXIT_CHECKS_FAILED
 
