@@ -13,13 +13,15 @@ import datetime
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from afctl.errors import AfctlError, ManifestError, UsageError
 from afctl.workspace import WORKSPACE_DIR, find_workspace
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from afctl.analytics.logs import LogAnalytics, Table
@@ -726,7 +728,8 @@ class Context:
         environment = self._run_environment(catalog, variables)
         with self.prompt_log() as log:
             options = WorkflowOptions(variables, self.env)
-            return asyncio.run(WorkflowRun(name, environment, log, options).run(inputs))
+            engine = WorkflowRun(name, environment, log, options)
+            return asyncio.run(_sharing_mcp(environment, engine.run(inputs)))
 
     def resume(self, run_id: str) -> WorkflowResult:
         """Go on with a workflow run that a crash interrupted, as the same run: the steps it
@@ -768,7 +771,9 @@ class Context:
             options = WorkflowOptions(variables, record.env or self.env, record.parent_id)
             engine = WorkflowRun(name, environment, log, options, run_id=record.id)
             engine.skip_seq(max((e.seq for e in events), default=0))
-            return asyncio.run(engine.resume(dict(saved.get("inputs") or {}), done))
+            return asyncio.run(
+                _sharing_mcp(environment, engine.resume(dict(saved.get("inputs") or {}), done))
+            )
 
     def triggers(self) -> list[tuple[Trigger, datetime.datetime | None]]:
         """The triggers of the workflows applied in this environment, each with its next fire
@@ -820,7 +825,9 @@ class Context:
                     on_ready(address, len(found))
 
             try:
-                asyncio.run(serve(found, launcher, self.root, host, port, on_ready=ready))
+                asyncio.run(_sharing_mcp(
+                    environment, serve(found, launcher, self.root, host, port, on_ready=ready)
+                ))  # fmt: skip
             except OSError as exc:
                 raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
@@ -1370,11 +1377,16 @@ class Context:
             tool_runner=None if live_tools else tool_runner(recording),
             approver=approver,
         )
+        from afctl.tools.mcp_tool import McpPool
+
+        # offline, nothing is started: MCP tools are listed from memory or from the recording
+        environment.mcp = McpPool(self._workspace_dir(), offline=not live_tools,
+                                  recorded=recording.offered_tools())  # fmt: skip
         with PromptLog.in_memory() as memory:
             engine = AgentRun(record.agent or "", environment, memory, options)
-            report = asyncio.run(
-                replay_run(engine, payload.get("input") or "", recording, payload.get("output"))
-            )
+            report = asyncio.run(_sharing_mcp(environment, replay_run(
+                engine, payload.get("input") or "", recording, payload.get("output")
+            )))  # fmt: skip
         report.run_id = record.id
         return report
 
@@ -1708,12 +1720,15 @@ class Context:
         """The runs' shared plumbing for one event loop; closes the providers at the end."""
         from afctl.eval.target import EvalTarget
         from afctl.providers.pool import ProviderPool
+        from afctl.tools.mcp_tool import McpPool
 
         pool = ProviderPool()
+        servers = McpPool(self._workspace_dir())  # one start per server for every case
         try:
             yield EvalTarget(self.root, self.env, self._workspace_dir(), catalog, log, pool,
-                             self._grants())  # fmt: skip
+                             self._grants(), servers)  # fmt: skip
         finally:
+            await servers.aclose()
             await pool.aclose()
 
     def diff_runs(self, a: str, b: str) -> RunDiff:
@@ -1871,3 +1886,15 @@ def load(paths: PathArg | Sequence[PathArg]) -> ManifestSet:
 def run(target: str, user_input: str, **options: Any) -> RunResult:
     """Run an agent with a default Context (see `Context.run` for the options)."""
     return Context(env=options.pop("env", None)).run(target, user_input, **options)
+
+
+async def _sharing_mcp(environment: RunEnvironment, work: Awaitable[T]) -> T:
+    """`work`, with one pool of MCP servers for all its runs, stopped when it ends."""
+    from afctl.tools.mcp_tool import McpPool
+
+    if environment.mcp is None:
+        environment.mcp = McpPool(environment.workspace_dir)
+    try:
+        return await work
+    finally:
+        await environment.mcp.aclose()

@@ -13,6 +13,7 @@ BENCHMARKS = [
     "run_bench.py",
     "knowledge_bench.py",
     "replay_bench.py",
+    "mcp_bench.py",
     "eval_bench.py",
     "analytics_bench.py",
 ]

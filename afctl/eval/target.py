@@ -18,6 +18,7 @@ from afctl.runtime.agent import AgentRun, RunOptions, RunResult, Step
 from afctl.runtime.environment import Catalog, RunEnvironment
 from afctl.runtime.workflow import WorkflowRun
 from afctl.safety.capabilities import Grants
+from afctl.tools.mcp_tool import McpPool
 
 
 @dataclass
@@ -29,6 +30,7 @@ class EvalTarget:
     log: PromptLog
     pool: ProviderPool
     grants: Grants | None = None
+    mcp: McpPool | None = None
 
     def case_run(
         self,
@@ -49,7 +51,13 @@ class EvalTarget:
         variables = case.vars_for(variant)
         secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
         environment = RunEnvironment(
-            self.root, secrets, catalog or self.catalog, self.pool, self.workspace, self.grants
+            self.root,
+            secrets,
+            catalog or self.catalog,
+            self.pool,
+            self.workspace,
+            self.grants,
+            mcp=self.mcp,
         )
         if suite.kind == "Workflow":
             from afctl.runtime.workflow import WorkflowOptions, WorkflowRun

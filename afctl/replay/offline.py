@@ -17,7 +17,7 @@ from typing import Any
 
 from afctl.promptlog.store import EventRecord
 from afctl.providers.models import ModelConfig
-from afctl.providers.types import ModelRequest, ModelResponse, OnText, ToolCall
+from afctl.providers.types import ModelRequest, ModelResponse, OnText, ToolCall, ToolSpec
 from afctl.tools.base import ToolFailed
 
 
@@ -120,6 +120,16 @@ class Recording:
                 {"name": call.name, "arguments": arguments},
             )
         )
+
+    def offered_tools(self) -> list[ToolSpec]:
+        """The tools the recorded run offered its model (what an offline replay lists for an
+        MCP server it does not start)."""
+        for event in self.steps:
+            if event.type == "model_call":
+                return [ToolSpec(str(t.get("name")), str(t.get("description") or ""),
+                                 dict(t.get("parameters") or {}))
+                        for t in event.payload["request"].get("tools") or []]  # fmt: skip
+        return []
 
     def unused(self) -> list[EventRecord]:
         return [e for e in self.steps if id(e) not in self.used]

@@ -16,7 +16,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -280,8 +279,8 @@ class AgentRun:
         self.final_agent: str | None = None
         self._held: tuple[str, dict[str, Any], dict[str, Any]] | None = None
         self._said_not_streamed = False
-        self._stack: AsyncExitStack | None = None
-        self._mcp: dict[str, list[Any]] = {}
+        self._own_mcp = environment.mcp is None
+        self._mcp_pool = environment.mcp
         self._new_messages: list[Message] = []
         self.trail: list[Step] = []
         """The run's tool calls, handoffs and guardrail decisions as logged (redacted), for
@@ -379,9 +378,8 @@ class AgentRun:
 
         status, output, error_type, error = "failed", None, None, None
         timeout = (spec.get("limits") or {}).get("timeout_s")
-        within = self._with_connections(conversation)
         try:
-            output = await (asyncio.wait_for(within, timeout) if timeout else within)
+            output = await (asyncio.wait_for(conversation, timeout) if timeout else conversation)
             status = "succeeded"
         except _Stop as stop:
             status, output = stop.status, stop.output
@@ -398,6 +396,9 @@ class AgentRun:
             raise
         finally:
             await self._close_providers()
+            if self._own_mcp and self._mcp_pool is not None:
+                await self._mcp_pool.aclose()  # the servers this run started stop with it
+                self._mcp_pool = None
         if error is not None and status != "awaiting_approval":
             self.event("error", {"error_type": error_type, "message": error}, status=error_type)
         self._finish(status, output, error_type, error, started)
@@ -433,38 +434,16 @@ class AgentRun:
             self.final_agent,
         )
 
-    async def _with_connections(self, conversation: Awaitable[str]) -> str:
-        """The conversation, with the MCP servers it connects to closed when it ends (in the
-        same task that opened them, as anyio requires)."""
-        try:
-            async with AsyncExitStack() as stack:
-                self._stack = stack
-                try:
-                    return await conversation
-                finally:
-                    self._stack = None
-                    self._mcp.clear()
-        except BaseExceptionGroup as group:  # an MCP client's task group wrapped our error
-            while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
-                inner = group.exceptions[0]
-                if not isinstance(inner, BaseExceptionGroup):
-                    raise inner from None
-                group = inner
-            raise
+    async def _mcp_tools(
+        self, resource: str, spec: dict[str, Any], taken: frozenset[str]
+    ) -> list[Any]:
+        """The tools of an MCP server (started on the first call of one of them)."""
+        from afctl.tools.mcp_tool import McpPool
 
-    async def _mcp_tools(self, resource: str, spec: dict[str, Any]) -> list[Any]:
-        """The tools of an MCP server, connected once per run."""
-        from afctl.tools.mcp_tool import connect
-
-        tools = self._mcp.get(resource)
-        if tools is None:
-            if self._stack is None:
-                raise RunError("MCP servers can only be connected during a run")
-            document = self.environment.catalog.get("Tool", resource)
-            tools = self._mcp[resource] = await connect(
-                resource, spec, self.environment.scoped(document), self._stack
-            )
-        return tools
+        if self._mcp_pool is None:
+            self._mcp_pool = McpPool(self.environment.workspace_dir)
+        document = self.environment.catalog.get("Tool", resource)
+        return await self._mcp_pool.tools(resource, spec, self.environment.scoped(document), taken)
 
     async def resume(self, run_id: str, approved: bool) -> RunResult:
         """Go on with a run that paused for approval: its pending tool calls run (approved) or
@@ -548,12 +527,17 @@ class AgentRun:
         chain.extend(self._model(fallback) for fallback in chain[0].fallback)
         tools: list[Any] = []
         approvals: dict[str, Any] = {}
-        for resource in spec.get("tools") or []:
-            tool_spec = (catalog.find("Tool", str(resource)) or {}).get("spec") or {}
+        listed = [str(r) for r in spec.get("tools") or []]
+        specs = {r: (catalog.find("Tool", r) or {}).get("spec") or {} for r in listed}
+        built = {r: build_tools([r], self.environment, owner=document)
+                 for r in listed if specs[r].get("type") != "mcp"}  # fmt: skip
+        taken = frozenset(t.spec.name for made in built.values() for t in made)
+        for resource in listed:
+            tool_spec = specs[resource]
             if tool_spec.get("type") == "mcp":
-                made = await self._mcp_tools(str(resource), tool_spec)
+                made = await self._mcp_tools(resource, tool_spec, taken)
             else:
-                made = build_tools([str(resource)], self.environment, owner=document)
+                made = built[resource]
             tools.extend(made)
             rule = tool_spec.get("approval", "never")
             if rule != "never":

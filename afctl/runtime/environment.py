@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from afctl.errors import RunError
 from afctl.providers.models import ModelConfig
 from afctl.providers.pool import ProviderPool
 from afctl.safety.capabilities import Grant, Grants
+
+if TYPE_CHECKING:
+    from afctl.tools.mcp_tool import McpPool
 from afctl.safety.secrets import Secrets
 
 T = TypeVar("T")
@@ -73,6 +76,9 @@ class RunEnvironment:
 
     scope: Grant | None = None
     """The grant of the resource being built or run with this environment (see `scoped`)."""
+    mcp: McpPool | None = None
+    """MCP servers shared by the runs of an event loop; without one, a run starts (on first
+    use) and stops its own."""
 
     def grant(self, document: Mapping[str, Any]) -> Grant:
         """The capabilities of the resource `document` (every execution channel asks)."""

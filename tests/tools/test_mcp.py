@@ -186,3 +186,57 @@ def test_streamable_http(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def starts_of(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def counted(tmp_path: Path, rules: str) -> tuple[Path, Path]:
+    log = tmp_path / "starts.log"
+    repo = repo_with(tmp_path / "repo", stdio(f", env: {{MCP_START_LOG: {str(log)!r}}}"), rules)
+    return repo, log
+
+
+CALLS_ADD = """
+- turn: 1
+  tool_calls: [{name: m_add, arguments: {a: 2, b: 3}}]
+- after_tool: m_add
+  reply: "2 + 3 = {{ tool_result }}"
+"""
+
+
+def test_a_server_starts_only_when_one_of_its_tools_is_called(tmp_path):
+    """Issue 15 #2: its tool list is remembered; a run that does not call it starts nothing."""
+    repo, log = counted(tmp_path, CALLS_ADD)
+    assert run(repo).ok and starts_of(log) == 1  # the first run learns the list and calls
+    write_repo(repo, {"model.yaml": (repo / "model.yaml").read_text().replace(
+        "tool_calls: [{name: m_add, arguments: {a: 2, b: 3}}]", "reply: no tools today")})  # fmt: skip
+    quiet = run(repo)
+    assert quiet.ok and starts_of(log) == 1  # offered its tools, started nothing
+    offered = events(repo, quiet.run_id)[0].payload["request"]["tools"]
+    assert "m_add" in [t["name"] for t in offered]
+
+
+def test_offline_replay_starts_no_server(tmp_path):
+    """Issue 15 #1: recorded results are served; nothing is spawned, even with the tool list
+    forgotten and the server gone."""
+    repo, log = counted(tmp_path, CALLS_ADD)
+    result = run(repo)
+    assert result.ok and starts_of(log) == 1
+    (repo / ".afctl" / "mcp-tools.json").unlink()
+    report = Context(workspace=repo).replay(result.run_id)
+    assert report.reproduced, report.divergence
+    assert starts_of(log) == 1
+
+
+def test_the_cases_of_an_eval_share_one_server(tmp_path):
+    repo, log = counted(tmp_path, CALLS_ADD)
+    write_repo(repo, {"suite.yaml": (
+        "apiVersion: afctl/v1\nkind: EvalSuite\nmetadata: {name: s}\nspec:\n"
+        "  target: {agent: helper}\n  concurrency: 4\n  cases:\n"
+        + "".join(f"    - {{id: c{i}, input: go {i}, assert: [{{type: contains, value: '= 5'}}]}}\n"
+                  for i in range(8))
+    )})  # fmt: skip
+    (result,) = Context(workspace=repo).evaluate([str(repo)], cache=False)
+    assert result.passed and starts_of(log) == 1
