@@ -430,9 +430,19 @@ class Context:
 
     @staticmethod
     def save_plan(plan: Plan, path: PathArg) -> None:
+        """Write a plan file whole or not at all.
+
+        Raises:
+            UsageError: it cannot be written there.
+        """
         import json
 
-        Path(path).write_text(json.dumps(plan.to_dict(), indent=2) + "\n", "utf-8")
+        from afctl.files import write_atomically
+
+        try:
+            write_atomically(Path(path), json.dumps(plan.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise UsageError(f"--out {path}: cannot write it: {exc.strerror}") from None
 
     def apply_saved_plan(
         self,
@@ -936,7 +946,13 @@ class Context:
         from afctl.manifests.model import ManifestSet
 
         store = BlueprintStore(self._workspace_dir())
-        if not Path(source).exists() and "/" not in str(source):
+        if not Path(source).exists():
+            if "/" in str(source) or str(source).endswith(".afbp"):
+                raise UsageError(
+                    f"{source}: no such file or folder",
+                    hint="give a blueprint folder, an .afbp archive, or NAME[@RANGE] from a "
+                    "registry",
+                )
             return self._install_from_registry(str(source), sets=sets, files=files, trust=trust,
                                                dry_run=dry_run, confirm=confirm,
                                                lock_timeout=lock_timeout)  # fmt: skip

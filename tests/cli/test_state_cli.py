@@ -152,13 +152,19 @@ def test_apply_then_get_describe_history_rollback_delete(repo):
 def test_saved_plans_through_the_cli(repo):
     saved = run(repo, "plan", "-f", ".", "--out", "plan.json")
     assert "Saved the plan to plan.json" in saved.stdout
-    assert run(repo, "apply", "plan.json", "--yes").exit_code == 0
-    stale = run(repo, "apply", "plan.json", "--yes")
-    assert stale.exit_code == 4 and "the plan is stale" in stale.stderr
+    # a saved plan is the approval: applied off a terminal without --yes (issue 15 #12)
+    assert run(repo, "apply", "plan.json").exit_code == 0
+    stale = run(repo, "apply", "plan.json")
+    assert stale.exit_code == 4 and "the plan is stale" in stale.stderr  # not "asks for..."
     assert run(repo, "apply", "--yes").exit_code == 64
     assert run(repo, "apply", "plan.json", "-f", ".", "--yes").exit_code == 64
     (repo / "junk.json").write_text("[1, 2]")
     assert run(repo, "apply", "junk.json", "--yes").exit_code == 64
+    missing = run(repo, "apply", "-f", "missing.yaml")  # the file first, not the terminal
+    assert missing.exit_code in (3, 64) and "missing.yaml" in missing.stderr
+    assert "confirmation" not in missing.stderr
+    asked = run(repo, "apply", "-f", ".")  # off a terminal, changes to make: say so
+    assert asked.exit_code in (0, 64)
 
 
 def test_plan_json_and_invalid_manifests(repo):

@@ -20,18 +20,19 @@ from afctl.errors import EXIT_OK, UsageError
 def confirmation(yes: bool, workspace: Path | None, verb: str = "Apply"):  # type: ignore[no-untyped-def]
     """A confirm callback: shows the plan, then asks on a terminal (or trusts --yes).
 
-    Raises:
-        UsageError: not on a terminal and --yes not given (checked before anything runs).
+    Raises (from the callback, once the files are read and the plan made, so a missing file
+    or a stale plan is said first; nothing is written):
+        UsageError: not on a terminal and --yes not given.
     """
-    if not yes and not sys.stdin.isatty():
-        raise UsageError(
-            f"{verb.lower()} asks for confirmation, and this is not a terminal",
-            hint="pass --yes to apply without asking",
-        )
     from afctl.cli.render import console
     from afctl.cli.render_state import render_plan
 
     def confirm(plan) -> bool:  # type: ignore[no-untyped-def]
+        if not yes and not sys.stdin.isatty():
+            raise UsageError(
+                f"{verb.lower()} asks for confirmation, and this is not a terminal",
+                hint="pass --yes to apply without asking",
+            )
         out = console()
         render_plan(out, plan, workspace)
         if yes:
@@ -88,19 +89,21 @@ def apply(
             hint="afctl apply -f .   or   afctl apply plan.json",
         )
     context = Context(workspace=workspace, env=env)
-    confirm = confirmation(yes, context.workspace)
     if plan_file is not None:
         if prune:
             raise UsageError("--prune is part of a saved plan already", hint="plan with --prune")
         saved = context.read_plan(plan_file)
+        # a saved plan is the approval (as in terraform): applied without asking, once it is
+        # known not to be stale
         outcome = context.apply_saved_plan(
-            saved, confirm=confirm, lock_timeout=lock_timeout, command=command_line()
-        )
+            saved, confirm=confirmation(True, context.workspace), lock_timeout=lock_timeout,
+            command=command_line(),
+        )  # fmt: skip
     else:
         outcome = context.apply(
             list(paths),
             prune=prune,
-            confirm=confirm,
+            confirm=confirmation(yes, context.workspace),
             lock_timeout=lock_timeout,
             command=command_line(),
         )

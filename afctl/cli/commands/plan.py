@@ -39,8 +39,10 @@ def plan(
     Compares the files with the applied state of the environment; writes nothing. Deletes are
     planned only with --prune, and only for resources these same files applied earlier.
     """
+    from afctl.cli.render import check_report_paths
     from afctl.context import Context
 
+    check_report_paths({"--out": None if out is None else str(out)})
     context = Context(workspace=workspace, env=env)
     result = context.plan(list(paths), prune=prune)
     if out is not None:
