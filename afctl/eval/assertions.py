@@ -272,12 +272,13 @@ def _holds(base: str, a: dict[str, Any], o: Outcome, grant: Grant) -> tuple[bool
             return True, f"{a['path']} is {value!r}"
         return value == a["value"], f"{a['path']} is {value!r}"
     if base in ("tool_called", "tool_args"):
-        calls = [args for name, args in o.tool_calls if name == a["name"]]
+        tool = str(a.get("tool") or a["name"])  # `name` alone: the tool, as it used to be
+        calls = [args for name, args in o.tool_calls if name == tool]
         wanted = a.get("args") or {}
         matching = [c for c in calls if all(c.get(k) == v for k, v in wanted.items())]
         if not calls:
-            return False, f"{a['name']} was not called"
-        return bool(matching), f"{a['name']} was called with {calls}"
+            return False, f"{tool} was not called"
+        return bool(matching), f"{tool} was called with {calls}"
     if base == "tool_sequence":
         names = [name for name, _ in o.tool_calls]
         sequence = [str(s) for s in a["sequence"]]
@@ -312,6 +313,7 @@ def _holds(base: str, a: dict[str, Any], o: Outcome, grant: Grant) -> tuple[bool
             "vars": o.vars,
             "status": o.status,
             "tools": [{"name": n, "args": args} for n, args in o.tool_calls],
+            "handoffs": list(o.handoffs),
             "latency_ms": o.latency_ms,
             "tokens": o.tokens,
             "cost_usd": o.cost_usd,

@@ -25,8 +25,11 @@ class FieldInfo:
     type: str
     description: str
     required: bool
+    """Required wherever the field applies."""
     only_for: tuple[str, ...] = ()
     """Values of the discriminator (`type`) for which the field exists; empty when always."""
+    required_for: tuple[str, ...] = ()
+    """When it is required for some of its variants only: those."""
     children: tuple[FieldInfo, ...] = ()
     """Nested fields, filled in for `--recursive`."""
 
@@ -39,6 +42,8 @@ class FieldInfo:
         }
         if self.only_for:
             data["only_for"] = list(self.only_for)
+        if self.required_for:
+            data["required_for"] = list(self.required_for)
         if self.children:
             data["fields"] = [c.to_dict() for c in self.children]
         return data
@@ -110,11 +115,14 @@ def _discriminator_values(branch: dict[str, Any]) -> tuple[str | None, tuple[str
     return None, ()
 
 
-def _fields(node: _Node) -> tuple[dict[str, tuple[_Node, tuple[str, ...]]], set[str], str | None]:
-    """Properties of an object schema (variants included), required names, discriminator."""
+def _fields(
+    node: _Node,
+) -> tuple[dict[str, tuple[_Node, tuple[str, ...]]], dict[str, tuple[str, ...]], str | None]:
+    """Properties of an object schema (variants included), the required names (each with the
+    variants that require it; () for always), discriminator."""
     found: dict[str, tuple[_Node, tuple[str, ...]]] = {}
     schema = node.schema
-    required = set(schema.get("required", ()))
+    required: dict[str, tuple[str, ...]] = dict.fromkeys(schema.get("required", ()), ())
     for name, sub in schema.get("properties", {}).items():
         found[name] = (_view(sub, node.uri), ())
     discriminator = None
@@ -128,7 +136,9 @@ def _fields(node: _Node) -> tuple[dict[str, tuple[_Node, tuple[str, ...]]], set[
         discriminator = key
         every.update(values)
         then = _view(branch["then"], node.uri)
-        required.update(then.schema.get("required", ()))
+        for name in then.schema.get("required", ()):
+            if required.get(name, None) != ():
+                required[name] = (*required.get(name, ()), *values)
         for name, sub in then.schema.get("properties", {}).items():
             if name == key:
                 continue
@@ -199,6 +209,11 @@ def _field_infos(node: _Node, depth: int, seen: frozenset[str]) -> tuple[FieldIn
     found, required, _ = _fields(element)
     infos = []
     for name, (sub, only_for) in found.items():
+        needed_for = required.get(name)
+        always = needed_for == () or (
+            needed_for is not None and bool(only_for) and set(only_for) <= set(needed_for)
+        )
+        partly = () if always or not needed_for else tuple(needed_for)
         key = f"{sub.uri}#{id(sub.schema)}"
         children: tuple[FieldInfo, ...] = ()
         if depth > 0 and key not in seen:
@@ -208,8 +223,9 @@ def _field_infos(node: _Node, depth: int, seen: frozenset[str]) -> tuple[FieldIn
                 name=name,
                 type=type_label(sub),
                 description=str(sub.schema.get("description", "")),
-                required=name in required,
+                required=always,
                 only_for=only_for,
+                required_for=partly,
                 children=children,
             )
         )

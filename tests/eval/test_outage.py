@@ -104,3 +104,36 @@ def test_a_not_assertion_says_what_it_found():
     outcome = Outcome("hello world", "succeeded", 1.0, 0.0, 3)
     checked = check({"type": "not_contains", "value": "hello"}, outcome)
     assert not checked.passed and checked.reason == 'contains "hello" held, and must not'
+
+
+def test_the_expression_assertion_knows_every_documented_name(tmp_path):
+    """Issue 15 #14: status, latency_ms, tokens, cost_usd, tools, handoffs validate and work."""
+    expr = ("status == 'succeeded' and latency_ms >= 0 and tokens > 0 and cost_usd == 0 "
+            "and len(tools) == 0 and len(handoffs) == 0 and output == 'hi'")  # fmt: skip
+    repo = write_repo(
+        tmp_path,
+        {
+            "a.yaml": "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: a}\nspec: {model: local/echo}\n",
+            "s.yaml": (
+                "apiVersion: afctl/v1\nkind: EvalSuite\nmetadata: {name: s}\nspec:\n"
+                "  target: {agent: a}\n  cases:\n"
+                f'    - {{id: one, input: hi, assert: [{{type: expression, expr: "{expr}"}}, '
+                "{type: not_tool_called, tool: lookup, name: no lookups}]}\n"
+            ),
+        },
+    )
+    assert invoke(["validate", "-f", "."], cwd=repo).exit_code == 0
+    result = invoke(["eval", ".", "-o", "json"], cwd=repo)
+    (suite,) = json.loads(result.stdout)
+    assert result.exit_code == 0, suite["cases"][0]["assertions"]
+    assert [a["name"] for a in suite["cases"][0]["assertions"]] == ["expression", "no lookups"]
+
+
+def test_explain_says_when_a_field_is_required():
+    from afctl.manifests.explain import explain
+
+    tool = {f.name: f for f in explain("Tool.spec").fields}
+    assert not tool["url"].required and tool["url"].required_for == ("http",)
+    assert tool["entrypoint"].required
+    checks = {f.name: f for f in explain("EvalSuite.spec.cases.assert", recursive=True).fields}
+    assert not checks["name"].required and not checks["name"].required_for

@@ -71,6 +71,8 @@ def _print_fields(out: object, fields: Sequence[FieldInfo], level: int, recursiv
         line = Text(indent) + Text(info.name, style="bold") + Text(f"  <{info.type}>", style="cyan")
         if info.required:
             line.append("  -required-", style="red")
+        elif info.required_for:
+            line.append(f"  -required for {', '.join(info.required_for)}-", style="red")
         if info.only_for:
             line.append(f"  (type: {', '.join(info.only_for)})", style="magenta")
         out.print(line)  # type: ignore[attr-defined]
