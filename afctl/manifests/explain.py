@@ -137,7 +137,7 @@ def _fields(
         every.update(values)
         then = _view(branch["then"], node.uri)
         for name in then.schema.get("required", ()):
-            if required.get(name, None) != ():
+            if required.get(name) != ():
                 required[name] = (*required.get(name, ()), *values)
         for name, sub in then.schema.get("properties", {}).items():
             if name == key:
