@@ -1755,8 +1755,9 @@ class Context:
             sides = []
             for run_id in (a, b):
                 record = log.run(run_id)
-                output = log.payload(record.id).get("output")
-                sides.append(Side(record, output, list(log.events(record.id))))
+                payload = log.payload(record.id)
+                sides.append(Side(record, payload.get("output"), list(log.events(record.id)),
+                                  payload.get("input"), payload.get("vars") or {}))  # fmt: skip
         return diff_runs(sides[0], sides[1])
 
     def replay_live(

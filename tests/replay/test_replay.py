@@ -218,12 +218,28 @@ def test_diff_runs_compares_any_two_runs(tmp_path):
     invoke(["run", "-f", ".", "agent/alpha", "go"], cwd=repo)
     runs = [r["id"] for r in json.loads(invoke(["runs", "-o", "json"], cwd=repo).stdout)]
     shown = invoke(["diff-runs", runs[1], runs[0]], cwd=repo)
-    assert shown.exit_code == 0
+    assert shown.exit_code == 2  # diff's convention: 2 when the runs differ
     assert "output: +now counted -3 +4" in shown.stdout
     assert 'call 1 word_count: {"text": "a b c"} → {"text": "a b c d"}' in shown.stdout
     data = json.loads(invoke(["diff-runs", runs[1], runs[0], "-o", "json"], cwd=repo).stdout)
     assert data["identical_trajectory"] is False and data["argument_changes"][0]["step"] == 1
+    same = invoke(["diff-runs", runs[0], runs[0]], cwd=repo)
+    assert same.exit_code == 0 and "the same run" in same.stdout
     live = invoke(["replay", runs[0][:14], "--live", "--model", "local/echo"], cwd=repo)
     assert live.exit_code == 0 and "model: local/scripted → local/echo" in live.stdout
     refused = invoke(["replay", runs[0], "--model", "local/echo"], cwd=repo)
     assert refused.exit_code == 64 and "need --live" in refused.stderr
+
+
+def test_diff_runs_shows_inputs_params_and_workflow_steps(tmp_path):
+    """Issue 15 #15."""
+    repo = repo_for(tmp_path, RULES)
+    first = Context(workspace=repo).run("agent/alpha", "go", paths=[str(repo)])
+    second = Context(workspace=repo).run("agent/alpha", "go on", paths=[str(repo)])
+    diff = Context(workspace=repo).diff_runs(first.run_id, second.run_id)
+    assert diff.inputs is not None and diff.inputs["b"]["input"] == "go on"
+    shown = invoke(["diff-runs", first.run_id, second.run_id], cwd=repo)
+    assert shown.exit_code == 2 and "input: go → go on" in shown.stdout
+    _, live = Context(workspace=repo).replay_live(first.run_id, params={"temperature": 0.9})
+    assert live.params is not None and live.params["b"][0]["temperature"] == 0.9
+    assert live.identical_trajectory and not live.identical

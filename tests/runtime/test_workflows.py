@@ -495,3 +495,14 @@ def test_a_workflow_run_replays_offline_and_reports_where_a_changed_workflow_div
     )
     recorded = invoke(["replay", routed.run_id], cwd=repo)  # the recorded revision still reproduces
     assert recorded.exit_code == 0
+
+
+def test_diff_runs_compares_a_workflows_steps(tmp_path):
+    """Issue 15 #15: step-by-step differences of two workflow runs, exit 2."""
+    repo = repo_with(tmp_path, FAN_OUT)
+    a, b = run(repo, "fan", numbers=[1, 2]), run(repo, "fan", numbers=[1, 3])
+    diff = Context(workspace=repo).diff_runs(a.run_id, b.run_id)
+    changed = {c["step"]: c for c in diff.step_changes}
+    assert changed["each"]["a"]["output"] == [2, 4] and changed["each"]["b"]["output"] == [2, 6]
+    shown = invoke(["diff-runs", a.run_id, b.run_id], cwd=repo)
+    assert shown.exit_code == 2 and "step each:" in shown.stdout

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from afctl.cli.params import filename_option, output_option, state_options
-from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
+from afctl.errors import EXIT_CHANGES, EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from afctl.replay.diff import RunDiff
@@ -120,6 +120,16 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, Any]:
 def show_diff(diff: RunDiff) -> None:
     """A step-aligned comparison of two runs, as text."""
     click.echo(f"runs {diff.a} → {diff.b}")
+    if diff.inputs is not None:
+        given_a, given_b = diff.inputs["a"], diff.inputs["b"]
+        for key in ("input", "vars"):
+            if given_a[key] != given_b[key]:
+                click.echo(f"  {key}: {_shown(given_a[key])} → {_shown(given_b[key])}")
+    if diff.params is not None:
+        firsts = [p[0] if p else {} for p in (diff.params["a"], diff.params["b"])]
+        click.echo(f"  params: {_shown(firsts[0])} → {_shown(firsts[1])}")
+    for change in diff.step_changes:
+        click.echo(f"  step {change['step']}: {_shown(change['a'])} → {_shown(change['b'])}")
     if diff.same_output:
         click.echo("  output: the same")
     else:
@@ -138,8 +148,10 @@ def show_diff(diff: RunDiff) -> None:
             change = delta.get("change")
             shown = f" ({change:+g})" if isinstance(change, (int, float)) else ""
             click.echo(f"  {name}: {delta.get('a')} → {delta.get('b')}{shown}")
-    if diff.identical_trajectory:
-        click.echo("  the same trajectory")
+    if diff.identical:
+        click.echo("  the same run: input, parameters, trajectory and output")
+    elif diff.identical_trajectory:
+        click.echo("  the same trajectory (the differences above aside)")
 
 
 @click.command("diff-runs")
@@ -158,4 +170,4 @@ def diff_runs(a: str, b: str, output: str, workspace: str | None, env: str) -> i
         print_json(diff.to_dict())
     else:
         show_diff(diff)
-    return EXIT_OK
+    return EXIT_OK if diff.identical else EXIT_CHANGES  # diff's convention: 2 when different
