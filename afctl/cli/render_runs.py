@@ -95,6 +95,20 @@ def _print_message(out: Console, message: dict[str, Any]) -> None:
     )
 
 
+def _print_earlier(out: Console, message: dict[str, Any]) -> None:
+    """An answer or tool result of an earlier run of the session, as the model was sent it."""
+    from rich.text import Text
+
+    if message["role"] == "tool":
+        out.print(Text(f"  ← {_short(message.get('content') or '', 300)}", style="dim"))
+        return
+    if message.get("content"):
+        out.print(Text("agent   ", style="green") + Text(_short(message["content"]), style="dim"))
+    for call in message.get("tool_calls") or []:
+        out.print(Text(f"  → {call['name']}({_short(call.get('arguments') or {}, 200)})",
+                       style="dim"))  # fmt: skip
+
+
 def render_transcript(
     out: Console, run: RunRecord, payload: dict[str, Any], events: Iterable[EventRecord]
 ) -> None:
@@ -116,6 +130,8 @@ def render_transcript(
             for message in messages[shown:]:
                 if message["role"] in ("system", "user"):
                     _print_message(out, message)
+                else:  # earlier turns of the session the run continues
+                    _print_earlier(out, message)
             shown = len(messages) + 1  # and the answer, printed below
             message = data.get("response", {}).get("message", {})
             stats = (

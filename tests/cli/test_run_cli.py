@@ -81,3 +81,18 @@ def test_json_logs_carry_the_run_id(repo):
     run_ids = {line["run_id"] for line in lines}
     assert len(run_ids) == 1 and None not in run_ids
     assert any(line.get("tool") == "word_count" for line in lines)
+
+
+def test_the_transcript_of_a_session_turn_shows_the_earlier_answers(repo):
+    """Issue 15 #16: no two user lines back to back."""
+    for text in ("hello there", "and again"):
+        assert (
+            invoke(
+                ["run", "-f", ".", "agent/assistant", text, "--session", "s1"], cwd=repo
+            ).exit_code
+            == 0
+        )
+    last = json.loads(invoke(["runs", "-n", "1", "-o", "json"], cwd=repo).stdout)[0]["id"]
+    shown = invoke(["runs", "show", last], cwd=repo).stdout
+    roles = [line.split()[0] for line in shown.splitlines() if line.startswith(("user", "agent"))]
+    assert roles == ["user", "agent", "user", "agent"], shown
