@@ -16,7 +16,7 @@ from pathlib import Path
 from afctl._resources import data_dir
 from afctl.diagnostics import did_you_mean
 from afctl.errors import UsageError
-from afctl.workspace import WORKSPACE_DIR
+from afctl.workspace import WORKSPACE_DIR, ensure_workspace
 
 DEFAULT_TEMPLATE = "starter"
 SCHEMA_DIR = ".schemas"
@@ -112,11 +112,7 @@ def init_project(
 
     for path in export_schemas(root / SCHEMA_DIR):
         written.append(path.relative_to(root))
-    workspace = root / WORKSPACE_DIR
-    workspace.mkdir(exist_ok=True)
-    ignore = workspace / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# afctl's local state, logs and caches: not for git\n*\n", "utf-8")
+    ensure_workspace(root / WORKSPACE_DIR)
     return InitResult(root, template, project, sorted(written))
 
 

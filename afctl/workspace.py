@@ -31,3 +31,19 @@ def find_workspace(
         if candidate.is_dir():
             return candidate
     return None
+
+
+GITIGNORE = "# afctl's workspace: state, logs, caches (kept out of git, like .terraform/)\n*\n"
+
+
+def ensure_workspace(folder: Path) -> Path:
+    """Create the workspace folder if needed, with a `.gitignore` that keeps it out of git
+    (databases and logs do not belong in a repository; `afctl.lock` does, beside it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if folder.name == WORKSPACE_DIR and not ignore.exists():
+        try:
+            ignore.write_text(GITIGNORE, "utf-8")
+        except OSError:
+            pass  # a read-only workspace still works
+    return folder

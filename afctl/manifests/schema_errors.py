@@ -166,7 +166,8 @@ def _convert(
         )
     elif kind in ("OneOfNotValid", "OneOfMultipleValid", "AnyOf"):
         message = schema.get("x-afctl-message") or err.message
-        yield error("schema.choice", f"{field}: {message}", **_at(positions, parts, where))
+        yield error("schema.choice", f"{field}: {message}", hint=hint,
+                    **_at(positions, parts, where))  # fmt: skip
     elif kind == "UniqueItems":
         yield error(
             "schema.unique",

@@ -318,8 +318,9 @@ class PromptLog:
     @classmethod
     def open(cls, workspace: Path) -> PromptLog:
         from afctl.sqlite_files import named_errors
+        from afctl.workspace import ensure_workspace
 
-        workspace.mkdir(parents=True, exist_ok=True)
+        ensure_workspace(workspace)
         path = workspace / LOG_FILE
         connection = _connect(path)
         try:

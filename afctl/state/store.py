@@ -182,8 +182,9 @@ class StateStore:
                 f"no applied state in {workspace}", hint="run afctl apply -f . to create it"
             )
         from afctl.sqlite_files import connect, named_errors
+        from afctl.workspace import ensure_workspace
 
-        workspace.mkdir(parents=True, exist_ok=True)
+        ensure_workspace(workspace)
         connection = connect(path, timeout=BUSY_TIMEOUT_S)
         try:
             with named_errors(path):

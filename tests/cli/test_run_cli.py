@@ -96,3 +96,12 @@ def test_the_transcript_of_a_session_turn_shows_the_earlier_answers(repo):
     shown = invoke(["runs", "show", last], cwd=repo).stdout
     roles = [line.split()[0] for line in shown.splitlines() if line.startswith(("user", "agent"))]
     assert roles == ["user", "agent", "user", "agent"], shown
+
+
+def test_the_first_apply_keeps_the_workspace_out_of_git(tmp_path):
+    """Issue 15: a repository not made by `afctl init` gets .afctl/.gitignore too."""
+    repo = write_repo(tmp_path / "fresh", {
+        "a.yaml": "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: a}\nspec: {model: local/echo}\n"
+    })  # fmt: skip
+    assert invoke(["apply", "-f", ".", "--yes"], cwd=repo).exit_code == 0
+    assert (repo / ".afctl" / ".gitignore").read_text().splitlines()[-1] == "*"

@@ -240,3 +240,11 @@ def test_the_cases_of_an_eval_share_one_server(tmp_path):
     )})  # fmt: skip
     (result,) = Context(workspace=repo).evaluate([str(repo)], cache=False)
     assert result.passed and starts_of(log) == 1
+
+
+def test_the_transport_follows_from_command_or_url(tmp_path):
+    """Issue 15: `transport:` is optional; `command` means stdio."""
+    spec = f"{{type: mcp, command: {sys.executable!r}, args: [{SERVER!r}], prefix: m_}}"
+    repo = repo_with(tmp_path, spec, CALLS_ADD)
+    result = run(repo)
+    assert result.ok and result.output == "2 + 3 = 5"
