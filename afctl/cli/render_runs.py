@@ -17,7 +17,9 @@ _WIDTH = 400
 
 
 def money(value: float | None) -> str:
-    return "cost unknown" if value is None else f"${value:.4f}"
+    from afctl.providers.pricing import usd
+
+    return "cost unknown" if value is None else usd(value)
 
 
 def counted(number: int, noun: str) -> str:
@@ -72,7 +74,7 @@ def run_rows(runs: Iterable[RunRecord]) -> list[list[str]]:
     for r in runs:
         tokens = (r.input_tokens or 0) + (r.output_tokens or 0)
         latency = f"{(r.latency_ms or 0) / 1000:.2f}s" if r.latency_ms is not None else "-"
-        cost = "-" if r.cost_usd is None else f"${r.cost_usd:.4f}"
+        cost = "-" if r.cost_usd is None else money(r.cost_usd)
         rows.append(
             [r.id, r.target, r.status, r.model or "", r.started_at, latency, str(tokens), cost]
         )

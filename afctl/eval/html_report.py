@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from afctl.providers.pricing import usd
+
 _CSS = """
 :root{--ok:#1a7f37;--bad:#cf222e;--ink:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa}
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;
@@ -174,7 +176,7 @@ def _variant_table(result: dict[str, Any]) -> str:
         low, high = wilson(passes, len(cases))
         latencies = [float(c["latency_ms"]) for c in cases]
         costs = [c["cost_usd"] for c in cases if c["cost_usd"] is not None]
-        cost = f"${sum(costs):.4f}" if costs else "-"
+        cost = usd(sum(costs)) if costs else "-"
         per_run = f"${sum(costs) / len(costs):.5f}" if costs else "-"
         rows.append(
             f"<tr><td><code>{escape(variant)}</code></td><td class=num>{len(cases)}</td>"
@@ -222,7 +224,7 @@ def _cost_chart(result: dict[str, Any]) -> str:
     for variant, cases in _by_variant(result["cases"]).items():
         costs = [c["cost_usd"] for c in cases if c["cost_usd"] is not None]
         total = sum(costs)
-        items.append((variant, total, f"${total:.4f}" if costs else "no prices"))
+        items.append((variant, total, usd(total) if costs else "no prices"))
     return _bars(items, max((value for _, value, _ in items), default=0.0), "#0969da")
 
 
@@ -273,7 +275,7 @@ def _case_table(cases: list[dict[str, Any]], suite_index: int) -> str:
         detail = f"detail-{suite_index}-{index}"
         verdict = case.get("outcome") or ("pass" if case["passed"] else "fail")
         key = " ".join([case["case_id"], case["variant"], case["run_id"]]).lower()
-        cost = "-" if case["cost_usd"] is None else f"${case['cost_usd']:.4f}"
+        cost = "-" if case["cost_usd"] is None else usd(case["cost_usd"])
         rows.append(
             f'<tr class="case" data-key="{escape(key)}" data-passed="{str(case["passed"]).lower()}"'
             f' data-detail="{detail}"><td>{escape(case["case_id"])}</td>'

@@ -64,3 +64,16 @@ def cost_usd(config: ModelConfig, usage: Usage) -> float | None:
         + cached * cached_price
         + usage.output_tokens * pricing.output_per_mtok
     ) / 1_000_000
+
+
+def usd(value: float) -> str:
+    """A cost for people: from a cent up with four decimals, and below with two significant
+    digits ($0.0000057), so a real cost never shows as $0.0000."""
+    import math
+
+    if value == 0:
+        return "$0"
+    if abs(value) >= 0.01:
+        return f"${value:.4f}"
+    digits = 1 - math.floor(math.log10(abs(value)))
+    return f"${value:.{digits}f}"

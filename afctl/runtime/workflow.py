@@ -492,7 +492,8 @@ class WorkflowRun:
         self.log.finish_run(
             child,
             {"status": "failed" if error else "succeeded", "latency_ms": latency,
-             "tool_calls": 1, "error_type": "tool" if error else None, "error": error},
+             "tool_calls": 1, "error_type": "tool" if error else None, "error": error,
+             "cost_usd": 0.0, "input_tokens": 0, "output_tokens": 0},  # no model was asked
             None if error else json.dumps(result, ensure_ascii=False, default=str), {},
             self._redact,
         )  # fmt: skip

@@ -78,3 +78,12 @@ def test_model_resolution():
     assert resolve_model("anthropic/claude-haiku-4-5", {}).label == "anthropic/claude-haiku-4-5"
     with pytest.raises(UsageError):
         resolve_model("nothing", {})
+
+
+def test_costs_show_significant_digits_never_a_false_zero():
+    """Issue 15: $0.0000 hid real costs."""
+    from afctl.providers.pricing import usd
+
+    assert [usd(v) for v in (0, 5.7e-06, 0.0042, 0.0123, 1.5)] == [
+        "$0", "$0.0000057", "$0.0042", "$0.0123", "$1.5000",
+    ]  # fmt: skip

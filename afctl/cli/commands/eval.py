@@ -9,6 +9,7 @@ import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK
+from afctl.providers.pricing import usd
 
 
 @click.command("eval")
@@ -111,7 +112,7 @@ def eval_command(
                      {"pass": "pass", "fail": "FAIL", "error": "ERROR"}[case.outcome],
                      f"{case.score:.2f}",
                      f"{case.latency_ms / 1000:.2f}s",
-                     "-" if case.cost_usd is None else f"${case.cost_usd:.4f}", why[:120]]
+                     "-" if case.cost_usd is None else usd(case.cost_usd), why[:120]]
                 )  # fmt: skip
             print_columns(console(), rows)
             if several:

@@ -7,6 +7,7 @@ import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_OK
+from afctl.providers.pricing import usd
 
 
 @click.command("tune")
@@ -82,7 +83,7 @@ def tune(
     for report in data:
         rows = [["RANK", "CANDIDATE", "CASES", "PASS_RATE", "COST", "P50_MS", "EVAL"]]
         for rank, entry in enumerate(report["ranking"], start=1):
-            cost = "-" if entry["cost_usd"] is None else f"${entry['cost_usd']:.4f}"
+            cost = "-" if entry["cost_usd"] is None else usd(entry["cost_usd"])
             rows.append([str(rank), entry["candidate"], str(entry["cases"]),
                          f"{entry['pass_rate']:.0%}", cost, f"{entry['latency_p50_ms']:.0f}",
                          entry["eval_id"]])  # fmt: skip
