@@ -91,7 +91,9 @@ def translate(provider: str, sdk: Any, exc: Exception) -> ProviderError:
     if isinstance(exc, sdk.APITimeoutError):
         return transport_error(provider, "the request timed out")
     if isinstance(exc, sdk.APIConnectionError):
-        return transport_error(provider, f"connection failed ({exc.__cause__ or exc})")
+        url = getattr(getattr(exc, "request", None), "url", None)
+        where = f" to {url}" if url is not None else ""
+        return transport_error(provider, f"connection{where} failed ({exc.__cause__ or exc})")
     if isinstance(exc, (sdk.APIResponseValidationError, ValueError)):
         return transport_error(provider, f"unreadable response ({exc})")
     if is_transport_failure(exc):

@@ -289,11 +289,16 @@ class AgentRun:
     # -- the prompt log --------------------------------------------------------------------
 
     def event(self, kind: str, payload: dict[str, Any], **narrow: Any) -> None:
+        """Record an event; log it too (`quiet=True`: at info level, for what the caller of the
+        run is shown anyway, so a terminal does not print one failure three times)."""
+        quiet = bool(narrow.pop("quiet", False))
         self._seq += 1
         text = self.log.record_event(self.run_id, self._seq, kind, payload, self.redact, **narrow)
         if kind in _TRAIL:
             self.trail.append(Step(kind, json.loads(text)))
         level = _LOG_LEVELS.get(kind)
+        if level is not None and quiet:
+            level = logging.INFO
         if level is not None:
             from afctl.logs import event, logger
 
@@ -400,7 +405,12 @@ class AgentRun:
                 await self._mcp_pool.aclose()  # the servers this run started stop with it
                 self._mcp_pool = None
         if error is not None and status != "awaiting_approval":
-            self.event("error", {"error_type": error_type, "message": error}, status=error_type)
+            # whoever started the run is shown its error (the terminal, an eval's report);
+            # a step of a workflow in the background is logged
+            shown = (status == "blocked" or self.options.eval_id is not None
+                     or self.options.parent_id is None)  # fmt: skip
+            self.event("error", {"error_type": error_type, "message": error}, status=error_type,
+                       quiet=shown)  # fmt: skip
         self._finish(status, output, error_type, error, started)
         log_event(
             logging.INFO,
@@ -918,6 +928,7 @@ class AgentRun:
                     model=config.label,
                     status=str(error.status or "transport"),
                     latency_ms=(time.perf_counter() - started) * 1000,
+                    quiet=not (error.retryable and index + 1 < len(chain)),  # the run says it
                 )
                 if error.retryable and index + 1 < len(chain):
                     continue

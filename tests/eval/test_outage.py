@@ -137,3 +137,24 @@ def test_explain_says_when_a_field_is_required():
     assert tool["entrypoint"].required
     checks = {f.name: f for f in explain("EvalSuite.spec.cases.assert", recursive=True).fields}
     assert not checks["name"].required and not checks["name"].required_for
+
+
+def test_eval_takes_f_like_every_command_and_a_blocked_case_prints_no_failure(tmp_path):
+    repo = write_repo(
+        tmp_path,
+        {
+            "a.yaml": (
+                "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: a}\nspec:\n  model: local/echo\n"
+                "  guardrails: {input: [{type: deny_regex, pattern: forbidden}]}\n"
+            ),
+            "s.yaml": (
+                "apiVersion: afctl/v1\nkind: EvalSuite\nmetadata: {name: s}\nspec:\n"
+                "  target: {agent: a}\n  cases:\n"
+                "    - {id: blocked, input: forbidden words, assert: [{type: guardrail_blocked}]}\n"
+            ),
+        },
+    )
+    result = invoke(["eval", "-f", "."], cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert "run failed" not in result.stderr and "blocked" not in result.stderr
+    assert invoke(["eval"], cwd=repo).exit_code == 64

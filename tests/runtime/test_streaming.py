@@ -99,3 +99,27 @@ def test_an_agent_with_output_guardrails_says_it_does_not_stream(tmp_path, llm_s
     result = invoke(["run", "agent/a", "hi", "-f", ".", "--stream"], cwd=repo)
     assert result.exit_code == 0 and result.stdout.count("Guarded answer") == 1
     assert "has output guardrails: its answer is shown once they have passed it" in result.stderr
+
+
+def test_a_failed_run_says_its_error_once(tmp_path, llm_server, monkeypatch):
+    """Issue 15: the 404 was printed three times (warning, run failed, error)."""
+    monkeypatch.setenv("TEST_KEY", "k-123456")
+    repo = repo_for(tmp_path, llm_server.url, "openai")
+    llm_server.push(Reply(status=404, error_message="no such model m"))
+    result = invoke(["run", "agent/a", "hi", "-f", "."], cwd=repo)
+    assert result.exit_code == 1 and result.stderr.count("no such model m") == 1, result.stderr
+
+
+def test_a_refused_connection_names_the_url(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("TEST_KEY", "k-123456")
+    repo = repo_for(tmp_path, f"http://127.0.0.1:{port}", "openai")
+    write_repo(
+        repo, {"m.yaml": (repo / "m.yaml").read_text().replace("max_retries: 2", "max_retries: 0")}
+    )
+    result = invoke(["run", "agent/a", "hi", "-f", "."], cwd=repo)
+    assert result.exit_code == 1 and f"127.0.0.1:{port}" in result.stderr, result.stderr

@@ -8,12 +8,16 @@ import json
 import click
 
 from afctl.cli.params import output_option, state_options
-from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK
+from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
 from afctl.providers.pricing import usd
 
 
 @click.command("eval")
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option(
+    "-f", "--filename", "files", multiple=True, metavar="PATH",
+    help="A suite file or folder (as every other command takes them; the same as PATH).",
+)  # fmt: skip
 @click.option("--json", "json_file", metavar="FILE", help="Also write the results as JSON.")
 @click.option(
     "--junit", "junit_file", metavar="FILE", help="Also write JUnit XML (one testcase per case)."
@@ -37,6 +41,7 @@ from afctl.providers.pricing import usd
 @state_options
 def eval_command(
     paths: tuple[str, ...],
+    files: tuple[str, ...],
     json_file: str | None,
     junit_file: str | None,
     html_file: str | None,
@@ -61,6 +66,9 @@ def eval_command(
     """
     from afctl.context import Context
 
+    paths = (*paths, *files)
+    if not paths:
+        raise UsageError("give the suites: afctl eval PATH (or -f PATH)", hint="afctl eval evals/")
     if stress:
         return _stress(list(paths), ramp, duration, output, workspace, env)
     if fail_on_regression and baseline is None:
