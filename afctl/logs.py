@@ -43,6 +43,16 @@ class Text(logging.Formatter):
         return f"afctl: {record.levelname.lower()}: {_redacted(record.getMessage())}"
 
 
+started: list[tuple[str, str]] = []
+"""(run id, kind) of the top-level runs this process started, in order: what an interrupt
+names."""
+
+
+def note_started(run_id: str, kind: str, parent_id: str | None) -> None:
+    if parent_id is None:
+        started.append((run_id, kind))
+
+
 def configure(log_format: str = "text", level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if log_format == "json" else Text())

@@ -249,11 +249,24 @@ def main(args: list[str] | None = None) -> int:
         exc.show()
         code = EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
     except (click.Abort, KeyboardInterrupt):
-        click.echo("Interrupted.", err=True)
+        click.echo(_interrupted(), err=True)
         code = EXIT_INTERRUPTED
     except Exception as exc:
         code = _report_exception(exc, _debug_requested(argv))
     return int(code or 0) if isinstance(code, int) else EXIT_OK
+
+
+def _interrupted() -> str:
+    """What an interrupt says: the run it stopped, and how to go on."""
+    from afctl.logs import started
+
+    if not started:
+        return "Interrupted."
+    run_id, kind = started[-1]
+    if kind == "workflow":
+        return (f"Interrupted: workflow run {run_id} stopped; go on from its last finished step "
+                f"with: afctl resume {run_id}")  # fmt: skip
+    return f"Interrupted: run {run_id} stopped; see it with: afctl runs show {run_id}"
 
 
 def _report_exception(exc: BaseException, debug: bool) -> int:

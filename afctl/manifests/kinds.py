@@ -28,7 +28,8 @@ def find_kind(word: str) -> str:
     from afctl.diagnostics import did_you_mean
     from afctl.errors import UsageError
 
-    hint = did_you_mean(word, KINDS) or "kinds: " + ", ".join(KINDS)
+    spellings = [k.lower() for k in KINDS] + [k.lower() + "s" for k in KINDS]
+    hint = did_you_mean(lowered, spellings) or "kinds: " + ", ".join(KINDS)
     raise UsageError(f"unknown kind {word!r}", hint=hint)
 
 

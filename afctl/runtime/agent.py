@@ -339,6 +339,9 @@ class AgentRun:
             except RunError as exc:
                 guard_error, user_input = exc, "[withheld: the input guardrails could not run]"
         self.log.store_revision(revision, f"agent/{self.agent}", bundle, self.redact)
+        from afctl.logs import note_started
+
+        note_started(self.run_id, "agent", self.options.parent_id)
         self.log.start_run(
             {
                 "id": self.run_id,

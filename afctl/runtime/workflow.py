@@ -175,6 +175,9 @@ class WorkflowRun:
             self._redact,
         )
         self.log.flush()  # a crash from here on leaves a run that `resume` can find
+        from afctl.logs import note_started
+
+        note_started(self.run_id, "workflow", self.options.parent_id)
         return await self._execute(inputs, {})
 
     async def resume(self, inputs: dict[str, Any], done: dict[str, StepState]) -> WorkflowResult:

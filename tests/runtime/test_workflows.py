@@ -506,3 +506,34 @@ def test_diff_runs_compares_a_workflows_steps(tmp_path):
     assert changed["each"]["a"]["output"] == [2, 4] and changed["each"]["b"]["output"] == [2, 6]
     shown = invoke(["diff-runs", a.run_id, b.run_id], cwd=repo)
     assert shown.exit_code == 2 and "step each:" in shown.stdout
+
+
+def test_ctrl_c_names_the_run_and_how_to_go_on(tmp_path):
+    """Issue 15: Ctrl-C printed "Interrupted." without the run id or the resume hint."""
+    repo = repo_with(tmp_path, workflow(
+        "waits", "  steps:\n    - {id: wait, tool: mark, input: {name: w, wait: 60}}\n"))  # fmt: skip
+    invoke(["apply", "-f", ".", "--yes"], cwd=repo)
+    afctl = Path(sys.executable).parent / "afctl"
+    process = subprocess.Popen(
+        [str(afctl), "run", "workflow/waits"], cwd=repo,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    db = repo / ".afctl" / "logs.db"
+    deadline = time.monotonic() + 30
+    run_id = None
+    while time.monotonic() < deadline and run_id is None:
+        time.sleep(0.1)
+        if db.exists():
+            with sqlite3.connect(db, timeout=5) as connection:
+                try:
+                    row = connection.execute(
+                        "SELECT id FROM runs WHERE kind = 'tool' AND status = 'running'"
+                    ).fetchone()
+                    parent = connection.execute("SELECT id FROM runs WHERE kind = 'workflow'")
+                    run_id = parent.fetchone()[0] if row else None
+                except sqlite3.OperationalError:
+                    pass
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and run_id is not None
+    assert f"afctl resume {run_id}" in stderr, stderr

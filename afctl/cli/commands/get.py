@@ -51,7 +51,8 @@ def get(
         return EXIT_OK
     out = console()
     if not found:
-        out.print(f"No {kind} resources applied in environment {env}.", markup=False)
+        what = "" if kind.lower() == "all" else f"{kind} "
+        out.print(f"No {what}resources applied in environment {env}.", markup=False)
         return EXIT_OK
     print_columns(out, resource_rows(found, wide=output == "wide"))
     return EXIT_OK
