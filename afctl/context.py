@@ -1839,10 +1839,19 @@ class Context:
         with self.analytics() as analytics:
             return analytics.query(sql)
 
-    def export(self, what: str, target: PathArg, fmt: str, *, since: str | None = None) -> int:
-        """Write a view of the prompt log to parquet, csv or jsonl; returns the rows written."""
+    def export(
+        self,
+        what: str,
+        target: PathArg,
+        fmt: str,
+        *,
+        since: str | None = None,
+        content: bool = False,
+    ) -> int:
+        """Write a view of the prompt log to parquet, csv or jsonl (`content`: with inputs,
+        outputs and payloads, redacted as logged); returns the rows written."""
         with self.analytics() as analytics:
-            return analytics.export(what, Path(target), fmt, since)
+            return analytics.export(what, Path(target), fmt, since, content)
 
     def approve(
         self,

@@ -33,6 +33,25 @@ VIEWS = {
     "(SELECT count(*) FROM logs.eval_cases c WHERE c.eval_id = e.id) AS cases "
     "FROM logs.eval_records e",
 }
+CONTENT = {
+    "runs": "SELECT r.*, p.input, p.output FROM logs.runs r "
+    "LEFT JOIN logs.run_payloads p ON p.run_id = r.id",
+    "events": "SELECT e.*, p.payload FROM logs.events e "
+    "LEFT JOIN logs.event_payloads p ON p.run_id = e.run_id AND p.seq = e.seq",
+}
+"""With `--content`: what the runs were given and answered, and every event's payload (the
+prompts, responses, tool arguments and results), as the prompt log holds them: redacted."""
+CONTENT["model_calls"] = (
+    'SELECT e.run_id, e.seq, e."at", e.turn, e.model, e.status AS finish_reason, e.latency_ms, '
+    "e.input_tokens, e.output_tokens, e.cost_usd, p.payload FROM logs.events e "
+    "LEFT JOIN logs.event_payloads p ON p.run_id = e.run_id AND p.seq = e.seq "
+    "WHERE e.type = 'model_call'"
+)
+CONTENT["tool_calls"] = (
+    'SELECT e.run_id, e.seq, e."at", e.turn, e.tool, e.status, e.latency_ms, p.payload '
+    "FROM logs.events e LEFT JOIN logs.event_payloads p ON p.run_id = e.run_id AND p.seq = e.seq "
+    "WHERE e.type = 'tool_call'"
+)
 DIMENSIONS = {
     "agent": "coalesce(agent, target)",  # workflow and tool-step runs count under their target
     "model": "model",
@@ -152,9 +171,11 @@ class LogAnalytics:
         """Any read-only SQL over the views."""
         return self._table(sql)
 
-    def export(self, what: str, target: Path, fmt: str, since: str | None = None) -> int:
+    def export(
+        self, what: str, target: Path, fmt: str, since: str | None = None, content: bool = False
+    ) -> int:
         """Write `what` (runs, events, model_calls, tool_calls) to a parquet, csv or jsonl
-        file; returns the number of rows."""
+        file, with `content` the inputs, outputs and payloads too; returns the rows."""
         if what not in VIEWS:
             raise UsageError(f"cannot export {what}", hint="export " + ", ".join(VIEWS))
         formats = {"parquet": "(FORMAT parquet)", "csv": "(FORMAT csv, HEADER)",
@@ -165,10 +186,11 @@ class LogAnalytics:
         if since is not None:
             column = "started_at" if what == "runs" else '"at"'
             where, parameters = f" WHERE {column} >= ?", [since_timestamp(since)]
-        count = self._table(f"SELECT count(*) FROM {what}{where}", parameters).rows[0][0]
+        source = f"({CONTENT[what]})" if content and what in CONTENT else what
+        count = self._table(f"SELECT count(*) FROM {source}{where}", parameters).rows[0][0]
         target.parent.mkdir(parents=True, exist_ok=True)
         path = target.as_posix().replace("'", "''")
         self.connection.execute(
-            f"COPY (SELECT * FROM {what}{where}) TO '{path}' {formats[fmt]}", parameters
+            f"COPY (SELECT * FROM {source}{where}) TO '{path}' {formats[fmt]}", parameters
         )
         return int(count)

@@ -70,14 +70,15 @@ def workflow_report(result: WorkflowResult, output: str) -> int:
 
 
 def run_rows(runs: Iterable[RunRecord]) -> list[list[str]]:
-    rows = [["RUN", "TARGET", "STATUS", "MODEL", "STARTED", "LATENCY", "TOKENS", "COST"]]
+    rows = [["RUN", "TARGET", "STATUS", "INPUT", "MODEL", "STARTED", "LATENCY", "TOKENS", "COST"]]
     for r in runs:
-        tokens = (r.input_tokens or 0) + (r.output_tokens or 0)
+        known = r.input_tokens is not None
+        tokens = str((r.input_tokens or 0) + (r.output_tokens or 0)) if known else "-"
         latency = f"{(r.latency_ms or 0) / 1000:.2f}s" if r.latency_ms is not None else "-"
         cost = "-" if r.cost_usd is None else money(r.cost_usd)
-        rows.append(
-            [r.id, r.target, r.status, r.model or "", r.started_at, latency, str(tokens), cost]
-        )
+        given = " ".join((r.input or "").split())
+        rows.append([r.id, r.target, r.status, _short(given, 30) or "-", r.model or "",
+                     r.started_at, latency, tokens, cost])  # fmt: skip
     return rows
 
 
@@ -124,6 +125,9 @@ def render_transcript(
         highlight=False,
     )
     out.print()
+    if run.kind == "workflow":
+        inputs = (payload.get("vars") or {}).get("inputs")
+        out.print(Text("inputs  ", style="bold cyan") + Text(_short(inputs or {})))
     shown = 0  # messages of the conversation already printed
     for event in events:
         data = event.payload

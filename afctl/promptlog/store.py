@@ -148,6 +148,8 @@ class RunRecord:
     host: str | None
     is_replay: int | None
     labels: str | None = None
+    input: str | None = None
+    """The start of its input (only in listings)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -669,7 +671,9 @@ class PromptLog:
             values.append(status)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self.db.query(
-            f"SELECT * FROM runs {clause} ORDER BY started_at DESC, id DESC LIMIT ?",
+            "SELECT runs.*, substr(p.input, 1, 200) AS input FROM runs "
+            f"LEFT JOIN run_payloads p ON p.run_id = runs.id {clause} "
+            "ORDER BY started_at DESC, id DESC LIMIT ?",
             [*values, limit],
         )
         return [RunRecord(**row) for row in rows]

@@ -105,3 +105,31 @@ def test_the_first_apply_keeps_the_workspace_out_of_git(tmp_path):
     })  # fmt: skip
     assert invoke(["apply", "-f", ".", "--yes"], cwd=repo).exit_code == 0
     assert (repo / ".afctl" / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_runs_lists_inputs_and_export_content_holds_prompts_and_answers(repo, tmp_path):
+    """Issue 15: `runs` had no input column; export had metrics only."""
+    assert (
+        invoke(["run", "-f", ".", "agent/assistant", "where is my parcel"], cwd=repo).exit_code == 0
+    )
+    listed = invoke(["runs"], cwd=repo).stdout
+    assert "INPUT" in listed.splitlines()[0] and "where is my parcel" in listed
+    out = tmp_path / "calls.jsonl"
+    done = invoke(
+        ["export", "model_calls", "--format", "jsonl", "--content", "--out", str(out)], cwd=repo
+    )
+    assert done.exit_code == 0
+    row = json.loads(out.read_text().splitlines()[0])
+    assert "where is my parcel" in row["payload"]
+    plain = tmp_path / "plain.jsonl"
+    invoke(["export", "model_calls", "--format", "jsonl", "--out", str(plain)], cwd=repo)
+    assert "payload" not in json.loads(plain.read_text().splitlines()[0])
+
+
+def test_runs_show_of_a_workflow_shows_its_inputs(repo):
+    done = invoke(["run", "-f", ".", "workflow/ticket", "--input", "text=charged twice"], cwd=repo)
+    assert done.exit_code in (0, 1), done.output
+    last = [r for r in json.loads(invoke(["runs", "-n", "20", "-o", "json"], cwd=repo).stdout)
+            if r["kind"] == "workflow"][0]["id"]  # fmt: skip
+    shown = invoke(["runs", "show", last], cwd=repo).stdout
+    assert "inputs" in shown and "charged twice" in shown

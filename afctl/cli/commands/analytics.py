@@ -80,14 +80,27 @@ def query(sql: str, output: str, workspace: str | None, env: str) -> int:
 )  # fmt: skip
 @click.option("--since", metavar="AGE", help="Only rows since: 30m, 12h, 7d, 2w or a date.")
 @click.option("--out", "target", metavar="FILE", help="Where to write (default: WHAT.FORMAT).")
+@click.option(
+    "--content", is_flag=True,
+    help="Also the prompts and answers: inputs, outputs and payloads (redacted, as logged).",
+)  # fmt: skip
 @state_options
 def export(
-    what: str, fmt: str, since: str | None, target: str | None, workspace: str | None, env: str
+    what: str,
+    fmt: str,
+    since: str | None,
+    target: str | None,
+    content: bool,
+    workspace: str | None,
+    env: str,
 ) -> int:
-    """Export a view of the prompt log to parquet, csv or jsonl."""
+    """Export a view of the prompt log to parquet, csv or jsonl (metrics; --content adds the
+    prompts and answers)."""
     from afctl.context import Context
 
     path = target or f"{what}.{fmt}"
-    rows = Context(workspace=workspace, env=env).export(what, path, fmt, since=since)
+    rows = Context(workspace=workspace, env=env).export(
+        what, path, fmt, since=since, content=content
+    )
     click.echo(f"{rows} rows written to {path}")
     return EXIT_OK
