@@ -238,6 +238,9 @@ def _debug_requested(args: list[str]) -> bool:
 def main(args: list[str] | None = None) -> int:
     """Run afctl and return its exit code (the console script exits with it)."""
     argv = list(sys.argv[1:] if args is None else args)
+    from afctl.logs import started
+
+    started.clear()  # the runs this command starts (what an interrupt names)
     try:
         code = cli.main(args=argv, prog_name="afctl", standalone_mode=False, obj={"argv": argv})
     except click.exceptions.Exit as exc:

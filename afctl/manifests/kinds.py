@@ -25,11 +25,14 @@ def find_kind(word: str) -> str:
     for kind in KINDS:
         if lowered in (kind.lower(), kind.lower() + "s"):
             return kind
-    from afctl.diagnostics import did_you_mean
     from afctl.errors import UsageError
 
-    spellings = [k.lower() for k in KINDS] + [k.lower() + "s" for k in KINDS]
-    hint = did_you_mean(lowered, spellings) or "kinds: " + ", ".join(KINDS)
+    forms = [*KINDS, *(k + "s" for k in KINDS)]  # as the user writes them: Agent, agents
+    shown = {f.lower(): f if word[:1].isupper() else f.lower() for f in forms}
+    import difflib
+
+    match = difflib.get_close_matches(lowered, list(shown), n=1, cutoff=0.6)
+    hint = f'did you mean "{shown[match[0]]}"?' if match else "kinds: " + ", ".join(KINDS)
     raise UsageError(f"unknown kind {word!r}", hint=hint)
 
 

@@ -129,7 +129,7 @@ def test_runs_lists_inputs_and_export_content_holds_prompts_and_answers(repo, tm
 def test_runs_show_of_a_workflow_shows_its_inputs(repo):
     done = invoke(["run", "-f", ".", "workflow/ticket", "--input", "text=charged twice"], cwd=repo)
     assert done.exit_code in (0, 1), done.output
-    last = [r for r in json.loads(invoke(["runs", "-n", "20", "-o", "json"], cwd=repo).stdout)
-            if r["kind"] == "workflow"][0]["id"]  # fmt: skip
+    listed = json.loads(invoke(["runs", "-n", "20", "-o", "json"], cwd=repo).stdout)
+    last = next(r["id"] for r in listed if r["kind"] == "workflow")
     shown = invoke(["runs", "show", last], cwd=repo).stdout
     assert "inputs" in shown and "charged twice" in shown

@@ -114,7 +114,7 @@ def test_diff_output_is_golden_and_exits_2(repo):
 def test_apply_needs_yes_off_a_terminal(repo):
     refused = run(repo, "apply", "-f", ".")
     assert refused.exit_code == 64 and "--yes" in refused.stderr
-    assert run(repo, "get", "all").stdout.startswith("No all resources")
+    assert run(repo, "get", "all").stdout.startswith("No resources applied")
 
 
 def test_apply_then_get_describe_history_rollback_delete(repo):

@@ -94,8 +94,10 @@ def export(
     workspace: str | None,
     env: str,
 ) -> int:
-    """Export a view of the prompt log to parquet, csv or jsonl (metrics; --content adds the
-    prompts and answers)."""
+    """Export a view of the prompt log to parquet, csv or jsonl.
+
+    Metrics by default; --content adds the prompts and answers (redacted, as logged).
+    """
     from afctl.context import Context
 
     path = target or f"{what}.{fmt}"
