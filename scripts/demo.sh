@@ -7,7 +7,10 @@ AFCTL="$PWD/.venv/bin/afctl"
 DEMO="$PWD/demo"
 BLUEPRINTS="$PWD/blueprints"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# bold headings on a terminal only (NO_COLOR, or output to a pipe or file: plain text)
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then BOLD=$'\033[1m'; PLAIN=$'\033[0m'; else BOLD=""; PLAIN=""; fi
+[ -t 1 ] || export NO_COLOR=1
+step() { printf '\n%s$ %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 
 rm -rf "$DEMO"
 step afctl init demo
@@ -93,13 +96,13 @@ step afctl runs
 "$AFCTL" runs
 
 desk_run="$("$AFCTL" runs --agent desk -n 1 -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
-step "afctl runs show <the desk run that handed off>"
+step "afctl runs show $desk_run    # the desk run that handed off"
 "$AFCTL" runs show "$desk_run"
 
-step "afctl replay <that run>    # offline: every response and tool result from the prompt log"
+step "afctl replay $desk_run    # offline: every response and tool result from the prompt log"
 "$AFCTL" replay "$desk_run"
 
-step "afctl replay <that run> --live --model local/echo    # for real, on another model, then a diff"
+step "afctl replay $desk_run --live --model local/echo    # for real, on another model, then a diff"
 "$AFCTL" replay "$desk_run" --live --model local/echo
 
 step "afctl stats --by agent,model"
@@ -125,4 +128,12 @@ step "afctl eval .afctl/blueprints/support-desk/1.0.0/evals    # the checks it s
 step "afctl usage --by blueprint,agent"
 "$AFCTL" usage --by blueprint,agent
 
-printf '\n\033[1mDemo finished.\033[0m The example repository is in ./demo (open demo/report.html)\n'
+printf '\n%sDemo finished.%s The example repository is in ./demo; next, try:\n' "$BOLD" "$PLAIN"
+cat <<EOF
+  cd demo
+  $AFCTL runs show $desk_run          # a transcript, with tool calls and costs
+  $AFCTL eval evals/ --html report.html   # then open demo/report.html
+  $AFCTL stats --by agent,model
+  $AFCTL explain Agent.spec.tools
+  edit agents/*.yaml, then: $AFCTL plan -f . && $AFCTL apply -f . --yes
+EOF

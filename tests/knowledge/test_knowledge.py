@@ -140,7 +140,7 @@ QUESTIONS = {
 }
 
 
-def test_retrieval_finds_the_known_answers(tmp_path, capsys):
+def test_retrieval_finds_the_known_answers(tmp_path):
     write_repo(tmp_path, CORPUS)
     with KnowledgeIndex.open(tmp_path / ".afctl") as index:
         index.build(
@@ -155,9 +155,7 @@ def test_retrieval_finds_the_known_answers(tmp_path, capsys):
             if index.search("help", question, k=1)[0].path == answer
         )  # fmt: skip
     recall = found / len(QUESTIONS)
-    with capsys.disabled():
-        print(f"\nknowledge recall@5 = {recall:.2f}, top-1 = {first / len(QUESTIONS):.2f}")
-    assert recall >= 0.9 and first / len(QUESTIONS) >= 0.7
+    assert recall >= 0.9 and first / len(QUESTIONS) >= 0.7, (recall, first / len(QUESTIONS))
 
 
 PACK = (
@@ -232,7 +230,7 @@ def vector_pack(model: str, kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["embeddings", "hybrid"])
-def test_embeddings_and_hybrid_indexes_find_the_known_answers(tmp_path, capsys, kind):
+def test_embeddings_and_hybrid_indexes_find_the_known_answers(tmp_path, kind):
     repo = write_repo(tmp_path, {**CORPUS, "pack.yaml": vector_pack("local/hashing", kind)})
     context = Context(workspace=repo / ".afctl")
     report = context.knowledge_build("help", paths=[str(repo / "pack.yaml")])
@@ -244,9 +242,7 @@ def test_embeddings_and_hybrid_indexes_find_the_known_answers(tmp_path, capsys, 
         if answer in [h.path for h in context.knowledge_query(
             "help", question, k=5, paths=[str(repo / "pack.yaml")])]
     )  # fmt: skip
-    with capsys.disabled():
-        print(f"\nknowledge {kind} (local/hashing) recall@5 = {found / len(QUESTIONS):.2f}")
-    assert found / len(QUESTIONS) >= 0.8
+    assert found / len(QUESTIONS) >= 0.8, f"{kind} recall@5 = {found / len(QUESTIONS):.2f}"
 
 
 def test_embeddings_come_from_the_provider_through_its_sdk(tmp_path, llm_server, monkeypatch):
