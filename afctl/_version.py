@@ -1,3 +1,3 @@
 """The afctl version, read by the build and by `afctl --version`."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

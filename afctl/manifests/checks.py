@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from afctl.diagnostics import Diagnostic, did_you_mean, error
+from afctl.diagnostics import Diagnostic, did_you_mean, error, warning
 from afctl.manifests import interpolation
 from afctl.manifests.graph import find_cycles
 from afctl.manifests.positions import Position, locate, make_pointer
@@ -98,9 +98,16 @@ class DocumentChecker:
         return {**self.where, "line": line + 1, "col": col + 1, "pointer": make_pointer(parts)}
 
     def add(
-        self, code: str, summary: str, parts: Sequence[str | int], hint: str | None = None
+        self,
+        code: str,
+        summary: str,
+        parts: Sequence[str | int],
+        hint: str | None = None,
+        *,
+        severe: bool = True,
     ) -> None:
-        self.diagnostics.append(error(code, summary, hint=hint, **self.at(parts)))
+        made = error if severe else warning
+        self.diagnostics.append(made(code, summary, hint=hint, **self.at(parts)))
 
     def _content_line(self, parts: Sequence[str | int], line_in_value: int) -> dict[str, Any]:
         """Where line `line_in_value` (1-based) of a string value sits in the file."""
@@ -242,6 +249,17 @@ class DocumentChecker:
                 parts,
                 hint=f"write {provider}/<model>",
             )
+        elif provider in ("openai", "anthropic") and not _known_model(provider, model):
+            from afctl.providers.pricing import PRICES
+
+            self.add(
+                "model.unknown",
+                f'"{value}" is not a model afctl knows {provider} to offer',
+                parts,
+                hint=did_you_mean(model, PRICES[provider])
+                or "a new model works if the provider has it; a typo fails only when it runs",
+                severe=False,
+            )
         elif provider == "local" and model not in LOCAL_MODELS:
             self.add(
                 "model.name",
@@ -359,6 +377,13 @@ _CHECKS = {
     "x-afctl-assertion": DocumentChecker.check_assertion,
     "x-afctl-ref": DocumentChecker.collect_ref,
 }
+
+
+def _known_model(provider: str, model: str) -> bool:
+    """Whether afctl's price table knows `model` (or a dated version of one) at `provider`."""
+    from afctl.providers.pricing import builtin_price
+
+    return builtin_price(provider, model) is not None
 
 
 def _strings(

@@ -7,6 +7,8 @@ never 0: a total that silently leaves out an expensive model is worse than no to
 
 from __future__ import annotations
 
+import re
+
 from afctl.providers.models import ModelConfig, Pricing
 from afctl.providers.types import Usage
 
@@ -41,9 +43,16 @@ PRICES: dict[str, dict[str, tuple[float, float, float | None]]] = {
 }
 
 
+_SNAPSHOT = re.compile(r"\d{4}-\d{2}-\d{2}|\d{8}|latest")
+
+
 def builtin_price(provider: str, model: str) -> Pricing | None:
     table = PRICES.get(provider, {})
-    matches = [prefix for prefix in table if model == prefix or model.startswith(prefix + "-")]
+    # a model, or a dated snapshot of it (gpt-4.1-2025-04-14, claude-haiku-4-5-20251001):
+    # not any longer name, or gpt-4.1-mni would be priced (and taken for real) as gpt-4.1
+    matches = [prefix for prefix in table
+               if model == prefix or (_SNAPSHOT.fullmatch(model.removeprefix(prefix + "-"))
+               and model.startswith(prefix + "-"))]  # fmt: skip
     if not matches:
         return None
     input_price, output_price, cached = table[max(matches, key=len)]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import afctl
 from afctl.manifests.cache import ValidationCache
 from afctl.manifests.validate import validate_paths
-from afctl.testing import write_repo
+from afctl.testing import invoke, write_repo
 
 AGENT = """\
 apiVersion: afctl/v1
@@ -436,3 +436,16 @@ def test_progress_is_reported_per_file(tmp_path):
     seen: list[tuple[int, int]] = []
     validate_paths([str(tmp_path)], progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_a_model_name_a_provider_is_not_known_to_offer_is_warned_about(tmp_path):
+    """Issue 15: openai/gpt-4.1-mni validated silently (and was priced as gpt-4.1)."""
+    from afctl.providers.pricing import builtin_price
+
+    write_repo(tmp_path, {"a.yaml": (
+        "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: a}\nspec: {model: openai/gpt-4.1-mni}\n"
+    )})  # fmt: skip
+    result = invoke(["validate", "-f", "."], cwd=tmp_path)
+    assert result.exit_code == 0 and 'did you mean "gpt-4.1-mini"?' in result.output
+    assert builtin_price("openai", "gpt-4.1-mni") is None
+    assert builtin_price("openai", "gpt-4.1-2025-04-14") == builtin_price("openai", "gpt-4.1")
