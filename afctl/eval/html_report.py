@@ -28,6 +28,10 @@ border-radius:12px;color:#fff;font-weight:600}.badge.pass{background:var(--ok);c
 color:#fff}table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;
 padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}th{background:var(--bg)}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar-row{display:grid;grid-template-columns:minmax(120px,40%) 1fr auto;gap:8px;align-items:center;
+margin:3px 0;font-size:12px}.bar-label{overflow-wrap:anywhere}.bar-track{background:var(--bg);
+height:16px;border-radius:2px}.bar{display:block;height:16px;border-radius:2px}
+td.why{font-size:12px;color:var(--bad);overflow-wrap:anywhere}
 pre{white-space:pre-wrap;word-break:break-word;background:var(--bg);padding:8px;margin:4px 0;
 border-radius:6px;max-height:320px;overflow:auto}code{font-size:12px}
 .charts{display:flex;flex-wrap:wrap;gap:24px}.chart{flex:1 1 340px}
@@ -190,24 +194,18 @@ def _variant_table(result: dict[str, Any]) -> str:
 
 
 def _bars(items: list[tuple[str, float, str]], maximum: float, colour: str) -> str:
-    """A horizontal bar chart: (label, value, text shown at the bar's end)."""
-    height = 26 * len(items) + 10
-    parts = [f'<svg viewBox="0 0 420 {height}" role="img">']
-    for row, (label, value, text) in enumerate(items):
-        y = 6 + row * 26
-        width = 0.0 if maximum <= 0 else 220 * value / maximum
-        parts.append(
-            f'<text x="0" y="{y + 14}" font-size="11">{escape(_shorten(label, 26))}</text>'
-            f'<rect x="160" y="{y}" width="{width:.1f}" height="18" fill="{colour}" rx="2">'
-            f"<title>{escape(label)}: {escape(text)}</title></rect>"
-            f'<text x="{164 + width:.1f}" y="{y + 14}" font-size="11">{escape(text)}</text>'
+    """A horizontal bar chart: (label, value, text shown at the bar's end). Labels are shown
+    whole (they wrap): two variants must never look alike."""
+    rows = []
+    for label, value, text in items:
+        share = 0.0 if maximum <= 0 else 100 * value / maximum
+        rows.append(
+            f'<div class="bar-row" title="{escape(label)}: {escape(text)}">'
+            f'<span class="bar-label">{escape(label)}</span>'
+            f'<span class="bar-track"><span class="bar" style="width:{share:.1f}%;'
+            f'background:{colour}"></span></span><span class="bar-text">{escape(text)}</span></div>'
         )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return f'<div class="bars" role="img">{"".join(rows)}</div>'
 
 
 def _pass_chart(result: dict[str, Any]) -> str:
@@ -268,8 +266,8 @@ def _latency_histogram(cases: list[dict[str, Any]], bins: int = 12) -> str:
 def _case_table(cases: list[dict[str, Any]], suite_index: int) -> str:
     rows = [
         "<table><tr><th>case</th><th>variant</th><th class=num>repeat</th><th>result</th>"
-        "<th class=num>score</th><th class=num>latency</th><th class=num>cost</th><th>run</th>"
-        "</tr>"
+        "<th class=num>score</th><th class=num>latency</th><th class=num>cost</th><th>why</th>"
+        "<th>run</th></tr>"
     ]
     for index, case in enumerate(cases):
         detail = f"detail-{suite_index}-{index}"
@@ -283,12 +281,23 @@ def _case_table(cases: list[dict[str, Any]], suite_index: int) -> str:
             f"<td class=num>{case['repeat'] + 1}</td><td class={verdict}>{verdict}</td>"
             f"<td class=num>{case['score']:.2f}</td>"
             f"<td class=num>{float(case['latency_ms']):.0f} ms</td><td class=num>{cost}</td>"
+            f'<td class="why">{escape(_why(case))}</td>'
             f'<td><a href="#run-{escape(case["run_id"])}"><code>{escape(case["run_id"])}</code>'
             "</a></td></tr>"
         )
-        rows.append(f'<tr class="detail" id="{detail}"><td colspan="8">{_details(case)}</td></tr>')
+        rows.append(f'<tr class="detail" id="{detail}"><td colspan="9">{_details(case)}</td></tr>')
     rows.append("</table>")
     return "".join(rows)
+
+
+def _why(case: dict[str, Any]) -> str:
+    """Why a case did not pass, in its row (not only inside the collapsed details)."""
+    if case.get("passed"):
+        return ""
+    failed = [f"{a['name']}: {a.get('reason') or 'failed'}" for a in case["assertions"]
+              if not a["passed"]]  # fmt: skip
+    text = "; ".join(failed) or str(case.get("error") or f"status {case['status']}")
+    return text if len(text) <= 240 else text[:239] + "…"
 
 
 def _details(case: dict[str, Any]) -> str:

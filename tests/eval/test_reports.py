@@ -3,6 +3,7 @@ report, rendered in headless Chromium."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -70,9 +71,15 @@ def test_the_html_report_is_self_contained_and_escapes_what_models_say(tmp_path)
     data = json.loads((repo / "eval.json").read_text())[0]
     for case in data["cases"]:  # every case is there, linked to its run by id
         assert f'id="run-{case["run_id"]}"' in page and f'href="#run-{case["run_id"]}"' in page
-    for variant in data["variants"]:
-        assert variant in page
-    assert page.count("<svg") == 3  # pass rate, latency histogram, cost
+    for variant in data["variants"]:  # whole, never cut (two would look alike)
+        assert f'<span class="bar-label">{variant}</span>' in page
+    assert page.count("<svg") == 1 and page.count('class="bars"') == 2  # latency; pass, cost
+    failed = next(c for c in data["cases"] if not c["passed"])  # why, in the row itself
+    reason = next(a["reason"] for a in failed["assertions"] if not a["passed"])
+    row = next(
+        r for r in page.split("<tr ") if r.startswith('class="case"') and failed["run_id"] in r
+    )
+    assert '<td class="why">' in row and html.escape(reason) in row
     assert "wants-nope" in page and "FAIL" in page
 
 
