@@ -618,6 +618,14 @@ class Context:
             resources = store.resources(self.env)
             return Catalog.of((r.kind, r.name, r.document) for r in resources.values())
 
+    def _state_serial(self) -> int:
+        """The applied state's serial in this environment (0 with no state)."""
+        store = self._open_state(create=False)
+        if store is None:
+            return 0
+        with store:
+            return store.serial(self.env)
+
     def prompt_log(self) -> PromptLog:
         """The workspace's prompt log (created with the workspace if there is none yet)."""
         from afctl.promptlog.store import PromptLog
@@ -827,6 +835,17 @@ class Context:
             )
         variables = dict(variables or {})
         environment = self._run_environment(catalog, variables)
+        seen = [self._state_serial()]
+
+        def reload() -> Catalog | None:
+            """The applied resources, when an apply changed them since the last look."""
+            serial = self._state_serial()
+            if serial == seen[0]:
+                return None
+            seen[0] = serial
+            environment.grants = self._grants()  # trust may have changed with it
+            return self._catalog(None)
+
         with self.prompt_log() as log:
             launcher = Launcher(environment, log, self.env, variables)
 
@@ -835,9 +854,9 @@ class Context:
                     on_ready(address, len(found))
 
             try:
-                asyncio.run(_sharing_mcp(
-                    environment, serve(found, launcher, self.root, host, port, on_ready=ready)
-                ))  # fmt: skip
+                asyncio.run(_sharing_mcp(environment, serve(
+                    found, launcher, self.root, host, port, on_ready=ready, reload=reload,
+                )))  # fmt: skip
             except OSError as exc:
                 raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 

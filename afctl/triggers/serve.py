@@ -27,7 +27,7 @@ from typing import Any
 from afctl.errors import UsageError
 from afctl.logs import event
 from afctl.promptlog.store import PromptLog
-from afctl.runtime.environment import RunEnvironment
+from afctl.runtime.environment import Catalog, RunEnvironment
 from afctl.triggers.definitions import Trigger, next_fire
 from afctl.triggers.webhook import (
     Refused,
@@ -216,7 +216,9 @@ def http_server(
     """The webhook, health and metrics server (not yet serving)."""
     import os
 
-    hooks = {str(t.spec["path"]): t for t in triggers if t.type == "webhook"}
+    def hooks() -> dict[str, Trigger]:  # read at each request: the triggers follow the state
+        return {str(t.spec["path"]): t for t in list(triggers) if t.type == "webhook"}
+
     metrics_token = os.environ.get(METRICS_TOKEN_ENV) or None
 
     class Handler(BaseHTTPRequestHandler):
@@ -270,7 +272,7 @@ def http_server(
             self.reply(status, payload)
 
         def webhook(self) -> tuple[int, dict[str, Any]]:
-            trigger = hooks.get(self.path.split("?", 1)[0])
+            trigger = hooks().get(self.path.split("?", 1)[0])
             if trigger is None:
                 return 404, {"error": f"no webhook at {self.path[:200]}"}
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -295,6 +297,12 @@ def http_server(
     return _Http((host, port), Handler)
 
 
+FOLLOW_S = 1.0
+"""How often the server looks for a new apply."""
+Reload = Callable[[], "Catalog | None"]
+"""The applied resources when they changed since the last call (None: unchanged)."""
+
+
 async def serve(
     triggers: list[Trigger],
     launcher: Launcher,
@@ -305,8 +313,11 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
     clock: Clock = _now,
+    reload: Reload | None = None,
 ) -> None:
-    """Run every trigger until `stop` is set (or SIGTERM/SIGINT arrives)."""
+    """Run every trigger until `stop` is set (or SIGTERM/SIGINT arrives). With `reload`, the
+    server follows the applied state: after an apply, new runs use the new workflow revisions,
+    and webhooks, schedules and watches are those the state now declares."""
     import signal
 
     loop = asyncio.get_running_loop()
@@ -323,22 +334,69 @@ async def serve(
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               daemon=True)  # fmt: skip
     thread.start()
-    tasks = [asyncio.create_task(run_schedules(triggers, launcher, clock=clock))]
-    tasks += [asyncio.create_task(run_watch(t, root, launcher, stop))
-              for t in triggers if t.type == "watch"]  # fmt: skip
+
+    def start() -> list[asyncio.Task[Any]]:
+        started = [asyncio.create_task(run_schedules(list(triggers), launcher, clock=clock))]
+        started += [asyncio.create_task(run_watch(t, root, launcher, stop))
+                    for t in triggers if t.type == "watch"]  # fmt: skip
+        return started
+
+    tasks = start()
     address = f"http://{host}:{server.server_address[1]}"
     if on_ready is not None:
         on_ready(address)
     try:
-        await stop.wait()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), FOLLOW_S if reload else None)
+            except TimeoutError:
+                pass
+            catalog = None if reload is None or stop.is_set() else reload()
+            if catalog is None:
+                continue
+            await _stop_all(tasks)
+            _follow(catalog, triggers, secrets, launcher)
+            tasks = start()
     finally:
         server.shutdown()
         server.server_close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _stop_all(tasks)
         await launcher.drain(GRACE_S)
         event(20, "afctl serve stopped")
+
+
+async def _stop_all(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _follow(
+    catalog: Catalog, triggers: list[Trigger], secrets: dict[str, str], launcher: Launcher
+) -> None:
+    """Take on a new applied state: its workflows for new runs, its triggers from now on (a
+    webhook whose secret is not set stays off, said in the log)."""
+    from afctl.triggers.definitions import triggers_of
+
+    try:
+        found = triggers_of(dict(catalog.of_kind("Workflow")))
+    except UsageError as exc:
+        event(40, f"afctl serve: the applied triggers cannot be served: {exc.message}")
+        return
+    launcher.environment.catalog = catalog
+    usable = []
+    fresh: dict[str, str] = {}
+    for trigger in found:
+        try:
+            fresh.update(_webhook_secrets([trigger], launcher))
+        except UsageError as exc:
+            event(40, f"afctl serve: {exc.message}; that webhook stays off")
+            continue
+        usable.append(trigger)
+    triggers[:] = usable
+    secrets.clear()
+    secrets.update(fresh)
+    event(30, f"afctl serve: the applied state changed; serving {len(usable)} trigger(s)")
 
 
 METRICS_TOKEN_ENV = "AFCTL_METRICS_TOKEN"

@@ -272,3 +272,43 @@ def test_a_file_change_fires_once_after_the_debounce(tmp_path):
     with Context(workspace=repo).prompt_log() as log:
         (run,) = [r for r in log.runs(limit=5) if r.kind == "workflow"]
         assert json.loads(log.payload(run.id)["output"]) == {"said": "noted inbox/a.txt"}
+
+
+def test_serve_follows_the_applied_state(tmp_path):
+    """Issue 15: after an apply, new runs use the new workflow, and its triggers are served."""
+    repo = repo_with(
+        tmp_path, "    - {type: webhook, path: /hooks/a, input: {ticket: '{{ event.body.id }}'}}\n"
+    )
+    assert invoke(["apply", "-f", ".", "--yes"], cwd=repo).exit_code == 0
+    afctl = Path(sys.executable).parent / "afctl"
+    server = subprocess.Popen([str(afctl), "serve", "--port", "0"], cwd=repo,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert server.stderr is not None
+        url = server.stderr.readline().split("listening on ", 1)[1].split(" ")[0]
+        body = json.dumps({"id": "T-1"}).encode()
+        assert request(url + "/hooks/b", body)[0] == 404
+        flow = (repo / "flow.yaml").read_text()
+        flow = flow.replace("path: /hooks/a", "path: /hooks/b").replace(
+            "{text: '{{ inputs.ticket }}'}", "{text: 'v2 {{ inputs.ticket }}'}")  # fmt: skip
+        (repo / "flow.yaml").write_text(flow)
+        assert invoke(["apply", "-f", ".", "--yes"], cwd=repo).exit_code == 0
+
+        def accepted():  # type: ignore[no-untyped-def]
+            answer = request(url + "/hooks/b", body)
+            return answer if answer[0] == 202 else None
+
+        _, text = wait_for(accepted)
+        run_id = json.loads(text)["run_id"]
+        assert request(url + "/hooks/a", body)[0] == 404
+
+        def finished() -> bool:
+            with Context(workspace=repo).prompt_log() as log:
+                return log.run(run_id).status == "succeeded"
+
+        wait_for(finished)
+        with Context(workspace=repo).prompt_log() as log:
+            assert json.loads(log.payload(run_id)["output"]) == {"said": "noted v2 T-1"}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
