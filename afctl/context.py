@@ -860,6 +860,16 @@ class Context:
             except OSError as exc:
                 raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
+    def blueprint_create(self, name: str, parent: PathArg = ".") -> Path:
+        """A new blueprint folder `parent/name` to start from (lints clean, evals pass).
+
+        Raises:
+            UsageError: a bad name, or the folder exists.
+        """
+        from afctl.blueprints.create import create
+
+        return create(name, Path(parent))
+
     def blueprint_lint(self, folder: PathArg) -> tuple[Blueprint, list[Diagnostic]]:
         """A blueprint folder and its problems (none: it is ready to pack).
 
@@ -914,7 +924,7 @@ class Context:
         from afctl.blueprints.archive import pack
 
         blueprint, problems = self.blueprint_lint(folder)
-        if problems:
+        if any(p.is_error for p in problems):
             raise ManifestError(
                 problems, f"blueprint {blueprint.name} has problems; fix them first"
             )
@@ -1067,7 +1077,7 @@ class Context:
                 "blueprints require each other in a cycle: " + " -> ".join([*chain, name]),
                 hint="a blueprint cannot (even indirectly) require itself",
             )
-        registries = Registries(self._workspace_dir())
+        registries = Registries(self._workspace_dir(), self.root)
         lock = self._read_lock()
         locked = lock.get(name)
         if locked and satisfies(Version(str(locked["version"])), spec):
@@ -1093,25 +1103,41 @@ class Context:
                                                 **{**options, "sets": (), "files": ()})  # fmt: skip
             outcome, prepared = self.blueprint_install(archive, **options)
         if not options.get("dry_run"):
-            lock = self._read_lock()  # requirements installed above wrote theirs
-            lock[name] = {"version": version, "digest": digest, "registry": registry.name}
-            self._write_lock(lock)
+            from afctl.blueprints.lock import Lock
+
+            Lock(self.root).pin(name, {"version": version, "digest": digest,
+                                       "registry": registry.name})  # fmt: skip
         return outcome, prepared
 
+    def blueprint_install_locked(
+        self, names: Sequence[str] = (), **options: Any
+    ) -> list[tuple[ApplyOutcome, Prepared]]:
+        """Install exactly what `afctl.lock` pins (every blueprint in it, or `names`): each
+        locked version from its locked registry, refused when its digest differs from the
+        lock's. The options are `blueprint_install`'s (values, trust, dry_run, confirm).
+
+        Raises:
+            UsageError: nothing is locked, a name is not, or a digest differs.
+        """
+        from afctl.blueprints.lock import Lock
+
+        pinned = Lock(self.root).blueprints()
+        if not pinned:
+            raise UsageError(f"{self.root / 'afctl.lock'} pins no blueprint",
+                             hint="afctl blueprint install NAME[@RANGE] writes it")  # fmt: skip
+        unknown = [n for n in names if n not in pinned]
+        if unknown:
+            raise UsageError(f"afctl.lock does not pin {', '.join(unknown)}",
+                             hint="locked: " + ", ".join(sorted(pinned)))  # fmt: skip
+        return [
+            self._install_from_registry(f"{name}@{pinned[name]['version']}", **options)
+            for name in (names or sorted(pinned))
+        ]
+
     def _read_lock(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads((self.root / "afctl.lock").read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        blueprints = data.get("blueprints") if isinstance(data, dict) else None
-        return dict(blueprints) if isinstance(blueprints, dict) else {}
+        from afctl.blueprints.lock import Lock
 
-    def _write_lock(self, entries: dict[str, dict[str, Any]]) -> None:
-        from afctl.files import write_atomically
-
-        text = json.dumps({"format": "afctl.lock/v1", "blueprints": entries}, indent=2,
-                          sort_keys=True) + "\n"  # fmt: skip
-        write_atomically(self.root / "afctl.lock", text)
+        return Lock(self.root).blueprints()
 
     def blueprint_upgrade(
         self,
@@ -1136,9 +1162,9 @@ class Context:
         entry = self.blueprint_list().get(name)
         if entry is None:
             raise UsageError(f"blueprint {name} is not installed", hint="afctl blueprint list")
-        lock = self._read_lock()
-        if lock.pop(name, None) is not None:  # an upgrade moves the lock on
-            self._write_lock(lock)
+        from afctl.blueprints.lock import Lock
+
+        Lock(self.root).pin(name, None)  # an upgrade moves the lock on
         with tempfile.TemporaryDirectory(prefix="afctl-values-") as scratch:
             values = Path(scratch) / "values.yaml"
             values.write_text(json.dumps(entry.get("values") or {}), "utf-8")
@@ -1213,12 +1239,12 @@ class Context:
         """Name a registry (a folder, relative to the current one, or an http(s) URL)."""
         from afctl.blueprints.registry import Registries
 
-        Registries(self._workspace_dir()).add(name, location, Path.cwd())
+        Registries(self._workspace_dir(), self.root).add(name, location, Path.cwd())
 
     def registries(self) -> dict[str, str]:
         from afctl.blueprints.registry import Registries
 
-        return {r.name: r.location for r in Registries(self._workspace_dir()).all()}
+        return {r.name: r.location for r in Registries(self._workspace_dir(), self.root).all()}
 
     def blueprint_publish(self, archive: PathArg, registry: str) -> dict[str, Any]:
         """Add a checked archive to a folder registry (by name, or a folder path).
@@ -1229,7 +1255,7 @@ class Context:
         """
         from afctl.blueprints.registry import Registries, Registry
 
-        known = Registries(self._workspace_dir())
+        known = Registries(self._workspace_dir(), self.root)
         if Path(registry).is_dir() or "/" in registry:  # a folder given directly
             target = Registry(registry, str(Path(registry).resolve()))
         else:
@@ -1239,7 +1265,7 @@ class Context:
     def blueprint_search(self, text: str, category: str | None = None) -> list[dict[str, Any]]:
         from afctl.blueprints.registry import Registries
 
-        return Registries(self._workspace_dir()).search(text, category)
+        return Registries(self._workspace_dir(), self.root).search(text, category)
 
     def blueprint_info(self, name: str) -> dict[str, Any]:
         """Every published version of a blueprint, with its metadata and pricing.
@@ -1249,7 +1275,7 @@ class Context:
         """
         from afctl.blueprints.registry import Registries
 
-        for registry in Registries(self._workspace_dir()).all():
+        for registry in Registries(self._workspace_dir(), self.root).all():
             item = (registry.index().get("blueprints") or {}).get(name)
             if item:
                 return {"name": name, "registry": registry.name, **item}
@@ -1293,9 +1319,12 @@ class Context:
         outcome = self._apply_locked(make_plan, confirm=confirm, lock_timeout=lock_timeout,
                                      command="afctl blueprint uninstall")  # fmt: skip
         if outcome.record is not None or not outcome.plan.has_changes:
+            from afctl.blueprints.lock import Lock
+
             store.record(name, None)
             store.distrust(name)
             shutil.rmtree(store.folder / name, ignore_errors=True)
+            Lock(self.root).pin(name, None)
         return outcome
 
     def blueprint_list(self) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from afctl.diagnostics import Diagnostic, error
+from afctl.diagnostics import Diagnostic, error, warning
 from afctl.errors import ManifestError, UsageError
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ def lint(blueprint: Blueprint) -> list[Diagnostic]:
     for name, prop in (blueprint.parameters.get("properties") or {}).items():
         if not isinstance(prop, dict) or not prop.get("description"):
             problems.append(
-                error(
+                warning(
                     "blueprint.parameter",
                     f"parameter {name} has no description",
                     file="blueprint.yaml",
@@ -232,7 +232,7 @@ def lint(blueprint: Blueprint) -> list[Diagnostic]:
     evals = [f for f in files if f.startswith("evals/") and f.endswith(MANIFEST_SUFFIXES)]
     if not any(_holds_kind(blueprint.root / f, "EvalSuite") for f in evals):
         problems.append(
-            error(
+            warning(
                 "blueprint.evals",
                 "there is no eval suite under evals/",
                 file="blueprint.yaml",

@@ -142,17 +142,24 @@ class Registry:
 
 
 class Registries:
-    """The registries a workspace knows, in the order they were added."""
+    """The registries a repository knows: those in its committed `afctl.lock` (in the order
+    they were added), then any an earlier afctl kept in the workspace."""
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, root: Path) -> None:
+        from afctl.blueprints.lock import Lock
+
         self.file = workspace / "blueprints" / CONFIG
+        self.lock = Lock(root)
 
     def all(self) -> list[Registry]:
+        found = dict(self.lock.registries())
         try:
-            data = json.loads(self.file.read_text("utf-8"))
+            legacy = json.loads(self.file.read_text("utf-8"))
         except (OSError, ValueError):
-            return []
-        return [Registry(str(k), str(v)) for k, v in data.items()]
+            legacy = {}
+        for name, location in legacy.items() if isinstance(legacy, dict) else []:
+            found.setdefault(str(name), str(location))
+        return [Registry(name, location) for name, location in found.items()]
 
     def add(self, name: str, location: str, base: Path) -> Registry:
         """Raises: UsageError: a bad name, or a folder that is a file."""
@@ -164,10 +171,7 @@ class Registries:
             if folder.exists() and not folder.is_dir():
                 raise UsageError(f"{location} is a file; a registry is a folder or a URL")
             location = str(folder)
-        data = {r.name: r.location for r in self.all()}
-        data[name] = location
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.file, json.dumps(data, indent=2) + "\n")
+        self.lock.add_registry(name, location)
         return Registry(name, location)
 
     def named(self, name: str) -> Registry:

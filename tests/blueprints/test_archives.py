@@ -252,3 +252,42 @@ def test_every_example_blueprint_lints_and_passes_its_evals_offline(tmp_path, na
         for c in r.cases
         if not c.passed
     ]
+
+
+def test_create_gives_a_blueprint_that_lints_clean_and_passes_its_evals(tmp_path):
+    """Issue 15: `afctl blueprint create NAME`; an author may be a string."""
+    made = invoke(["blueprint", "create", "my-desk", "--dir", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    folder = tmp_path / "my-desk"
+    assert "author: Your name <you@example.com>" in (folder / "blueprint.yaml").read_text()
+    assert invoke(["blueprint", "lint", str(folder), "--strict"]).exit_code == 0
+    repo = materialize(folder, tmp_path / "repo")
+    results = Context(workspace=repo).evaluate([str(repo)])
+    assert results and all(r.passed for r in results)
+    again = invoke(["blueprint", "create", "my-desk", "--dir", str(tmp_path)])
+    assert again.exit_code == 64 and "exists already" in again.stderr
+    assert invoke(["blueprint", "create", "Bad Name", "--dir", str(tmp_path)]).exit_code == 64
+
+
+def test_missing_descriptions_and_evals_warn_and_fail_only_with_strict(tmp_path):
+    folder = write_repo(
+        tmp_path / "bp",
+        {
+            "blueprint.yaml": (
+                "apiVersion: afctl/v1\nkind: Blueprint\nmetadata: {name: bp}\n"
+                "spec:\n  version: 0.1.0\n  parameters:\n    type: object\n"
+                "    properties: {who: {type: string, default: x}}\n"
+            ),
+            "manifests/agent.yaml": (
+                "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: a}\n"
+                "spec: {model: local/echo, instructions: 'Hi {{ params.who }}'}\n"
+            ),
+        },
+    )
+    relaxed = invoke(["blueprint", "lint", str(folder)])
+    assert relaxed.exit_code == 0 and "2 warning(s)" in relaxed.stdout
+    assert "parameter who has no description" in relaxed.stdout
+    assert invoke(["blueprint", "lint", str(folder), "--strict"]).exit_code == 3
+    assert (
+        invoke(["blueprint", "pack", str(folder), "-o", str(tmp_path / "bp.afbp")]).exit_code == 0
+    )

@@ -105,7 +105,7 @@ def test_digests_must_match_the_index_and_the_lock(tmp_path):
     shutil.copy(again, registry / "support-desk-1.1.0.afbp")
     swapped = invoke(["blueprint", "install", "support-desk@1.1.0", "--yes"], cwd=repo)
     assert swapped.exit_code == 64 and "does not match its digest" in swapped.stderr
-    assert state(repo) == before and not (repo / "afctl.lock").exists()
+    assert state(repo) == before and '"support-desk"' not in (repo / "afctl.lock").read_text()
     # a republished version (index and file changed together) differs from the lock
     assert invoke(["blueprint", "install", "support-desk@1.0.0", "--yes"], cwd=repo).exit_code == 0
     index = json.loads((registry / "index.json").read_text())
@@ -198,3 +198,27 @@ def test_usage_sums_blueprint_runs_and_prices_usage_blueprints(tmp_path):
         and "0.0200 USD" in by_agent.stdout
     )
     assert invoke(["usage", "--by", "colour"], cwd=repo).exit_code == 64
+
+
+def test_a_teammate_installs_exactly_what_the_lock_pins(tmp_path):
+    """Issue 15: registries live in the committed afctl.lock (not the ignored .afctl), so a
+    fresh clone can install --locked; uninstall forgets the pin."""
+    import shutil
+
+    repo = workspace(tmp_path)
+    registry = published(tmp_path, repo)
+    assert invoke(["blueprint", "install", "support-desk", "--yes"], cwd=repo).exit_code == 0
+    lock = json.loads((repo / "afctl.lock").read_text())
+    assert lock["registries"]["local"] in (str(registry), "../registry")
+    assert lock["blueprints"]["support-desk"]["version"] == "1.1.0"  # the newest
+    clone = tmp_path / "clone"  # what git gives a teammate: no .afctl
+    shutil.copytree(repo, clone, ignore=shutil.ignore_patterns(".afctl"))
+    got = invoke(["blueprint", "install", "--locked", "--yes"], cwd=clone)
+    assert got.exit_code == 0, got.output
+    listed = json.loads(invoke(["blueprint", "list", "-o", "json"], cwd=clone).stdout)
+    assert listed["support-desk"]["digest"] == lock["blueprints"]["support-desk"]["digest"]
+    assert (
+        invoke(["blueprint", "install", "--locked", "nothing", "--yes"], cwd=clone).exit_code == 64
+    )
+    assert invoke(["blueprint", "uninstall", "support-desk", "--yes"], cwd=clone).exit_code == 0
+    assert "support-desk" not in json.loads((clone / "afctl.lock").read_text())["blueprints"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,28 +20,51 @@ def blueprint() -> None:
     """Lint, render, pack and install blueprints."""
 
 
+@blueprint.command("create")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", type=click.Path(file_okay=False),
+              help="Where to make its folder.")  # fmt: skip
+def create(name: str, parent: str) -> int:
+    """Start a new blueprint: a folder that lints clean, with an eval suite that passes."""
+    from afctl.context import Context
+
+    folder = Context().blueprint_create(name, parent)
+    click.echo(f"created blueprint {name} in {folder}; next: afctl blueprint lint {folder}")
+    return EXIT_OK
+
+
 @blueprint.command("lint")
 @click.argument("folder", type=click.Path(file_okay=False))
+@click.option(
+    "--strict", is_flag=True, help="Warnings (undocumented parameters, no evals) fail too."
+)
 @output_option("text", "json")
-def lint(folder: str, output: str) -> int:
-    """Check a blueprint: schema, rendering with defaults, the rendered manifests, documented
-    parameters, eval suites (exit 3 on problems)."""
+def lint(folder: str, strict: bool, output: str) -> int:
+    """Check a blueprint: schema, rendering with defaults, the rendered manifests, declared
+    capabilities (exit 3 on errors); undocumented parameters and missing evals are warnings
+    (errors with --strict)."""
     from afctl.cli.render import console, print_json, render_diagnostics
     from afctl.context import Context
 
     found, problems = Context().blueprint_lint(folder)
+    failing = [p for p in problems if p.is_error or strict]
     if output == "json":
-        print_json({"name": found.name, "version": found.version, "valid": not problems,
+        print_json({"name": found.name, "version": found.version, "valid": not failing,
                     "diagnostics": [d.to_dict() for d in problems]})  # fmt: skip
     elif problems:
         render_diagnostics(console(), problems, {})
-        click.echo(f"✗ blueprint {found.name} {found.version}: {len(problems)} problem(s)")
-    else:
-        click.echo(
-            f"✓ blueprint {found.name} {found.version}: {len(found.templates())} manifest "
-            f"template(s), {len(found.files())} files: ready to pack"
-        )
-    return EXIT_INVALID if problems else EXIT_OK
+    if output != "json":
+        mark = "✗" if failing else "✓"
+        warned = len(problems) - len([p for p in problems if p.is_error])
+        if failing:
+            click.echo(f"{mark} blueprint {found.name} {found.version}: {len(failing)} problem(s)")
+        else:
+            click.echo(
+                f"{mark} blueprint {found.name} {found.version}: {len(found.templates())} "
+                f"manifest template(s), {len(found.files())} files: ready to pack"
+                + (f" ({warned} warning(s))" if warned else "")
+            )
+    return EXIT_INVALID if failing else EXIT_OK
 
 
 @blueprint.command("render")
@@ -86,22 +109,27 @@ def pack(folder: str, target: str | None) -> int:
 
 
 @blueprint.command("install")
-@click.argument("source", metavar="FILE.afbp|DIR|NAME[@RANGE]")
+@click.argument("source", metavar="FILE.afbp|DIR|NAME[@RANGE]", required=False)
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A parameter value.")
 @click.option(
     "-f", "--values", "files", multiple=True, metavar="FILE", help="A YAML file of values."
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--trust", is_flag=True, help="Grant its local capabilities (python, commands...).")
+@click.option(
+    "--locked", is_flag=True,
+    help="Exactly what afctl.lock pins (every blueprint, or NAME), digests verified.",
+)  # fmt: skip
 @yes_option
 @lock_timeout_option
 @state_options
 def install(
-    source: str,
+    source: str | None,
     sets: tuple[str, ...],
     files: tuple[str, ...],
     dry_run: bool,
     trust: bool,
+    locked: bool,
     yes: bool,
     lock_timeout: float,
     workspace: str | None,
@@ -109,7 +137,8 @@ def install(
 ) -> int:
     """Install a blueprint: check, render, then plan and apply its resources.
 
-    NAME[@RANGE] comes from the workspace's registries (afctl.lock pins it). The archive is
+    NAME[@RANGE] comes from the registries named in afctl.lock (which pins it); --locked
+    installs exactly what afctl.lock pins. The archive is
     checked before anything is written and placed in the
     workspace's blueprint store; its resources are labelled afctl/blueprint=NAME. The plan shows
     the capabilities its blueprint.yaml declares; the local ones (python, commands, env,
@@ -117,13 +146,23 @@ def install(
     """
     from afctl.cli.commands.apply import confirmation
     from afctl.context import Context
+    from afctl.errors import UsageError
 
     context = Context(workspace=workspace, env=env)
     confirm = None if dry_run else confirmation(yes, context.workspace, "Install")
-    outcome, prepared = context.blueprint_install(
-        source, sets=list(sets), files=list(files), trust=trust, dry_run=dry_run,
-        confirm=confirm, lock_timeout=lock_timeout,
-    )  # fmt: skip
+    options: dict[str, Any] = {"sets": list(sets), "files": list(files), "trust": trust,
+                               "dry_run": dry_run, "confirm": confirm,
+                               "lock_timeout": lock_timeout}  # fmt: skip
+    if locked:
+        for outcome, prepared in context.blueprint_install_locked(
+            [source] if source else [], **options
+        ):
+            _show(outcome, prepared, context.workspace, dry_run)
+        return EXIT_OK
+    if source is None:
+        raise UsageError("give the blueprint to install", hint="afctl blueprint install "
+                         "FILE.afbp|DIR|NAME[@RANGE], or --locked")  # fmt: skip
+    outcome, prepared = context.blueprint_install(source, **options)
     _show(outcome, prepared, context.workspace, dry_run)
     return EXIT_OK
 
