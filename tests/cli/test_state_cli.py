@@ -199,3 +199,8 @@ def test_envs_and_force_unlock(repo):
 def test_lock_timeout_is_a_duration(repo):
     bad = run(repo, "apply", "-f", ".", "--yes", "--lock-timeout", "soon")
     assert bad.exit_code == 64 and "duration" in bad.stderr
+
+
+def test_a_misspelt_kind_gets_a_suggestion_in_the_users_case(repo):
+    result = run(repo, "get", "agnets")
+    assert result.exit_code == 64 and 'did you mean "agents"?' in result.stderr
