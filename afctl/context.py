@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from afctl.errors import AfctlError, ManifestError, UsageError
+from afctl.sync import run_sync
 from afctl.workspace import WORKSPACE_DIR, find_workspace
 
 T = TypeVar("T")
@@ -680,7 +681,6 @@ class Context:
         Raises:
             UsageError: the target is not an agent that is available.
         """
-        import asyncio
 
         from afctl.manifests.kinds import parse_ref
         from afctl.runtime.agent import AgentRun, RunOptions
@@ -707,7 +707,7 @@ class Context:
         environment = self._run_environment(catalog, variables)
         with self.prompt_log() as log:
             options = RunOptions(variables, session, model, on_text, self.env, approver=approver)
-            return asyncio.run(AgentRun(name, environment, log, options).run(user_input))
+            return run_sync(AgentRun(name, environment, log, options).run(user_input))
 
     def run_workflow(
         self,
@@ -726,7 +726,6 @@ class Context:
             UsageError: the target is not an available workflow, or the inputs do not match
                 its `inputs` schema.
         """
-        import asyncio
 
         from afctl.manifests.kinds import parse_ref
         from afctl.runtime.workflow import WorkflowOptions, WorkflowRun, coerce_inputs
@@ -747,7 +746,7 @@ class Context:
         with self.prompt_log() as log:
             options = WorkflowOptions(variables, self.env)
             engine = WorkflowRun(name, environment, log, options)
-            return asyncio.run(_sharing_mcp(environment, engine.run(inputs)))
+            return run_sync(_sharing_mcp(environment, engine.run(inputs)))
 
     def resume(self, run_id: str) -> WorkflowResult:
         """Go on with a workflow run that a crash interrupted, as the same run: the steps it
@@ -756,7 +755,6 @@ class Context:
         Raises:
             UsageError: no such run, or it is not an interrupted workflow run.
         """
-        import asyncio
 
         from afctl.runtime.environment import Catalog
         from afctl.runtime.workflow import StepState, WorkflowOptions, WorkflowRun
@@ -789,7 +787,7 @@ class Context:
             options = WorkflowOptions(variables, record.env or self.env, record.parent_id)
             engine = WorkflowRun(name, environment, log, options, run_id=record.id)
             engine.skip_seq(max((e.seq for e in events), default=0))
-            return asyncio.run(
+            return run_sync(
                 _sharing_mcp(environment, engine.resume(dict(saved.get("inputs") or {}), done))
             )
 
@@ -821,7 +819,6 @@ class Context:
         Raises:
             UsageError: nothing to serve, a webhook secret is not set, or the port is taken.
         """
-        import asyncio
 
         from afctl.triggers.definitions import triggers_of
         from afctl.triggers.serve import Launcher, serve
@@ -854,7 +851,7 @@ class Context:
                     on_ready(address, len(found))
 
             try:
-                asyncio.run(_sharing_mcp(environment, serve(
+                run_sync(_sharing_mcp(environment, serve(
                     found, launcher, self.root, host, port, on_ready=ready, reload=reload,
                 )))  # fmt: skip
             except OSError as exc:
@@ -1410,7 +1407,6 @@ class Context:
         Raises:
             UsageError: no such run, or it cannot be replayed.
         """
-        import asyncio
 
         from afctl.promptlog.store import PromptLog
         from afctl.replay.offline import Recording, replay_factory, replay_run, tool_runner
@@ -1448,7 +1444,7 @@ class Context:
                                   recorded=recording.offered_tools())  # fmt: skip
         with PromptLog.in_memory() as memory:
             engine = AgentRun(record.agent or "", environment, memory, options)
-            report = asyncio.run(_sharing_mcp(environment, replay_run(
+            report = run_sync(_sharing_mcp(environment, replay_run(
                 engine, payload.get("input") or "", recording, payload.get("output")
             )))  # fmt: skip
         report.run_id = record.id
@@ -1463,7 +1459,6 @@ class Context:
     ) -> ReplayReport:
         """A workflow run replayed offline: the engine again, each step served from its
         recorded child runs."""
-        import asyncio
 
         from afctl.promptlog.store import PromptLog
         from afctl.replay.workflow import RecordedSteps, replay_workflow
@@ -1496,7 +1491,7 @@ class Context:
         options = WorkflowOptions(variables, record.env, source=steps, sleep=no_wait)
         with PromptLog.in_memory() as memory:
             engine = WorkflowRun(name, environment, memory, options)
-            report = asyncio.run(
+            report = run_sync(
                 replay_workflow(engine, dict(saved.get("inputs") or {}), recorded,
                                 payload.get("output"))
             )  # fmt: skip
@@ -1532,7 +1527,6 @@ class Context:
             UsageError: a suite names no agent that is available, or uses what this version
                 cannot run.
         """
-        import asyncio
 
         from afctl.eval.runner import cache_report, run_suite
         from afctl.promptlog.cache import ResponseCache
@@ -1592,7 +1586,7 @@ class Context:
                         )  # fmt: skip
                     return done
 
-            results = asyncio.run(run_all())
+            results = run_sync(run_all())
             for evaluated, responses in zip(results, caches, strict=True):
                 if responses is not None:
                     evaluated.cache = cache_report(responses, evaluated, explain_cache)
@@ -1619,7 +1613,6 @@ class Context:
             ManifestError: the manifests are invalid.
             UsageError: no suite, or its agent is nowhere to be found.
         """
-        import asyncio
 
         from afctl.eval.stress import stress
 
@@ -1642,7 +1635,7 @@ class Context:
                         reports.append(await stress(suite, make_run, ramp, duration_s, on_step))
                     return reports
 
-            return asyncio.run(run_all())
+            return run_sync(run_all())
 
     def tune(
         self,
@@ -1667,7 +1660,6 @@ class Context:
             ManifestError: the manifests are invalid.
             UsageError: a flag is wrong, or `write` has no agent file to change.
         """
-        import asyncio
 
         from afctl.eval.runner import run_suite
         from afctl.eval.tune import candidates_of, parse_params, tune, write_patch
@@ -1731,7 +1723,7 @@ class Context:
                                                budget_usd=budget_usd))  # fmt: skip
                     return done
 
-            reports = asyncio.run(run_all())
+            reports = run_sync(run_all())
         if write:
             for report in reports:
                 if report.winner is not None and report.agent_file is not None:
@@ -1824,7 +1816,6 @@ class Context:
         Raises:
             UsageError: no such run, or it cannot be replayed.
         """
-        import asyncio
 
         from afctl.runtime.agent import AgentRun, RunOptions
 
@@ -1840,7 +1831,7 @@ class Context:
                 history=history,
             )
             agent = record.agent or ""
-            result = asyncio.run(
+            result = run_sync(
                 AgentRun(agent, environment, log, options).run(payload.get("input") or "")
             )
         return result, self.diff_runs(record.id, result.run_id)
@@ -1915,7 +1906,6 @@ class Context:
         Raises:
             UsageError: no such run, or it is not awaiting approval.
         """
-        import asyncio
 
         from afctl.runtime.agent import AgentRun, RunOptions
         from afctl.runtime.environment import Catalog, RunEnvironment
@@ -1939,7 +1929,7 @@ class Context:
                 variables, None, None, on_text, record.env, record.parent_id, approver=approver
             )
             agent_run = AgentRun(record.agent, environment, log, options)
-            return asyncio.run(agent_run.resume(record.id, approved=not deny))
+            return run_sync(agent_run.resume(record.id, approved=not deny))
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Clear a workspace lock left behind by a process that died."""
