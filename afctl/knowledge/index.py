@@ -30,21 +30,6 @@ RRF_K = 60
 Embed = Callable[[list[str]], list[list[float]]]
 """Texts -> their vectors (the pack's embedding model)."""
 _WORD = re.compile(r"\w+", re.UNICODE)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS packs (name TEXT PRIMARY KEY, settings TEXT, built_at TEXT);
-CREATE TABLE IF NOT EXISTS files (
-    pack TEXT, path TEXT, digest TEXT, chunks INTEGER, PRIMARY KEY (pack, path)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY, pack TEXT, path TEXT, start_line INTEGER, end_line INTEGER,
-    heading TEXT, text TEXT
-);
-CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (pack, path);
-CREATE TABLE IF NOT EXISTS vectors (chunk_id INTEGER PRIMARY KEY, pack TEXT, vector TEXT);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, heading, content='chunks', content_rowid='id', tokenize='porter unicode61'
-);
-"""
 _SEARCH = (
     "SELECT c.path, c.start_line, c.end_line, c.heading, c.text, bm25(chunks_fts, 1.0, 0.5) "
     "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
@@ -108,10 +93,27 @@ class KnowledgeIndex:
             with named_errors(path):
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
-                self.conn.executescript(_SCHEMA)
+                self._migrate()
         except BaseException:
             self.conn.close()
             raise
+
+    def _migrate(self) -> None:
+        """Bring the index up to this afctl's numbered migrations, in one transaction."""
+        import sqlite_utils
+
+        from afctl.knowledge.migrations import knowledge_migrations
+
+        db = sqlite_utils.Database(self.conn)
+        if not knowledge_migrations.pending(db):
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            knowledge_migrations.apply(db)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     @classmethod
     def open(cls, workspace: Path) -> KnowledgeIndex:

@@ -275,3 +275,23 @@ def test_a_model_without_embeddings_is_refused_clearly(tmp_path, monkeypatch):
     repo = write_repo(tmp_path, {**CORPUS, "pack.yaml": pack})
     with pytest.raises(UsageError, match="cannot make embeddings"):
         Context(workspace=repo / ".afctl").knowledge_build("help", paths=[str(repo)])
+
+
+def test_the_index_has_numbered_migrations_and_takes_an_index_made_before_them(tmp_path):
+    import sqlite3
+
+    from afctl.knowledge.index import KnowledgeIndex
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as connection:  # as afctl made it before migrations
+        connection.executescript(
+            "CREATE TABLE packs (name TEXT PRIMARY KEY, settings TEXT, built_at TEXT);"
+            "INSERT INTO packs VALUES ('docs', '{}', 'then');"
+        )
+    index = KnowledgeIndex(old)
+    try:
+        applied = [r[0] for r in index.conn.execute("SELECT name FROM _sqlite_migrations")]
+        kept = index.conn.execute("SELECT name FROM packs").fetchall()
+    finally:
+        index.close()
+    assert applied == ["0001_initial"] and kept == [("docs",)]
