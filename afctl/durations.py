@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import datetime
 import re
+
+from afctl.errors import UsageError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -15,3 +18,21 @@ def seconds_of(text: str) -> float | None:
     if match is None:
         return None
     return float(match[1]) * _UNITS[match[2]]
+
+
+def since_timestamp(text: str, now: datetime.datetime | None = None) -> str:
+    """`7d`, `12h`, `30m` ago (or an ISO date) as the log's timestamp text.
+
+    Raises:
+        UsageError: it is neither.
+    """
+    seconds = seconds_of(text) if text.strip()[-1:].isalpha() else None
+    if seconds is not None:
+        moment = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(seconds=seconds)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    try:
+        return datetime.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise UsageError(
+            f"--since {text}: write a duration (30m, 12h, 7d, 2w) or a date (2026-11-01)"
+        ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 WORKSPACE_DIR = ".afctl"
@@ -47,3 +48,37 @@ def ensure_workspace(folder: Path) -> Path:
         except OSError:
             pass  # a read-only workspace still works
     return folder
+
+
+_ENV_NAME = re.compile(r"[a-z0-9]([-_a-z0-9]{0,61}[a-z0-9])?")
+
+
+class Workspace:
+    """Where one context works: a repository root, its `.afctl/` folder, and an environment.
+
+    Every service of a context shares one of these. The folder is created only when something
+    is written (`dir`); until then `found` is None when no workspace exists yet.
+    """
+
+    def __init__(self, override: str | os.PathLike[str] | None = None, env: str | None = None):
+        from afctl.errors import UsageError
+
+        self.found: Path | None = find_workspace(override)
+        self.env = env or os.environ.get("AFCTL_ENV") or "default"
+        if not _ENV_NAME.fullmatch(self.env):
+            raise UsageError(
+                f"--env {self.env}: not a valid environment name",
+                hint="use lowercase letters, digits, '-' and '_' (e.g. prod, staging-eu)",
+            )
+
+    @property
+    def root(self) -> Path:
+        """The repository root: the folder holding `.afctl/` (the current one if none yet)."""
+        return self.found.parent if self.found is not None else Path.cwd()
+
+    @property
+    def dir(self) -> Path:
+        """The workspace folder, `.afctl` in the current directory when none was found."""
+        if self.found is None:
+            self.found = Path.cwd() / WORKSPACE_DIR
+        return self.found

@@ -14,12 +14,12 @@ The views (what `afctl query` sees):
 
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from afctl.durations import since_timestamp
 from afctl.errors import UsageError
 
 VIEWS = {
@@ -70,26 +70,6 @@ class Table:
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
-
-
-def since_timestamp(text: str, now: datetime.datetime | None = None) -> str:
-    """`7d`, `12h`, `30m` ago (or an ISO date) as the log's timestamp text.
-
-    Raises:
-        UsageError: it is neither.
-    """
-    from afctl.durations import seconds_of
-
-    seconds = seconds_of(text) if text.strip()[-1:].isalpha() else None
-    if seconds is not None:
-        moment = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(seconds=seconds)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    try:
-        return datetime.date.fromisoformat(text.strip()).isoformat()
-    except ValueError:
-        raise UsageError(
-            f"--since {text}: write a duration (30m, 12h, 7d, 2w) or a date (2026-11-01)"
-        ) from None
 
 
 class LogAnalytics:

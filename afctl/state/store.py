@@ -185,7 +185,7 @@ class StateStore:
         from afctl.workspace import ensure_workspace
 
         ensure_workspace(workspace)
-        connection = connect(path, timeout=BUSY_TIMEOUT_S)
+        connection = connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         try:
             with named_errors(path):
                 connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

@@ -26,7 +26,8 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def state(repo: Path) -> dict[str, dict[str, object]]:
-    with Context(workspace=repo)._require_state() as store:
+    with Context(workspace=repo) as context:
+        store = context.services.state.require()
         return {f"{r.kind}/{r.name}": r.document for r in store.resources("default").values()}
 
 

@@ -110,7 +110,7 @@ def test_an_apply_killed_at_any_point_leaves_old_or_new_state(tmp_path):
         else:
             outcomes.append("old")
         assert serial == 1 + outcomes.count("new")
-        lock = Context(workspace=tmp_path)._require_state().current_lock()
+        lock = Context(workspace=tmp_path).services.state.require().current_lock()
         if lock is not None:
             Context(workspace=tmp_path).force_unlock(lock.lock_id)
     print("outcomes of the killed applies:", outcomes)

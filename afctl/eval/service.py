@@ -1,0 +1,300 @@
+"""Evaluating agents for a context: eval suites, stress tests and parameter tuning. Every
+case is a run in the prompt log under its eval's id; results are stored with the eval."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from afctl.errors import ManifestError, UsageError
+from afctl.manifests.service import Paths, as_list
+from afctl.runtime.service import RunService
+
+if TYPE_CHECKING:
+    from afctl.eval.runner import CaseResult, EvalResult
+    from afctl.eval.stress import StressReport, StressStep
+    from afctl.eval.suite import Suite
+    from afctl.eval.target import EvalTarget
+    from afctl.eval.tune import Candidate, TuneReport
+    from afctl.manifests.catalog import Catalog
+    from afctl.promptlog.cache import ResponseCache
+    from afctl.promptlog.store import PromptLog
+
+
+class EvalService:
+    def __init__(self, runs: RunService) -> None:
+        self.runs = runs
+        self.state = runs.state
+        self.logs = runs.logs
+        self.workspace = runs.workspace
+
+    def suites(self, paths: Paths) -> tuple[list[Suite], Catalog]:
+        """The EvalSuites in `paths`, and the resources they run against (the same files over
+        the applied state).
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            UsageError: there is no suite, or a suite's agent is nowhere to be found.
+        """
+        from afctl.eval.suite import load_suite
+        from afctl.manifests.catalog import Catalog
+        from afctl.manifests.validate import validate_paths
+
+        applied = self.state.catalog()
+        result, manifests = validate_paths(as_list(paths), None, external=applied.documents)
+        if not result.valid:
+            raise ManifestError(result.diagnostics, sources=result.sources)
+        grants = self.runs.grants()
+        suites = []
+        for m in manifests:
+            if m.kind == "EvalSuite":  # a suite shipped in a blueprint runs under its grant
+                grant = grants.for_path(Path(m.file))
+                grant.references(m.data)
+                root = grant.folder if grant.confined else self.workspace.root
+                suite = load_suite(m.data, m.file, root)
+                suite.grant = grant
+                suites.append(suite)
+        if not suites:
+            raise UsageError("no EvalSuite in the given files", hint="afctl eval evals/")
+        catalog = Catalog({**applied.documents, **{(m.kind, m.name): m.data for m in manifests}})
+        files = {m.name: m.file for m in manifests if m.kind == "Agent"}
+        for suite in suites:
+            suite.agent_file = files.get(suite.agent) if suite.kind == "Agent" else None
+            if catalog.find(suite.kind, suite.agent) is None:
+                raise UsageError(
+                    f"eval suite {suite.name}: {suite.target} is neither in the files nor "
+                    f"applied in environment {self.workspace.env}"
+                )
+        return suites, catalog
+
+    @contextlib.asynccontextmanager
+    async def target(self, catalog: Catalog) -> AsyncIterator[EvalTarget]:
+        """The runs' shared plumbing for one event loop; closes the providers at the end and
+        commits what the cases recorded."""
+        from afctl.eval.target import EvalTarget
+        from afctl.providers.pool import ProviderPool
+        from afctl.tools.mcp_tool import McpPool
+
+        pool = ProviderPool()
+        servers = McpPool(self.workspace.dir)  # one start per server for every case
+        try:
+            yield EvalTarget(self.workspace.root, self.workspace.env, self.workspace.dir,
+                             catalog, self.logs.log, pool, self.runs.grants(), servers)  # fmt: skip
+        finally:
+            await servers.aclose()
+            await pool.aclose()
+            self.logs.flush()
+
+    def _choose_cases(
+        self, suites: list[Suite], case_filter: str | None, limit: int | None,
+        only_failed: str | None,
+    ) -> None:  # fmt: skip
+        """Narrow each suite's cases: failed in an earlier eval, matching a regex, the first N."""
+        from afctl.safety.regex import RegexError, compile_pattern
+
+        try:
+            pattern = compile_pattern(case_filter) if case_filter else None
+        except RegexError as exc:
+            raise UsageError(f"--filter {case_filter}: {exc}") from None
+        log = self.logs.log
+        for suite in suites:
+            if only_failed is not None:
+                earlier = log.eval_case_results(log.eval_id(only_failed, suite.name))
+                failed = {case for (case, _), runs in earlier.items() if not all(runs)}
+                suite.cases = [c for c in suite.cases if c.id in failed]
+            if pattern is not None:
+                suite.cases = [c for c in suite.cases if pattern.search(c.id)]
+            if limit is not None:
+                suite.cases = suite.cases[:limit]
+            if not suite.cases:
+                raise UsageError(f"eval suite {suite.name}: no case is left to run")
+
+    async def evaluate(
+        self,
+        paths: Paths,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        case_filter: str | None = None,
+        limit: int | None = None,
+        only_failed: str | None = None,
+        baseline: str | None = None,
+        cache: bool = True,
+        explain_cache: bool = False,
+    ) -> list[EvalResult]:
+        """Run every EvalSuite in `paths` against its agent (from the same files, else the
+        applied state); each case is a run in the prompt log with the eval's id, and the
+        results are stored with the eval.
+
+        `progress` is told (cases done, cases in all) as cases finish. `case_filter` (a regex
+        on case ids), `limit` (the first N cases) and `only_failed`
+        (`last` or an eval id: the cases that failed there) choose cases; `baseline` (`last` or
+        an eval id) pairs the results by case and variant with an earlier eval's and lists
+        regressions and fixes. Model answers come from the response cache in the prompt log
+        when every input of the call is the same (`cache=False` calls the models anyway);
+        `explain_cache` lists each miss with the inputs that differ from the nearest entry.
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            UsageError: a suite names no agent that is available, or uses what this version
+                cannot run.
+        """
+        from afctl.eval.runner import cache_report, run_suite
+        from afctl.promptlog.cache import ResponseCache
+
+        suites, catalog = self.suites(paths)
+        self._choose_cases(suites, case_filter, limit, only_failed)
+        log = self.logs.log
+        baselines = {s.name: log.eval_id(baseline, s.name) for s in suites} if baseline else {}
+        total = sum(len(s.cases) * len(s.variants) * s.repeat for s in suites)
+        finished = 0
+
+        def on_case(_: CaseResult) -> None:
+            nonlocal finished
+            finished += 1
+            if progress is not None:
+                progress(finished, total)
+
+        results = []
+        async with self.target(catalog) as target:
+            for suite in suites:
+                responses = ResponseCache(log, explain=explain_cache) if cache else None
+
+                def make_run(
+                    case: Any, eval_id: str, variant: Any, repeat: int, suite: Any = suite,
+                    responses: ResponseCache | None = responses,
+                ) -> Any:  # fmt: skip
+                    return target.case_run(suite, case, variant, repeat, eval_id=eval_id,
+                                           cache=responses)  # fmt: skip
+
+                evaluated = await run_suite(suite, make_run, target.outcome, suite.grant,
+                                            on_case, target.models(suite))  # fmt: skip
+                if responses is not None:
+                    evaluated.cache = cache_report(responses, evaluated, explain_cache)
+                results.append(evaluated)
+        for evaluated in results:
+            if evaluated.suite in baselines:
+                earlier = log.eval_case_results(baselines[evaluated.suite])
+                evaluated.compare(baselines[evaluated.suite], earlier)
+            data = evaluated.to_dict()
+            log.save_eval(data, data["cases"])
+        return results
+
+    async def stress(
+        self,
+        paths: Paths,
+        ramp: list[int],
+        duration_s: float,
+        *,
+        on_step: Callable[[StressStep], None] | None = None,
+    ) -> list[StressReport]:
+        """Load-test every suite's agent: at each concurrency of `ramp`, for `duration_s`,
+        runs of its cases one after another (streamed, never from the cache), recorded in the
+        prompt log under the stress test's id. `on_step` is told each step as it ends.
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            UsageError: no suite, or its agent is nowhere to be found.
+        """
+        from afctl.eval.stress import stress
+
+        suites, catalog = self.suites(paths)
+        reports = []
+        async with self.target(catalog) as target:
+            for suite in suites:
+
+                def make_run(
+                    case: Any, variant: Any, stress_id: str, on_text: Any, suite: Any = suite
+                ) -> Any:
+                    return target.case_run(suite, case, variant, 0, eval_id=stress_id,
+                                           on_text=on_text)  # fmt: skip
+
+                reports.append(await stress(suite, make_run, ramp, duration_s, on_step))
+        return reports
+
+    async def tune(
+        self,
+        paths: Paths,
+        params: list[str],
+        *,
+        strategy: str = "grid",
+        samples: int | None = None,
+        seed: int = 0,
+        budget_usd: float | None = None,
+        write: bool = False,
+        on_candidate: Callable[[str], None] | None = None,
+    ) -> list[TuneReport]:
+        """Run each suite over the space of `params` (`name=v1,v2` or `name=@values.yaml`;
+        `model`, `instructions` or any model parameter) by `strategy`, rank the candidates by
+        pass rate, then cost, then latency, and with `write` apply the winner to the agent's
+        manifest file. Every candidate's evaluation is an eval in the prompt log (the suite's
+        own matrix is replaced by the candidates). `on_candidate` is told each candidate as it
+        starts.
+
+        Raises:
+            ManifestError: the manifests are invalid.
+            UsageError: a flag is wrong, or `write` has no agent file to change.
+        """
+        from afctl.eval.tune import candidates_of, parse_params, tune, write_patch
+        from afctl.promptlog.cache import ResponseCache
+
+        space = candidates_of(parse_params(params, Path.cwd()))
+        suites, catalog = self.suites(paths)
+        for suite in suites:
+            if suite.kind != "Agent":
+                raise UsageError(
+                    f"eval suite {suite.name} targets {suite.target}; afctl tune tunes agents"
+                )
+            if write and suite.agent_file is None:
+                raise UsageError(
+                    f"--write: agent/{suite.agent} is not defined in the given files",
+                    hint="pass the file that defines the agent along with the suite",
+                )
+        reports = []
+        async with self.target(catalog) as target:
+            responses = ResponseCache(self.logs.log)
+            for suite in suites:
+
+                async def evaluate(suite: Suite, candidate: Candidate, cases: list[Any]) -> Any:
+                    if on_candidate is not None:
+                        on_candidate(f"{candidate.id} on {len(cases)} cases")
+                    return await self._trial(target, catalog, responses, suite, candidate, cases)
+
+                reports.append(await tune(suite, space, evaluate, strategy=strategy,
+                                          samples=samples, seed=seed,
+                                          budget_usd=budget_usd))  # fmt: skip
+        for report in reports if write else []:
+            if report.winner is not None and report.agent_file is not None:
+                patch = report.winner.candidate.patch()
+                write_patch(Path(report.agent_file), report.agent, patch)
+                report.written = True
+        return reports
+
+    async def _trial(
+        self, target: EvalTarget, catalog: Catalog, responses: ResponseCache, suite: Suite,
+        candidate: Candidate, cases: list[Any],
+    ) -> EvalResult:  # fmt: skip
+        """One tuning candidate evaluated on `cases`, stored as an eval of its own."""
+        from afctl.eval.runner import run_suite
+        from afctl.manifests.catalog import Catalog
+
+        resources = catalog
+        if candidate.instructions is not None:
+            agent = catalog.get("Agent", suite.agent)
+            changed = {**agent, "spec": {**(agent.get("spec") or {}),
+                                         "instructions": candidate.instructions}}  # fmt: skip
+            resources = Catalog({**catalog.documents, ("Agent", suite.agent): changed})
+        trial = dataclasses.replace(suite, cases=cases, variants=[candidate.variant()])
+
+        def make_run(case: Any, eval_id: str, variant: Any, repeat: int) -> Any:
+            return target.case_run(trial, case, variant, repeat, eval_id=eval_id,
+                                   cache=responses, catalog=resources)  # fmt: skip
+
+        result = await run_suite(trial, make_run, target.outcome, trial.grant,
+                                 services=target.models(trial))  # fmt: skip
+        data = result.to_dict()
+        log: PromptLog = self.logs.log
+        log.save_eval(data, data["cases"])
+        return result

@@ -1,0 +1,71 @@
+"""Checking and loading manifests for a context (`validate`, `load`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from afctl.errors import ManifestError
+from afctl.workspace import Workspace
+
+if TYPE_CHECKING:
+    from afctl.manifests.model import ManifestSet
+    from afctl.manifests.validate import Progress, ValidationResult
+
+PathArg = str | os.PathLike[str]
+Paths = PathArg | Sequence[PathArg]
+
+
+def as_list(paths: Paths) -> list[str]:
+    """One path or several, as a list of strings."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [os.fspath(paths)]
+    return [os.fspath(p) for p in paths]
+
+
+class ManifestService:
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+    def validate(
+        self, paths: Paths, *, use_cache: bool = True, progress: Progress | None = None
+    ) -> ValidationResult:
+        """Check manifests (YAML, schema, references); never raises for problems in them.
+
+        Args:
+            paths: files, folders, or "-" for stdin.
+            use_cache: reuse results of unchanged files (see `afctl.manifests.cache`).
+            progress: called with (files done, files in all) while checking.
+
+        Raises:
+            UsageError: a path does not exist or holds no manifests.
+        """
+        from afctl._version import __version__
+        from afctl.manifests.cache import ValidationCache, default_cache_path
+        from afctl.manifests.schema import schema_hash
+        from afctl.manifests.validate import validate_paths
+
+        cache = None
+        if use_cache:
+            from afctl.plugin_fingerprint import plugins_fingerprint
+
+            stamp = f"{__version__}:{schema_hash()}:{plugins_fingerprint()}"
+            cache = ValidationCache(default_cache_path(self.workspace.found), stamp)
+        result, _ = validate_paths(as_list(paths), cache, progress)
+        return result
+
+    def load(self, paths: Paths) -> ManifestSet:
+        """Load and validate manifests.
+
+        Raises:
+            ManifestError: any manifest is invalid; `diagnostics` lists every problem.
+            UsageError: a path does not exist or holds no manifests.
+        """
+        from afctl.manifests.model import ManifestSet
+        from afctl.manifests.validate import validate_paths
+
+        result, manifests = validate_paths(as_list(paths), None)
+        if not result.valid:
+            raise ManifestError(result.diagnostics, sources=result.sources)
+        return ManifestSet(manifests)

@@ -1,0 +1,218 @@
+"""Running agents and workflows for a context: starting runs, going on with paused or
+interrupted ones. Every run is recorded through the context's shared prompt log."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from afctl.errors import UsageError
+from afctl.manifests.service import Paths, as_list
+from afctl.promptlog.service import LogService
+from afctl.state.service import StateService
+from afctl.workspace import Workspace
+
+if TYPE_CHECKING:
+    from afctl.manifests.catalog import Catalog
+    from afctl.runtime.agent import Approver, RunResult
+    from afctl.runtime.environment import RunEnvironment
+    from afctl.runtime.workflow import WorkflowResult
+    from afctl.safety.capabilities import Grants
+
+T = TypeVar("T")
+
+
+async def sharing_mcp(environment: RunEnvironment, work: Awaitable[T]) -> T:
+    """`work`, with one pool of MCP servers for all its runs, stopped when it ends."""
+    from afctl.tools.mcp_tool import McpPool
+
+    if environment.mcp is None:
+        environment.mcp = McpPool(environment.workspace_dir)
+    try:
+        return await work
+    finally:
+        await environment.mcp.aclose()
+
+
+class RunService:
+    def __init__(
+        self,
+        workspace: Workspace,
+        state: StateService,
+        logs: LogService,
+        grants: Callable[[], Grants],
+    ) -> None:
+        self.workspace = workspace
+        self.state = state
+        self.logs = logs
+        self.grants = grants
+        """What installed blueprints may do, read afresh on each call (trust may change)."""
+
+    def environment(self, catalog: Catalog, variables: dict[str, Any]) -> RunEnvironment:
+        """What runs on `catalog` with these `--var` values need from around them."""
+        from afctl.runtime.environment import RunEnvironment
+        from afctl.safety.secrets import Secrets
+
+        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
+        return RunEnvironment(self.workspace.root, secrets, catalog,
+                              workspace=self.workspace.dir, grants=self.grants())  # fmt: skip
+
+    def _missing(self, what: str, paths: Paths | None) -> UsageError:
+        where = "in the given files" if paths else f"in environment {self.workspace.env}"
+        hint = "apply it first (afctl apply -f .), or pass its manifest with -f"
+        return UsageError(f"{what} {where}", hint=hint)
+
+    async def run(
+        self,
+        target: str | None,
+        user_input: str,
+        *,
+        paths: Paths | None = None,
+        variables: dict[str, Any] | None = None,
+        session: str | None = None,
+        model: str | None = None,
+        on_text: Callable[[str], None] | None = None,
+        approver: Approver | None = None,
+    ) -> RunResult:
+        """Run an agent (`agent/NAME`) on one input; the run is recorded in the prompt log.
+
+        Tool calls that need approval are put to `approver`; without one the run pauses with
+        status `awaiting_approval` (see `approve`).
+
+        The agent and what it uses come from `paths` when given, else from the applied state of
+        this environment; with `paths` holding exactly one agent, `target` may be None. A failing
+        run returns a result with status `failed`; only mistakes in the request itself (an
+        unknown agent, a bad flag) raise.
+
+        Raises:
+            UsageError: the target is not an agent that is available.
+        """
+        from afctl.manifests.kinds import parse_ref
+        from afctl.runtime.agent import AgentRun, RunOptions
+
+        catalog = self.state.catalog(as_list(paths) if paths else None)
+        if target is None:
+            agents = list(catalog.of_kind("Agent")) if paths else []
+            if len(agents) != 1:
+                hint = 'afctl run agent/NAME "input" (or -f with one agent)'
+                raise UsageError("name the agent to run", hint=hint)
+            target = f"agent/{agents[0]}"
+        kind, name = parse_ref(target)
+        if kind != "Agent":
+            raise UsageError(f"afctl run runs agents; {target} is a {kind}")
+        if catalog.find("Agent", name) is None:
+            raise self._missing(f"agent/{name} is not defined", paths)
+        variables = dict(variables or {})
+        environment = self.environment(catalog, variables)
+        options = RunOptions(variables, session, model, on_text, self.workspace.env,
+                             approver=approver)  # fmt: skip
+        try:
+            return await AgentRun(name, environment, self.logs.log, options).run(user_input)
+        finally:
+            self.logs.flush()
+
+    async def run_workflow(
+        self,
+        target: str,
+        inputs: dict[str, Any],
+        *,
+        paths: Paths | None = None,
+        variables: dict[str, Any] | None = None,
+        typed: bool = False,
+    ) -> WorkflowResult:
+        """Run a workflow (`workflow/NAME`) on `inputs`; the run and every step's child run are
+        recorded in the prompt log. Inputs given as text (`typed=False`, from `--input k=v`)
+        are read as YAML scalars where the workflow's schema wants a non-string.
+
+        Raises:
+            UsageError: the target is not an available workflow, or the inputs do not match
+                its `inputs` schema.
+        """
+        from afctl.manifests.kinds import parse_ref
+        from afctl.runtime.workflow import WorkflowOptions, WorkflowRun, coerce_inputs
+
+        catalog = self.state.catalog(as_list(paths) if paths else None)
+        kind, name = parse_ref(target)
+        if kind != "Workflow" or catalog.find("Workflow", name) is None:
+            raise self._missing(f"{target} is not a workflow defined", paths)
+        spec = catalog.get("Workflow", name).get("spec") or {}
+        if not typed:
+            inputs = coerce_inputs(inputs, spec.get("inputs"))
+        variables = dict(variables or {})
+        environment = self.environment(catalog, variables)
+        options = WorkflowOptions(variables, self.workspace.env)
+        engine = WorkflowRun(name, environment, self.logs.log, options)
+        try:
+            return await sharing_mcp(environment, engine.run(inputs))
+        finally:
+            self.logs.flush()
+
+    async def resume(self, run_id: str) -> WorkflowResult:
+        """Go on with a workflow run that a crash interrupted, as the same run: the steps it
+        finished are not run again, and it runs on the revision it started with.
+
+        Raises:
+            UsageError: no such run, or it is not an interrupted workflow run.
+        """
+        from afctl.runtime.workflow import StepState, WorkflowOptions, WorkflowRun
+
+        restored = self.logs.restore(run_id)
+        record = restored.run
+        if record.kind != "workflow":
+            raise UsageError(
+                f"run {record.id} is a {record.kind} run; resume goes on with workflows"
+            )
+        if record.status != "interrupted":
+            raise UsageError(
+                f"run {record.id} is {record.status}; only an interrupted workflow run resumes",
+                hint="start it again with afctl run" if record.status == "failed" else None,
+            )
+        fields = StepState.__dataclass_fields__
+        done = {
+            state.id: state
+            for state in (StepState(**{k: v for k, v in e.payload.items() if k in fields})
+                          for e in restored.events if e.type == "step")
+        }  # fmt: skip
+        variables = restored.variables
+        environment = self.environment(restored.catalog(), variables)
+        name = record.target.removeprefix("workflow/")
+        options = WorkflowOptions(variables, record.env or self.workspace.env, record.parent_id)
+        engine = WorkflowRun(name, environment, self.logs.log, options, run_id=record.id)
+        engine.skip_seq(max((e.seq for e in restored.events), default=0))
+        try:
+            return await sharing_mcp(environment, engine.resume(restored.inputs, done))
+        finally:
+            self.logs.flush()
+
+    async def approve(
+        self,
+        run_id: str,
+        *,
+        deny: bool = False,
+        on_text: Callable[[str], None] | None = None,
+        approver: Approver | None = None,
+    ) -> RunResult:
+        """Approve (or deny) the tool calls a paused run waits for, and let it go on, as the
+        same run, with the agent revision it started with.
+
+        Raises:
+            UsageError: no such run, or it is not awaiting approval.
+        """
+        from afctl.runtime.agent import AgentRun, RunOptions
+
+        restored = self.logs.restore(run_id)
+        record = restored.run
+        if record.status != "awaiting_approval" or not record.agent:
+            raise UsageError(
+                f"run {record.id} is {record.status}, not awaiting approval",
+                hint="afctl runs --status awaiting_approval lists the runs that wait",
+            )
+        variables = restored.variables
+        environment = self.environment(restored.catalog(), variables)
+        options = RunOptions(variables, None, None, on_text, record.env, record.parent_id,
+                             approver=approver)  # fmt: skip
+        agent_run = AgentRun(record.agent, environment, self.logs.log, options)
+        try:
+            return await agent_run.resume(record.id, approved=not deny)
+        finally:
+            self.logs.flush()
