@@ -21,6 +21,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check afctl tests bench
 	$(BIN)/ruff format --check afctl tests bench
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy

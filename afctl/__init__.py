@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from afctl._version import __version__
 
 if TYPE_CHECKING:
-    from afctl.context import Context, load, run, validate
+    from afctl.context import AsyncContext, Context, load, run, validate
     from afctl.diagnostics import Diagnostic, Severity
     from afctl.errors import (
         AfctlError,
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AfctlError",
+    "AsyncContext",
     "ChecksFailed",
     "Context",
     "Diagnostic",
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AsyncContext": "afctl.context",
     "Context": "afctl.context",
     "load": "afctl.context",
     "run": "afctl.context",

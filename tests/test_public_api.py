@@ -9,6 +9,7 @@ import afctl
 
 EXPORTED = [
     "AfctlError",
+    "AsyncContext",
     "ChecksFailed",
     "Context",
     "Diagnostic",

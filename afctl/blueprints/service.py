@@ -393,6 +393,7 @@ class BlueprintService:
         Registries(self.workspace.dir, self.workspace.root).add(name, location, Path.cwd())
 
     def registries(self) -> dict[str, str]:
+        """The registries this workspace names: name to location (folder or URL)."""
         from afctl.blueprints.registry import Registries
 
         return {
@@ -416,6 +417,8 @@ class BlueprintService:
         return target.publish(Path(archive))
 
     def search(self, text: str, category: str | None = None) -> list[dict[str, Any]]:
+        """The latest version of each blueprint in the registries whose name, description or
+        tags contain `text` (in the category, when given)."""
         from afctl.blueprints.registry import Registries
 
         return Registries(self.workspace.dir, self.workspace.root).search(text, category)

@@ -93,7 +93,7 @@ def uses_of(kind: str, data: dict[str, Any]) -> Iterator[Use]:
         if spec.get("api_key_env"):
             yield Use("env", str(spec["api_key_env"]), "/spec/api_key_env")
     elif kind == "EvalSuite":
-        from afctl.eval.assertions import BUILTIN_ASSERTIONS
+        from afctl.manifests.checks import BUILTIN_ASSERTIONS
 
         cases = [spec.get("defaults") or {}, *(spec.get("cases") or [])]
         for index, case in enumerate(cases):

@@ -17,7 +17,7 @@ _WIDTH = 400
 
 
 def money(value: float | None) -> str:
-    from afctl.providers.pricing import usd
+    from afctl.pricing import usd
 
     return "cost unknown" if value is None else usd(value)
 

@@ -10,14 +10,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from afctl.errors import RunError, UsageError
+from afctl.manifests.checks import BUILTIN_ASSERTIONS as BUILTIN_ASSERTIONS
+from afctl.manifests.checks import known_assertion as known_assertion
 from afctl.safety.capabilities import Grant
 
-BUILTIN_ASSERTIONS = (
-    "equals", "contains", "icontains", "contains_any", "contains_all", "starts_with", "regex",
-    "is_json", "json_schema", "json_path", "tool_called", "tool_sequence", "tool_args",
-    "handoff_to", "guardrail_blocked", "latency", "cost", "tokens", "expression", "python",
-    "similar", "llm_judge",
-)  # fmt: skip
 OF_OUTPUT = frozenset({"equals", "contains", "icontains", "contains_any", "contains_all",
                        "starts_with", "regex", "is_json", "json_schema", "json_path", "similar",
                        "llm_judge"})  # fmt: skip
@@ -161,17 +157,6 @@ class Checked:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
-
-
-def known_assertion(kind: str) -> bool:
-    """A built-in assertion type or one a plugin registers, or its `not_` form (plugins load
-    only for names afctl does not know)."""
-    base = kind.removeprefix("not_")
-    if base in BUILTIN_ASSERTIONS:
-        return True
-    from afctl.plugins import assertion_types
-
-    return base in assertion_types()
 
 
 def check(assertion: dict[str, Any], outcome: Outcome, grant: Grant | None = None) -> Checked:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from afctl.providers.pricing import usd
+from afctl.pricing import usd
 
 _CSS = """
 :root{--ok:#1a7f37;--bad:#cf222e;--ink:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa}

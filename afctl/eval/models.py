@@ -32,7 +32,7 @@ class EvalModels:
         from afctl.safety.secrets import Secrets
 
         environment = RunEnvironment(
-            self.root, Secrets(), self.catalog, self.pool, self.workspace, self.grants
+            self.root, Secrets(), self.catalog, self.workspace, self.grants, providers=self.pool
         )
         config = environment.model(model)
         return config, self.pool.get(config, environment, make_provider)

@@ -54,9 +54,9 @@ class EvalTarget:
             self.root,
             secrets,
             catalog or self.catalog,
-            self.pool,
             self.workspace,
             self.grants,
+            providers=self.pool,
             mcp=self.mcp,
         )
         if suite.kind == "Workflow":

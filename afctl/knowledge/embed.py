@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 from afctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from afctl.runtime.environment import RunEnvironment
+    from afctl.tool_context import ToolContext
 
 
 class Embedder:
     """A callable `texts -> vectors` over one model, for synchronous code (a build, a search
     in a worker thread): it keeps its provider and an event loop of its own until `close`."""
 
-    def __init__(self, model_ref: str, environment: RunEnvironment) -> None:
+    def __init__(self, model_ref: str, environment: ToolContext) -> None:
         from afctl.providers.models import resolve_model
 
         self.environment = environment

@@ -16,7 +16,7 @@ from afctl.workspace import Workspace
 if TYPE_CHECKING:
     from afctl.knowledge.index import BuildReport, Hit, KnowledgeIndex
     from afctl.manifests.catalog import Catalog
-    from afctl.runtime.environment import RunEnvironment
+    from afctl.tool_context import ToolContext
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class KnowledgeService:
         self,
         workspace: Workspace,
         state: StateService,
-        environment: Callable[[Catalog], RunEnvironment],
+        environment: Callable[[Catalog], ToolContext],
     ) -> None:
         self.workspace = workspace
         self.state = state

@@ -12,12 +12,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from afctl.diagnostics import Diagnostic, did_you_mean, error, warning
-from afctl.manifests import interpolation
 from afctl.manifests.graph import find_cycles
 from afctl.manifests.positions import Position, locate, make_pointer
 from afctl.manifests.references import Ref
 from afctl.manifests.schema import annotated_values
 from afctl.manifests.schema_errors import dotted
+from afctl.safety import interpolation
 from afctl.safety.expr import ExpressionError, parse_expression
 from afctl.safety.templates import check_template
 
@@ -32,6 +32,26 @@ def known_provider(name: str) -> bool:
     from afctl.plugins import providers
 
     return name in providers()
+
+
+BUILTIN_ASSERTIONS = (
+    "equals", "contains", "icontains", "contains_any", "contains_all", "starts_with", "regex",
+    "is_json", "json_schema", "json_path", "tool_called", "tool_sequence", "tool_args",
+    "handoff_to", "guardrail_blocked", "latency", "cost", "tokens", "expression", "python",
+    "similar", "llm_judge",
+)  # fmt: skip
+"""Eval assertion types afctl itself checks; plugins may add more (see `known_assertion`)."""
+
+
+def known_assertion(kind: str) -> bool:
+    """A built-in assertion type or one a plugin registers, or its `not_` form (plugins load
+    only for names afctl does not know)."""
+    base = kind.removeprefix("not_")
+    if base in BUILTIN_ASSERTIONS:
+        return True
+    from afctl.plugins import assertion_types
+
+    return base in assertion_types()
 
 
 LOCAL_MODELS = ("echo", "scripted", "hashing")
@@ -208,8 +228,6 @@ class DocumentChecker:
             )
 
     def check_assertion(self, parts: Sequence[str | int], value: Any, _: Any) -> None:
-        from afctl.eval.assertions import BUILTIN_ASSERTIONS, known_assertion
-
         if isinstance(value, str) and not known_assertion(value):
             self.add(
                 "eval.assertion",
@@ -250,7 +268,7 @@ class DocumentChecker:
                 hint=f"write {provider}/<model>",
             )
         elif provider in ("openai", "anthropic") and not _known_model(provider, model):
-            from afctl.providers.pricing import PRICES
+            from afctl.pricing import PRICES
 
             self.add(
                 "model.unknown",
@@ -381,7 +399,7 @@ _CHECKS = {
 
 def _known_model(provider: str, model: str) -> bool:
     """Whether afctl's price table knows `model` (or a dated version of one) at `provider`."""
-    from afctl.providers.pricing import builtin_price
+    from afctl.pricing import builtin_price
 
     return builtin_price(provider, model) is not None
 

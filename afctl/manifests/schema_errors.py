@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from afctl.diagnostics import Diagnostic, did_you_mean, error
+from afctl.diagnostics import type_name as type_name
 from afctl.manifests.positions import Position, locate, make_pointer
 from afctl.manifests.schema import resolve
 
@@ -18,25 +19,6 @@ _TYPE_NAMES = {
     "array": "a list",
     "null": "null",
 }
-
-
-def type_name(value: Any) -> str:
-    """How a user would call the YAML value they wrote."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 def dotted(parts: Sequence[str | int]) -> str:

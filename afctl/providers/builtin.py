@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from afctl.errors import RunError
-from afctl.plugins import ProviderFactory, hookimpl
+from afctl.plugins import hookimpl
 from afctl.providers.models import DEFAULT_KEY_ENV, PRESETS, ModelConfig
+from afctl.providers.types import ProviderFactory
 
 if TYPE_CHECKING:
-    from afctl.runtime.environment import RunEnvironment
+    from afctl.tool_context import ToolContext
 
 
-def _headers(config: ModelConfig, environment: RunEnvironment) -> dict[str, str]:
+def _headers(config: ModelConfig, environment: ToolContext) -> dict[str, str]:
     return {key: environment.secrets.resolve(value) for key, value in config.headers.items()}
 
 
-def _key(config: ModelConfig, environment: RunEnvironment, default: str | None = None) -> str:
+def _key(config: ModelConfig, environment: ToolContext, default: str | None = None) -> str:
     variable = config.api_key_env or DEFAULT_KEY_ENV.get(config.provider)
     value = environment.env(variable) if variable else None
     if value:
@@ -40,7 +41,7 @@ def _openai_api(config: ModelConfig) -> Any:
     return OpenAIChatProvider
 
 
-def _openai(config: ModelConfig, environment: RunEnvironment) -> Any:
+def _openai(config: ModelConfig, environment: ToolContext) -> Any:
     if config.base_url is None and environment.env("OPENAI_BASE_URL"):
         config = _with_base_url(config, str(environment.env("OPENAI_BASE_URL")))
     return _openai_api(config)(
@@ -48,7 +49,7 @@ def _openai(config: ModelConfig, environment: RunEnvironment) -> Any:
     )
 
 
-def _compatible(config: ModelConfig, environment: RunEnvironment) -> Any:
+def _compatible(config: ModelConfig, environment: ToolContext) -> Any:
     preset = PRESETS.get(config.provider)
     if config.base_url is None:
         if preset is None:
@@ -67,7 +68,7 @@ def _compatible(config: ModelConfig, environment: RunEnvironment) -> Any:
     return _openai_api(config)(config, key, _headers(config, environment), compatible=True)
 
 
-def _anthropic(config: ModelConfig, environment: RunEnvironment) -> Any:
+def _anthropic(config: ModelConfig, environment: ToolContext) -> Any:
     from afctl.providers.anthropic_messages import AnthropicProvider
 
     if config.base_url is None and environment.env("ANTHROPIC_BASE_URL"):
@@ -75,7 +76,7 @@ def _anthropic(config: ModelConfig, environment: RunEnvironment) -> Any:
     return AnthropicProvider(config, _key(config, environment), _headers(config, environment))
 
 
-def _local(config: ModelConfig, environment: RunEnvironment) -> Any:
+def _local(config: ModelConfig, environment: ToolContext) -> Any:
     from afctl.providers.offline import EchoProvider, ScriptedProvider
 
     if config.model == "echo":
@@ -111,7 +112,7 @@ def register_providers() -> dict[str, ProviderFactory]:
     }
 
 
-def make_provider(config: ModelConfig, environment: RunEnvironment) -> Any:
+def make_provider(config: ModelConfig, environment: ToolContext) -> Any:
     """A provider for `config`, from afctl's own or a plugin's factory."""
     from afctl.plugins import providers
 

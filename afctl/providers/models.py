@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from afctl.errors import UsageError
+from afctl.pricing import Pricing as Pricing
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RETRIES = 3
@@ -28,22 +29,6 @@ PRESETS: dict[str, Preset] = {
     "lmstudio": Preset("http://localhost:1234/v1", "LMSTUDIO_API_KEY", "lm-studio"),
 }
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """US dollars per million tokens."""
-
-    input_per_mtok: float
-    output_per_mtok: float
-    cached_input_per_mtok: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "input_per_mtok": self.input_per_mtok,
-            "output_per_mtok": self.output_per_mtok,
-            "cached_input_per_mtok": self.cached_input_per_mtok,
-        }
 
 
 @dataclass(frozen=True)
@@ -79,7 +64,7 @@ def resolve_model(ref: str, models: Mapping[str, Mapping[str, Any]]) -> ModelCon
     Raises:
         UsageError: the name is no Model resource, or the string has no provider.
     """
-    from afctl.providers.pricing import builtin_price
+    from afctl.pricing import builtin_price
 
     if "/" not in ref:
         document = models.get(ref)
@@ -98,7 +83,7 @@ def resolve_model(ref: str, models: Mapping[str, Mapping[str, Any]]) -> ModelCon
 
 
 def _from_resource(name: str, document: Mapping[str, Any]) -> ModelConfig:
-    from afctl.providers.pricing import builtin_price
+    from afctl.pricing import builtin_price
 
     spec = document.get("spec") or {}
     provider = str(spec["provider"])

@@ -20,9 +20,9 @@ from afctl.providers.models import ModelConfig
 from afctl.providers.types import Provider
 
 if TYPE_CHECKING:
-    from afctl.runtime.environment import RunEnvironment
+    from afctl.tool_context import ToolContext
 
-Factory = Callable[[ModelConfig, "RunEnvironment"], Provider]
+Factory = Callable[[ModelConfig, "ToolContext"], Provider]
 
 
 class ProviderPool:
@@ -41,7 +41,7 @@ class ProviderPool:
             gate = self._gates[key] = asyncio.Semaphore(config.max_concurrency)
         return gate
 
-    def get(self, config: ModelConfig, environment: RunEnvironment, factory: Factory) -> Provider:
+    def get(self, config: ModelConfig, environment: ToolContext, factory: Factory) -> Provider:
         # what the client is built from: endpoint, credentials, headers (not params or prices)
         key = (
             config.provider, config.model, config.base_url, config.api_key_env, config.timeout_s,

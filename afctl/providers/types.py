@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from afctl.errors import RunError
+
+if TYPE_CHECKING:
+    from afctl.providers.models import ModelConfig
+    from afctl.tool_context import ToolContext
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,10 @@ class Provider(Protocol):
     ) -> ModelResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+ProviderFactory = Callable[["ModelConfig", "ToolContext"], Provider]
+"""Builds a provider for a model; reads secrets through the context (they get redacted)."""
 
 
 class ProviderError(RunError):

@@ -32,6 +32,7 @@ from afctl.providers.types import (
     OnText,
     Provider,
     ProviderError,
+    ProviderFactory,
     ToolCall,
     Usage,
 )
@@ -114,7 +115,7 @@ class RunOptions:
     on_text: OnText | None = None
     env: str = "default"
     parent_id: str | None = None
-    provider_factory: Callable[[ModelConfig, RunEnvironment], Provider] | None = None
+    provider_factory: ProviderFactory | None = None
     """Builds providers; afctl's registry (with plugins) by default. Replay serves recorded ones."""
     turn_budget: TurnBudget | None = None
     """Model calls left for this run and the agents it calls as tools (shared with them)."""

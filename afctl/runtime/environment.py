@@ -1,55 +1,27 @@
-"""What a run needs from around it: the repository root, its secrets, and the resources it can
-see (from the applied state, or from manifest files)."""
+"""What a run needs from around it: the repository root, its secrets, the resources it can
+see (from the applied state, or from manifest files), and the clients runs share."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from afctl.manifests.catalog import Catalog as Catalog
 from afctl.providers.models import ModelConfig
 from afctl.providers.pool import ProviderPool
-from afctl.safety.capabilities import Grant, Grants
+from afctl.tool_context import ToolContext
 
 if TYPE_CHECKING:
     from afctl.tools.mcp_tool import McpPool
-from afctl.safety.secrets import Secrets
 
 
 @dataclass
-class RunEnvironment:
-    root: Path
-    """The repository root: python tools import from here, builtin tools are confined to it."""
-    secrets: Secrets = field(default_factory=Secrets)
-    catalog: Catalog = field(default_factory=lambda: Catalog({}))
+class RunEnvironment(ToolContext):
     providers: ProviderPool | None = None
     """Shared SDK clients; without one, a run creates and closes its own."""
-    workspace: Path | None = None
-    """Where the workspace's files live (the knowledge index); `root/.afctl` by default."""
-    grants: Grants | None = None
-    """What each resource may do (`afctl.safety.capabilities`); without one, a resource
-    installed from a blueprint gets nothing local."""
-
-    scope: Grant | None = None
-    """The grant of the resource being built or run with this environment (see `scoped`)."""
     mcp: McpPool | None = None
     """MCP servers shared by the runs of an event loop; without one, a run starts (on first
     use) and stops its own."""
-
-    def grant(self, document: Mapping[str, Any]) -> Grant:
-        """The capabilities of the resource `document` (every execution channel asks)."""
-        if self.grants is None:
-            self.grants = Grants(self.root)
-        return self.grants.for_document(document)
-
-    def scoped(self, document: Mapping[str, Any]) -> RunEnvironment:
-        """This environment for building the resource `document`: its `allowed` is that
-        resource's grant (secrets, catalog and clients are shared)."""
-        from dataclasses import replace
-
-        return replace(self, scope=self.grant(document))
 
     def model(self, ref: str) -> ModelConfig:
         """The configuration of model `ref` (resolved once per catalog), once the grant of its
@@ -92,16 +64,3 @@ class RunEnvironment:
                 checked = grant.file_root(str(script_file))
                 config = replace(config, script={**(config.script or {}), "file": str(checked)})
         return config
-
-    @property
-    def allowed(self) -> Grant:
-        """What the resource this environment was scoped to may do (your own: anything)."""
-        return self.scope if self.scope is not None else Grant(self.root)
-
-    @property
-    def workspace_dir(self) -> Path:
-        return self.workspace if self.workspace is not None else self.root / ".afctl"
-
-    def env(self, name: str) -> str | None:
-        """An environment variable, remembered as a secret (so it is redacted everywhere)."""
-        return self.secrets.env(name)

@@ -103,7 +103,7 @@ def host_allowed(host: str, patterns: frozenset[str]) -> bool:
 
 def env_references(value: Any) -> Iterator[str]:
     """The names of every `${env:NAME}` in a document's strings."""
-    from afctl.manifests import interpolation
+    from afctl.safety import interpolation
 
     stack = [value]
     while stack:

@@ -471,7 +471,7 @@ _SYMBOL = {ast.Sub: "-", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow
 
 
 def _kind(value: Any) -> str:
-    from afctl.manifests.schema_errors import type_name
+    from afctl.diagnostics import type_name
 
     return type_name(value).replace("mapping", "object")
 

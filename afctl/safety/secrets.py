@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from afctl.errors import UserError
-from afctl.manifests import interpolation
+from afctl.safety import interpolation
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 4

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from afctl.errors import RunError
 from afctl.providers.types import ToolSpec
+
+if TYPE_CHECKING:
+    from afctl.tool_context import ToolContext
 
 
 class ToolFailed(RunError):
@@ -20,6 +24,10 @@ class Tool(Protocol):
     timeout_s: float | None
 
     async def call(self, arguments: dict[str, Any]) -> Any: ...
+
+
+ToolFactory = Callable[[str, dict[str, Any], "ToolContext"], Tool]
+"""Builds a tool from its name and Tool spec."""
 
 
 def _refuse(uri: str) -> Any:

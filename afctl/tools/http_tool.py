@@ -23,8 +23,8 @@ from afctl.providers.types import ToolSpec
 from afctl.tools.base import ToolFailed
 
 if TYPE_CHECKING:
-    from afctl.runtime.environment import RunEnvironment
     from afctl.safety.secrets import Secrets
+    from afctl.tool_context import ToolContext
 
 DEFAULT_MAX_RESPONSE_BYTES = 1_048_576
 DEFAULT_MAX_REDIRECTS = 5
@@ -90,7 +90,7 @@ def pointer(document: Any, path: str) -> Any:
 
 
 class HttpTool:
-    def __init__(self, name: str, spec: dict[str, Any], environment: RunEnvironment) -> None:
+    def __init__(self, name: str, spec: dict[str, Any], environment: ToolContext) -> None:
         self.name = name
         self.config = spec
         self.environment = environment
@@ -242,7 +242,7 @@ def _render_tree(value: Any, arguments: dict[str, Any], secrets: Secrets) -> Any
     return value
 
 
-def build(name: str, spec: dict[str, Any], environment: RunEnvironment) -> HttpTool:
+def build(name: str, spec: dict[str, Any], environment: ToolContext) -> HttpTool:
     if "url" not in spec:
         raise RunError(f"tool {name}: an http tool needs a url")
     return HttpTool(name, spec, environment)

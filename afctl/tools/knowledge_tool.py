@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from afctl.providers.types import ToolSpec
 
 if TYPE_CHECKING:
-    from afctl.runtime.environment import RunEnvironment
+    from afctl.tool_context import ToolContext
 
 
 class Passages(str):
@@ -33,7 +33,7 @@ class Passages(str):
 class KnowledgeTool:
     """Searches one pack; the index is brought up to date on the first search of a run."""
 
-    def __init__(self, pack: str, document: dict[str, Any], environment: RunEnvironment) -> None:
+    def __init__(self, pack: str, document: dict[str, Any], environment: ToolContext) -> None:
         self.pack = pack
         self.pack_spec: dict[str, Any] = document.get("spec") or {}
         self.environment = environment

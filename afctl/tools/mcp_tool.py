@@ -28,7 +28,7 @@ from afctl.providers.types import ToolSpec
 from afctl.tools.base import ToolFailed
 
 if TYPE_CHECKING:
-    from afctl.runtime.environment import RunEnvironment
+    from afctl.tool_context import ToolContext
 
 DEFAULT_START_TIMEOUT_S = 30.0
 LISTINGS = "mcp-tools.json"
@@ -76,7 +76,7 @@ class McpServer:
         self,
         resource: str,
         spec: dict[str, Any],
-        environment: RunEnvironment,
+        environment: ToolContext,
         on_listed: Any = None,
     ) -> None:
         self.on_listed = on_listed
@@ -270,7 +270,7 @@ class McpPool:
         self,
         resource: str,
         spec: dict[str, Any],
-        environment: RunEnvironment,
+        environment: ToolContext,
         taken: frozenset[str] = frozenset(),
     ) -> list[McpTool]:
         """The tools of the MCP Tool `resource` its agent may use, without starting its

@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from afctl.errors import RunError
-from afctl.plugins import ToolFactory, hookimpl
+from afctl.plugins import hookimpl
 from afctl.safety.paths import PathRefused
 from afctl.tools.builtin import DEFAULT_MAX_BYTES, BuiltinFileTool
 
 if TYPE_CHECKING:
-    from afctl.runtime.environment import RunEnvironment
-    from afctl.tools.base import Tool
+    from afctl.tool_context import ToolContext
+    from afctl.tools.base import Tool, ToolFactory
 
 BUILTIN_PREFIX = "builtin/"
 
 
-def _python(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+def _python(name: str, spec: dict[str, Any], environment: ToolContext) -> Tool:
     from afctl.tools.python_tool import PythonTool, import_entrypoint
 
     try:
@@ -29,7 +29,7 @@ def _python(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Too
     )
 
 
-def _builtin(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+def _builtin(name: str, spec: dict[str, Any], environment: ToolContext) -> Tool:
     builtin = str(spec["builtin"])
     return BuiltinFileTool(
         name,
@@ -41,7 +41,7 @@ def _builtin(name: str, spec: dict[str, Any], environment: RunEnvironment) -> To
     )
 
 
-def _agent(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+def _agent(name: str, spec: dict[str, Any], environment: ToolContext) -> Tool:
     from afctl.tools.agent_tool import AgentTool
 
     environment.catalog.get("Agent", str(spec["agent"]))  # fails clearly when it is missing
@@ -50,7 +50,7 @@ def _agent(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool
     )
 
 
-def _http(name: str, spec: dict[str, Any], environment: RunEnvironment) -> Tool:
+def _http(name: str, spec: dict[str, Any], environment: ToolContext) -> Tool:
     from afctl.tools.http_tool import build
 
     return build(name, spec, environment)
@@ -74,7 +74,7 @@ _built: dict[str, Tool] = {}
 
 
 def build_tools(
-    names: list[str], environment: RunEnvironment, owner: dict[str, Any] | None = None
+    names: list[str], environment: ToolContext, owner: dict[str, Any] | None = None
 ) -> list[Tool]:
     """The tools of an agent (or a workflow step), ready to call, once their grants allow
     them: a tool installed from a blueprint gets only what the blueprint may do; `builtin/...`

@@ -447,7 +447,7 @@ def _webhook_secrets(triggers: list[Trigger], launcher: Launcher) -> dict[str, s
     """
     import os
 
-    from afctl.manifests.interpolation import Reference, scan
+    from afctl.safety.interpolation import Reference, scan
 
     resolved = {}
     for trigger in triggers:

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from afctl.errors import UserError
-from afctl.manifests.interpolation import MalformedReference, Reference, resolve, scan
+from afctl.safety.interpolation import MalformedReference, Reference, resolve, scan
 
 
 def test_scan_finds_references_and_problems():

@@ -9,7 +9,7 @@ import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
-from afctl.providers.pricing import usd
+from afctl.pricing import usd
 
 
 @click.command("eval")

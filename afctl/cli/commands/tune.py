@@ -7,7 +7,7 @@ import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_OK
-from afctl.providers.pricing import usd
+from afctl.pricing import usd
 
 
 @click.command("tune")

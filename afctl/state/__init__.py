@@ -1,0 +1,1 @@
+"""The applied state of a workspace: resources, revisions, locks; plans and applies."""
