@@ -84,7 +84,7 @@ async def measure(repo: Path, base_url: str, runs: int) -> tuple[list[float], li
 
     from afctl.context import Context
     from afctl.providers.pool import ProviderPool
-    from afctl.runtime.agent import AgentRun, RunOptions
+    from afctl.runtime.agent import AgentRun, LogRecorder
     from afctl.runtime.environment import Catalog, RunEnvironment
     from afctl.safety.secrets import Secrets
 
@@ -94,10 +94,8 @@ async def measure(repo: Path, base_url: str, runs: int) -> tuple[list[float], li
     pool = ProviderPool()  # SDK clients shared by the runs, as the bare loop shares its client
 
     async def afctl_run(log: Any) -> None:
-        environment = RunEnvironment(repo, Secrets(), catalog, pool)
-        result = await AgentRun("support", environment, log, RunOptions()).run(
-            "where is order 123?"
-        )
+        environment = RunEnvironment(repo, Secrets(), catalog, providers=pool)
+        result = await AgentRun("support", environment, LogRecorder(log)).run("where is order 123?")
         assert result.ok and result.tool_calls == 1 and result.turns == 2, result
 
     bare: list[float] = []

@@ -19,7 +19,9 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def _lint_copy(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess[str]:
-    shutil.copytree(REPO / "afctl", tmp_path / "afctl", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "afctl", tmp_path / "afctl", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / "afctl" / module
     target.write_text(target.read_text() + f"\n{line}\n")

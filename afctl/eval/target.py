@@ -14,7 +14,7 @@ from afctl.promptlog.cache import ResponseCache
 from afctl.promptlog.store import PromptLog
 from afctl.providers.pool import ProviderPool
 from afctl.providers.types import OnText
-from afctl.runtime.agent import AgentRun, RunOptions, RunResult, Step
+from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks, RunRequest, RunResult, Step
 from afctl.runtime.environment import Catalog, RunEnvironment
 from afctl.runtime.workflow import WorkflowRun
 from afctl.safety.capabilities import Grants
@@ -66,18 +66,11 @@ class EvalTarget:
                 variables, self.env, eval_id=eval_id, cache=cache, repeat=repeat
             )
             return WorkflowCase(WorkflowRun(suite.agent, environment, self.log, options_of_flow))
-        options = RunOptions(
-            variables,
-            model=variant.model,
-            env=self.env,
-            params=dict(variant.params),
-            eval_id=eval_id,
-            cache=cache,
-            repeat=repeat,
-            on_text=on_text,
-            commit_at_end=False,  # results are saved together at the end
-        )
-        return AgentRun(suite.agent, environment, self.log, options)
+        request = RunRequest(variables, model=variant.model, params=dict(variant.params),
+                             env=self.env, eval_id=eval_id, repeat=repeat)  # fmt: skip
+        recorder = LogRecorder(self.log, commit_at_end=False)  # results are saved together
+        hooks = RunHooks(on_text=on_text, cache=cache)
+        return AgentRun(suite.agent, environment, recorder, request, hooks)
 
     @staticmethod
     def outcome(run: AgentRun | WorkflowCase, case: Case, result: Any) -> Outcome:

@@ -77,9 +77,8 @@ class ReplayService:
         Raises:
             UsageError: no such run, or it cannot be replayed.
         """
-        from afctl.promptlog.store import PromptLog
         from afctl.replay.offline import Recording, replay_factory, replay_run, tool_runner
-        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.agent import AgentRun, MemoryRecorder, RunHooks, RunRequest
         from afctl.tools.mcp_tool import McpPool
 
         if self.logs.log.run(run_id).kind == "workflow":
@@ -96,18 +95,16 @@ class ReplayService:
         async def approver(name: str, arguments: dict[str, Any]) -> bool:
             return decisions.get((name, json.dumps(arguments, sort_keys=True)), True)
 
-        options = RunOptions(restored.variables, env=record.env,
-                             provider_factory=replay_factory(recording), history=history,
-                             tool_runner=None if live_tools else tool_runner(recording),
-                             approver=approver)  # fmt: skip
+        request = RunRequest(restored.variables, history=history, env=record.env)
+        hooks = RunHooks(approver=approver, provider_factory=replay_factory(recording),
+                         tool_runner=None if live_tools else tool_runner(recording))  # fmt: skip
         # offline, nothing is started: MCP tools are listed from memory or from the recording
         environment.mcp = McpPool(self.workspace.dir, offline=not live_tools,
                                   recorded=recording.offered_tools())  # fmt: skip
-        with PromptLog.in_memory() as memory:
-            engine = AgentRun(record.agent or "", environment, memory, options)
-            report = await sharing_mcp(environment, replay_run(
-                engine, payload.get("input") or "", recording, payload.get("output")
-            ))  # fmt: skip
+        engine = AgentRun(record.agent or "", environment, MemoryRecorder(), request, hooks)
+        report = await sharing_mcp(environment, replay_run(
+            engine, payload.get("input") or "", recording, payload.get("output")
+        ))  # fmt: skip
         report.run_id = record.id
         return report
 
@@ -171,14 +168,13 @@ class ReplayService:
         Raises:
             UsageError: no such run, or it cannot be replayed.
         """
-        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.agent import AgentRun, LogRecorder, RunRequest
 
         environment, restored, history = self._agent_setup(run_id, revision, paths)
         record = restored.run
-        options = RunOptions(restored.variables, model=model, env=record.env,
-                             params=dict(params or {}), replay_of=record.id,
-                             history=history)  # fmt: skip
-        agent = AgentRun(record.agent or "", environment, self.logs.log, options)
+        request = RunRequest(restored.variables, model=model, params=dict(params or {}),
+                             history=history, env=record.env, replay_of=record.id)  # fmt: skip
+        agent = AgentRun(record.agent or "", environment, LogRecorder(self.logs.log), request)
         try:
             result = await agent.run(restored.payload.get("input") or "")
         finally:

@@ -88,7 +88,7 @@ class RunService:
             UsageError: the target is not an agent that is available.
         """
         from afctl.manifests.kinds import parse_ref
-        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks, RunRequest
 
         catalog = self.state.catalog(as_list(paths) if paths else None)
         if target is None:
@@ -104,10 +104,11 @@ class RunService:
             raise self._missing(f"agent/{name} is not defined", paths)
         variables = dict(variables or {})
         environment = self.environment(catalog, variables)
-        options = RunOptions(variables, session, model, on_text, self.workspace.env,
-                             approver=approver)  # fmt: skip
+        request = RunRequest(variables, session, model, env=self.workspace.env)
+        hooks = RunHooks(on_text=on_text, approver=approver)
+        agent_run = AgentRun(name, environment, LogRecorder(self.logs.log), request, hooks)
         try:
-            return await AgentRun(name, environment, self.logs.log, options).run(user_input)
+            return await agent_run.run(user_input)
         finally:
             self.logs.flush()
 
@@ -198,7 +199,7 @@ class RunService:
         Raises:
             UsageError: no such run, or it is not awaiting approval.
         """
-        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks, RunRequest
 
         restored = self.logs.restore(run_id)
         record = restored.run
@@ -209,10 +210,10 @@ class RunService:
             )
         variables = restored.variables
         environment = self.environment(restored.catalog(), variables)
-        options = RunOptions(variables, None, None, on_text, record.env, record.parent_id,
-                             approver=approver)  # fmt: skip
-        agent_run = AgentRun(record.agent, environment, self.logs.log, options)
+        request = RunRequest(variables, env=record.env, parent_id=record.parent_id)
+        hooks = RunHooks(on_text=on_text, approver=approver)
+        agent_run = AgentRun(record.agent, environment, LogRecorder(self.logs.log), request, hooks)
         try:
-            return await agent_run.resume(record.id, approved=not deny)
+            return await agent_run.resume(record, list(restored.events), approved=not deny)
         finally:
             self.logs.flush()

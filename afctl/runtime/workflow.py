@@ -33,8 +33,8 @@ from typing import Any
 from afctl.errors import RunError, UsageError
 from afctl.ids import new_ulid
 from afctl.promptlog.store import PromptLog
-from afctl.runtime.agent import Step
 from afctl.runtime.environment import RunEnvironment
+from afctl.runtime.run_types import Step
 from afctl.state.diff import content_hash
 
 MAX_DEPTH = 8
@@ -427,7 +427,7 @@ class WorkflowRun:
     async def _agent_step(
         self, step: dict[str, Any], state: StepState, scope: dict[str, Any]
     ) -> Any:
-        from afctl.runtime.agent import AgentRun, RunOptions
+        from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks, RunRequest
 
         value = render_input(step.get("input", ""), scope, state.id)
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -435,11 +435,12 @@ class WorkflowRun:
             output, child = self.options.source.agent(state.id, str(step["agent"]), text)
             state.runs.append(child)
             return output
-        options = RunOptions(
+        request = RunRequest(
             dict(self.options.variables), env=self.options.env, parent_id=self.run_id,
-            eval_id=self.options.eval_id, cache=self.options.cache, repeat=self.options.repeat,
+            eval_id=self.options.eval_id, repeat=self.options.repeat,
         )  # fmt: skip
-        agent_run = AgentRun(str(step["agent"]), self.environment, self.log, options)
+        agent_run = AgentRun(str(step["agent"]), self.environment, LogRecorder(self.log),
+                             request, RunHooks(cache=self.options.cache))  # fmt: skip
         state.runs.append(agent_run.run_id)
         result = await agent_run.run(text)
         self._count(result.cost_usd, result.usage.input_tokens + result.usage.output_tokens)
@@ -597,7 +598,7 @@ def render_input(value: Any, scope: dict[str, Any], where: str, schema: Any = No
 def workflow_bundle(name: str, environment: RunEnvironment) -> dict[str, Any]:
     """The workflow with every resource its steps may use (agents with theirs, tools,
     sub-workflows): the revision a workflow run records, and resumes from."""
-    from afctl.runtime.agent import resource_bundle
+    from afctl.runtime.activation import resource_bundle
 
     catalog = environment.catalog
     bundle: dict[str, Any] = {"Workflow": {}, "Agent": {}, "Tool": {}, "Model": {},

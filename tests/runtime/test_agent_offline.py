@@ -356,7 +356,7 @@ def test_a_model_call_latency_leaves_out_building_the_client(tmp_path):
     import time
 
     from afctl.providers.offline import EchoProvider
-    from afctl.runtime.agent import AgentRun, RunOptions
+    from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks
     from afctl.runtime.environment import Catalog, RunEnvironment
 
     def slow_to_build(config, environment):  # type: ignore[no-untyped-def]
@@ -365,8 +365,8 @@ def test_a_model_call_latency_leaves_out_building_the_client(tmp_path):
 
     catalog = Catalog.of([("Agent", "a", {"spec": {"model": "local/echo"}})])
     with Context(workspace=tmp_path).prompt_log() as log:
-        run = AgentRun("a", RunEnvironment(tmp_path, catalog=catalog), log,
-                       RunOptions({}, provider_factory=slow_to_build))  # fmt: skip
+        run = AgentRun("a", RunEnvironment(tmp_path, catalog=catalog), LogRecorder(log),
+                       hooks=RunHooks(provider_factory=slow_to_build))  # fmt: skip
         result = asyncio.run(run.run("hi"))
         (call,) = [e for e in log.events(result.run_id) if e.type == "model_call"]
     assert result.ok and call.latency_ms is not None
