@@ -102,7 +102,7 @@ class EvalService:
         log = self.logs.log
         for suite in suites:
             if only_failed is not None:
-                earlier = log.eval_case_results(log.eval_id(only_failed, suite.name))
+                earlier = log.evals.case_results(log.evals.resolve(only_failed, suite.name))
                 failed = {case for (case, _), runs in earlier.items() if not all(runs)}
                 suite.cases = [c for c in suite.cases if c.id in failed]
             if pattern is not None:
@@ -147,7 +147,9 @@ class EvalService:
         suites, catalog = self.suites(paths)
         self._choose_cases(suites, case_filter, limit, only_failed)
         log = self.logs.log
-        baselines = {s.name: log.eval_id(baseline, s.name) for s in suites} if baseline else {}
+        baselines = (
+            {s.name: log.evals.resolve(baseline, s.name) for s in suites} if baseline else {}
+        )
         total = sum(len(s.cases) * len(s.variants) * s.repeat for s in suites)
         finished = 0
 
@@ -176,10 +178,10 @@ class EvalService:
                 results.append(evaluated)
         for evaluated in results:
             if evaluated.suite in baselines:
-                earlier = log.eval_case_results(baselines[evaluated.suite])
+                earlier = log.evals.case_results(baselines[evaluated.suite])
                 evaluated.compare(baselines[evaluated.suite], earlier)
             data = evaluated.to_dict()
-            log.save_eval(data, data["cases"])
+            log.evals.save(data, data["cases"])
         return results
 
     async def stress(
@@ -296,5 +298,5 @@ class EvalService:
                                  services=target.models(trial))  # fmt: skip
         data = result.to_dict()
         log: PromptLog = self.logs.log
-        log.save_eval(data, data["cases"])
+        log.evals.save(data, data["cases"])
         return result

@@ -129,7 +129,7 @@ class LogService:
 
     def sizes(self) -> tuple[int, dict[str, tuple[int, int]]]:
         """The prompt log's size on disk, and bytes and rows per table."""
-        return self.log.file_size(), self.log.table_sizes()
+        return self.log.maintenance.file_size(), self.log.maintenance.table_sizes()
 
     def prune(self, older_than: str, *, keep_failed: bool = False) -> tuple[int, str, int]:
         """Delete runs started more than `older_than` (30d, 12h, ...) ago, with their events
@@ -141,13 +141,17 @@ class LogService:
         from afctl.durations import since_timestamp
 
         before = since_timestamp(older_than)
-        return self.log.prune(before, keep_failed=keep_failed), before, self.log.file_size()
+        return (
+            self.log.maintenance.prune(before, keep_failed=keep_failed),
+            before,
+            self.log.maintenance.file_size(),
+        )
 
     def vacuum(self) -> tuple[int, int]:
         """Compact the prompt log: its size (bytes) before and after."""
-        before = self.log.file_size()
-        self.log.vacuum()
-        return before, self.log.file_size()
+        before = self.log.maintenance.file_size()
+        self.log.maintenance.vacuum()
+        return before, self.log.maintenance.file_size()
 
     def usage(
         self, by: Sequence[str], since: str | None

@@ -88,13 +88,13 @@ class LogRecorder:
         self.log.reopen_run(run_id)
 
     def history(self, session: str, limit: int) -> list[dict[str, Any]]:
-        return self.log.session_messages(session, limit)
+        return self.log.sessions.messages(session, limit)
 
     def remember(
         self, session: str, agent: str, run_id: str, messages: list[dict[str, Any]],
         redact: Redact,
     ) -> None:  # fmt: skip
-        self.log.append_session(session, agent, run_id, messages, redact)
+        self.log.sessions.append(session, agent, run_id, messages, redact)
 
 
 @dataclass

@@ -114,7 +114,7 @@ async def run_schedules(
         trigger = by_key[key]
         due[key] = next_fire(trigger, when)
         occurrence = when.isoformat()
-        if not launcher.log.claim_occurrence(key, occurrence):
+        if not launcher.log.trigger_firings.claim(key, occurrence):
             event(20, f"schedule {key} at {occurrence} already fired elsewhere")
             continue
         try:
@@ -419,7 +419,7 @@ def metrics_denied(token: str | None, authorization: str | None, client: str) ->
 
 async def claim(log: PromptLog, key: str, signature: Signature) -> bool:
     """Whether this is the first delivery of a signed request (remembered in logs.db)."""
-    return log.claim_occurrence(key, signature.nonce)
+    return log.trigger_firings.claim(key, signature.nonce)
 
 
 def exposure_warnings(host: str, triggers: list[Trigger]) -> list[str]:

@@ -115,9 +115,11 @@ def test_the_cli(workspace):
 
 def test_prune_keeps_what_it_is_asked_to_and_vacuum_shrinks(workspace):
     log = PromptLog.open(workspace / ".afctl")
-    assert log.prune("2026-11-02T00:00:00.000Z", keep_failed=True) == 1  # 01A; 01B failed
+    assert (
+        log.maintenance.prune("2026-11-02T00:00:00.000Z", keep_failed=True) == 1
+    )  # 01A; 01B failed
     assert {r.id for r in log.runs(limit=10)} == {"01B", "01C", "01D", "01E"}
-    assert log.prune("2026-11-02T00:00:00.000Z") == 1  # now 01B
+    assert log.maintenance.prune("2026-11-02T00:00:00.000Z") == 1  # now 01B
     left = {r[0] for r in log.conn.execute("SELECT DISTINCT run_id FROM events")}
     assert left == {"01C", "01D"}
     assert (
@@ -126,7 +128,7 @@ def test_prune_keeps_what_it_is_asked_to_and_vacuum_shrinks(workspace):
         ).fetchone()[0]
         == 0
     )
-    log.vacuum()
+    log.maintenance.vacuum()
     log.close()
     assert (
         sqlite3.connect(workspace / "logs.db").execute("PRAGMA integrity_check").fetchone()[0]
