@@ -9,7 +9,7 @@ types and assertions register through the same hooks, as default plugins named b
 What the factories receive and return (typed where they are defined):
 - a provider factory `(ModelConfig, ToolContext) -> Provider` (`afctl.providers.types`);
 - a tool factory `(name, spec, ToolContext) -> Tool` (`afctl.tools.base`);
-- an assertion check `(assertion, Outcome) -> bool | (bool, reason)` (`afctl.eval.assertions`).
+- an assertion check `(assertion, Outcome) -> bool | (bool, reason)` (`afctl.eval.outcome`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ hookspec = pluggy.HookspecMarker("afctl")
 hookimpl = pluggy.HookimplMarker("afctl")
 
 Factory = Callable[..., Any]
-DEFAULT_PLUGINS = ("afctl.providers.builtin", "afctl.tools.registry", "afctl.eval.assertions")
+DEFAULT_PLUGINS = (
+    "afctl.providers.builtin",
+    "afctl.tools.registry",
+    "afctl.eval.builtin_assertions",
+)
 """afctl's own registrations, loaded by module path when the plugin manager is first used."""
 
 

@@ -69,3 +69,17 @@ def test_a_plugin_provider_and_assertion_are_used_by_validate_run_and_eval(tmp_p
         cases["quiet"]["assertions"][0]["reason"]
         == "it held, and must not: not shouted: 'HELLO (very)'"
     )
+
+
+def test_afctls_own_assertions_are_registered_through_the_plugin_hook():
+    """The built-in assertion types are a default plugin, like providers and tools: the
+    validator's list of known types and the registrations agree."""
+    from afctl.eval.assertions import MODEL_CHECKS
+    from afctl.eval.builtin_assertions import BUILTIN
+    from afctl.manifests.checks import BUILTIN_ASSERTIONS
+    from afctl.plugins import assertion_types, plugin_manager
+
+    assert "afctl.eval.builtin_assertions" in dict(plugin_manager().list_name_plugin())
+    registered = assertion_types()
+    assert all(registered[name] is check for name, check in BUILTIN.items())
+    assert set(BUILTIN) | MODEL_CHECKS == set(BUILTIN_ASSERTIONS)
