@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv demo test lint typecheck bench clean
+.PHONY: venv demo test lint typecheck bench clean docs
 
 venv: $(STAMP)
 
@@ -34,3 +34,6 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) demo bench/.work .pytest_cache .mypy_cache .ruff_cache
+
+docs: venv
+	$(BIN)/python -c "from afctl.cli.reference import cli_reference; open('docs/cli.md', 'w').write(cli_reference())"

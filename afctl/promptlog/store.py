@@ -36,6 +36,8 @@ from afctl.promptlog.writer import COMMIT_DELAY_S, LOG_FILE, NARROW_COLUMNS, Log
 
 __all__ = ["COMMIT_DELAY_S", "LOG_FILE", "STATUSES", "EventRecord", "PromptLog", "RunRecord"]
 
+LATEST = "last"
+"""Stands for the latest run wherever a run id is asked for."""
 STATUSES = ("running", "succeeded", "failed", "blocked", "interrupted", "awaiting_approval")
 
 
@@ -245,12 +247,20 @@ class PromptLog(LogWriter):
         return [RunRecord(**row) for row in rows]
 
     def run(self, run_id: str) -> RunRecord:
-        """A run by id, or by a unique prefix of its id.
+        """A run by id, by a unique prefix of its id, or `last`: the latest run started from
+        outside (not a workflow's step or an agent called as a tool).
 
         Raises:
             UsageError: no run, or several, match.
         """
         self.flush()
+        if run_id == LATEST:
+            rows = list(self.db.query(
+                "SELECT * FROM runs WHERE parent_id IS NULL ORDER BY started_at DESC, id DESC "
+                "LIMIT 1"))  # fmt: skip
+            if not rows:
+                raise UsageError("there are no runs yet", hint='afctl run agent/NAME "input"')
+            return RunRecord(**rows[0])
         rows = list(self.db.query("SELECT * FROM runs WHERE id LIKE ? LIMIT 2", [run_id + "%"]))
         if len(rows) != 1:
             what = "no run" if not rows else "more than one run"

@@ -11,6 +11,7 @@ or memory) through the run's journal, redacted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable
@@ -20,7 +21,7 @@ from afctl.errors import RunError
 from afctl.ids import new_ulid
 from afctl.providers.models import ModelConfig
 from afctl.providers.pool import ProviderPool
-from afctl.providers.types import Message, Provider, ProviderError, Usage
+from afctl.providers.types import Message, Provider, ProviderError, ProviderFactory, Usage
 from afctl.runtime.activation import (
     Active,
     activate,
@@ -93,10 +94,17 @@ class AgentRun:
         self.hooks = hooks or RunHooks()
         self.redact = environment.secrets.redact
         self.journal = RunJournal(recorder, new_ulid(), self.redact)
-        self.tools = ToolDispatch(self.journal, self.hooks, self._ask_agent)
+        # the collaborators get what they need, not the run: no reference cycles, so a
+        # finished run is freed at once (an eval makes thousands)
+        ask = functools.partial(_ask_agent, environment, recorder, self.request.env,
+                                self.journal.run_id, self.hooks)  # fmt: skip
+        self.tools = ToolDispatch(self.journal, self.hooks, ask)
         self.mcp = McpConnections(environment)
         self._own_pool = environment.providers is None
         self._pool = environment.providers or ProviderPool()
+        self._provider = functools.partial(
+            _provider, self._pool, environment, self.hooks.provider_factory
+        )
         self._models: Model | None = None
         self.spend = Spend()
         self.turns = 0
@@ -466,14 +474,6 @@ class AgentRun:
 
     # -- model calls -----------------------------------------------------------------------
 
-    def _provider(self, config: ModelConfig) -> Provider:
-        factory = self.hooks.provider_factory
-        if factory is None:
-            from afctl.providers.builtin import make_provider
-
-            factory = make_provider
-        return self._pool.get(config, self.environment, factory)
-
     def _model_chain(self, active: Active) -> Model:
         """The stack of wrappers `active`'s model calls go through (see `model_calls`)."""
         cache = self.hooks.cache
@@ -535,26 +535,47 @@ class AgentRun:
         else:
             self.journal.event("model_call", payload, **narrow)
 
-    async def _ask_agent(self, tool: Any, arguments: dict[str, Any], budget: TurnBudget) -> str:
-        """Run another agent as a tool: a child run in the log, sharing this run's budget."""
-        from afctl.tools.base import ToolFailed
 
-        child = AgentRun(
-            tool.agent,
-            self.environment,
-            self.recorder,
-            RunRequest(env=self.request.env, parent_id=self.run_id),
-            RunHooks(
-                approver=self.hooks.approver,
-                provider_factory=self.hooks.provider_factory,
-                turn_budget=budget,
-            ),
-        )
-        result = await child.run(tool.render_input(arguments))
-        if not result.ok:
-            raise ToolFailed(f"agent {tool.agent} {result.status} (run {result.run_id}): "
-                             f"{result.error}")  # fmt: skip
-        return result.output or ""
+def _provider(
+    pool: ProviderPool,
+    environment: RunEnvironment,
+    factory: ProviderFactory | None,
+    config: ModelConfig,
+) -> Provider:
+    if factory is None:
+        from afctl.providers.builtin import make_provider
+
+        factory = make_provider
+    return pool.get(config, environment, factory)
+
+
+async def _ask_agent(
+    environment: RunEnvironment,
+    recorder: Recorder,
+    env: str,
+    parent_id: str,
+    hooks: RunHooks,
+    tool: Any,
+    arguments: dict[str, Any],
+    budget: TurnBudget,
+) -> str:
+    """Run another agent as a tool: a child run in the log, sharing the parent's budget."""
+    from afctl.tools.base import ToolFailed
+
+    child = AgentRun(
+        tool.agent,
+        environment,
+        recorder,
+        RunRequest(env=env, parent_id=parent_id),
+        RunHooks(
+            approver=hooks.approver, provider_factory=hooks.provider_factory, turn_budget=budget
+        ),
+    )
+    result = await child.run(tool.render_input(arguments))
+    if not result.ok:
+        raise ToolFailed(f"agent {tool.agent} {result.status} (run {result.run_id}): "
+                         f"{result.error}")  # fmt: skip
+    return result.output or ""
 
 
 def _blocked_reason(outcome: Any) -> str:

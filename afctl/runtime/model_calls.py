@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from afctl.providers.models import ModelConfig
@@ -48,19 +48,25 @@ class Prompt:
     turn: int = 1
     echo: CleanStream | None = None
     """Where streamed text goes (None: not streamed)."""
+    _requests: dict[int, ModelRequest] = field(default_factory=dict, compare=False, repr=False)
 
     def request_for(self, config: ModelConfig) -> ModelRequest:
-        return ModelRequest(
-            config.model,
-            self.messages,
-            self.tools,
-            {**config.params, **(self.params or {})},
-            stream=self.echo is not None,
-            turn=self.turn,
-        )
+        """The request to `config`'s model (made once per model: the cache and the provider
+        ask for the same one)."""
+        request = self._requests.get(id(config))
+        if request is None:
+            request = self._requests[id(config)] = ModelRequest(
+                config.model,
+                self.messages,
+                self.tools,
+                {**config.params, **(self.params or {})},
+                stream=self.echo is not None,
+                turn=self.turn,
+            )
+        return request
 
 
-@dataclass(frozen=True)
+@dataclass
 class Answer:
     config: ModelConfig
     request: ModelRequest
@@ -137,7 +143,8 @@ class Retrying:
         answer = await call_with_retries(
             lambda: self.inner.complete(prompt), self.policy, on_retry=hook
         )
-        return replace(answer, latency_ms=(time.perf_counter() - started) * 1000)
+        answer.latency_ms = (time.perf_counter() - started) * 1000
+        return answer
 
 
 @dataclass

@@ -151,3 +151,15 @@ def test_any_message_text_round_trips_through_a_session(tmp_path: Path, texts: l
         messages = [{"role": "user", "content": text} for text in texts]
         log.sessions.append("s", "a", "01A", messages, str)
         assert log.sessions.messages("s", len(texts)) == messages
+
+
+def test_last_is_the_latest_run_started_from_outside(tmp_path: Path) -> None:
+    with PromptLog.open(tmp_path) as log:
+        with pytest.raises(UsageError, match="there are no runs yet"):
+            log.run("last")
+        start(log, "01A", "2026-12-01T00:00:00.000Z")
+        start(log, "01B", "2026-12-02T00:00:00.000Z")
+        child = {"id": "01C", "kind": "agent", "target": "agent/a", "env": "default",
+                 "parent_id": "01B", "started_at": "2026-12-03T00:00:00.000Z"}  # fmt: skip
+        log.start_run(child, "a step", {}, redact)
+        assert log.run("last").id == "01B"  # not its workflow step, started after it

@@ -132,3 +132,20 @@ def test_what_memory_keeps_is_redacted(repo: Path) -> None:
     kept = repr((memory.runs, memory.events, memory.revisions))
     assert "tok-0123456789-secret" not in kept
     assert "count" in memory.runs[result.run_id]["input"]
+
+
+def test_a_finished_run_is_freed_at_once(repo: Path) -> None:
+    """No reference cycles between a run and its parts: an eval makes thousands of runs, and
+    each is freed when it ends, not when the cycle collector next runs."""
+    import gc
+    import weakref
+
+    run = AgentRun("helper", environment(repo), MemoryRecorder())
+    assert asyncio.run(run.run("count these four words")).ok
+    gc.disable()
+    try:
+        gone = weakref.ref(run)
+        del run
+        assert gone() is None
+    finally:
+        gc.enable()

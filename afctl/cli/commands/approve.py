@@ -15,8 +15,9 @@ from afctl.cli.params import output_option, state_options
 def approve(run_id: str, deny: bool, output: str, workspace: str | None, env: str) -> int:
     """Approve or deny the tool calls a paused run waits for.
 
-    RUN is a run id or a unique prefix of one. The run continues as the same run, with the
-    agent revision it started with; later calls that need approval are asked on a terminal.
+    RUN is a run id, a unique prefix of one, or `last`. The run continues as the same run,
+    with the agent revision it started with; later calls that need approval are asked on a
+    terminal.
     """
     from afctl.cli.commands.run import report, terminal_approver
     from afctl.context import Context

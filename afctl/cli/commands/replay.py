@@ -52,7 +52,8 @@ def replay(
 
     Every model response (and tool result, unless --live-tools) comes from the log: no
     network, no side effects. The engine must ask for each step as it was recorded; the first
-    step it asks for differently is reported, and the exit code is 5.
+    step it asks for differently is reported, and the exit code is 5. RUN is a run id, a
+    unique prefix of one, or `last`.
     """
     from afctl.context import Context
 

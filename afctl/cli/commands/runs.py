@@ -48,7 +48,10 @@ def runs(
 @output_option("text", "json")
 @click.pass_context
 def show(ctx: click.Context, run_id: str, output: str) -> int:
-    """Show a run's transcript: messages, tool calls, tokens, cost and latency per step."""
+    """Show a run's transcript: messages, tool calls, tokens, cost and latency per step.
+
+    RUN is a run id, a unique prefix of one, or `last` (the latest run).
+    """
     from afctl.cli.render import console, print_json
     from afctl.cli.render_runs import render_transcript
     from afctl.context import Context
