@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from afctl._version import __version__
 
 if TYPE_CHECKING:
+    from afctl.console import Console
     from afctl.context import AsyncContext, Context, load, run, validate
     from afctl.diagnostics import Diagnostic, Severity
     from afctl.errors import (
@@ -32,6 +33,7 @@ __all__ = [
     "AfctlError",
     "AsyncContext",
     "ChecksFailed",
+    "Console",
     "Context",
     "Diagnostic",
     "Manifest",
@@ -53,6 +55,7 @@ __all__ = [
 
 _LAZY = {
     "AsyncContext": "afctl.context",
+    "Console": "afctl.console",
     "Context": "afctl.context",
     "load": "afctl.context",
     "run": "afctl.context",

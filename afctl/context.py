@@ -8,8 +8,10 @@ async test), `Context` for everything else. `Context` works where an event loop 
 A context owns its connections (the state store, the prompt log and its writer) until it is
 closed: use it as a context manager, or call `close()` (a context that is dropped closes on
 garbage collection). Nothing here prints; problems come back as values (diagnostics, plans)
-or as `afctl.errors` exceptions. Questions for the user (confirming an apply) are callbacks
-the caller supplies. Each method's documentation is on the service method it delegates to.
+or as `afctl.errors` exceptions. What happens while a call works (progress, streamed text,
+steps) and the questions for the user (confirming a plan, approving a tool call) go to the
+context's `console` (`afctl.console.Console`: by default it reports nothing, lets plans go
+ahead and asks no one). Each method's documentation is on the service method it delegates to.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from afctl.analytics.service import AnalyticsService
 from afctl.blueprints.service import BlueprintService
+from afctl.console import Console as Console
 from afctl.eval.service import EvalService
 from afctl.knowledge.service import KnowledgeBuild as KnowledgeBuild
 from afctl.knowledge.service import KnowledgeService
@@ -33,7 +36,6 @@ from afctl.runtime.service import RunService
 from afctl.services import Services
 from afctl.state.service import DEFAULT_LOCK_TIMEOUT_S as DEFAULT_LOCK_TIMEOUT_S
 from afctl.state.service import ApplyOutcome as ApplyOutcome
-from afctl.state.service import Confirm as Confirm
 from afctl.state.service import Description as Description
 from afctl.state.service import ResourceDiff as ResourceDiff
 from afctl.state.service import StateService
@@ -95,15 +97,21 @@ def _blocking(
 class _Base:
     """What both façades share: the services, where they work, and closing."""
 
-    def __init__(self, workspace: PathArg | None = None, env: str | None = None) -> None:
+    def __init__(
+        self,
+        workspace: PathArg | None = None,
+        env: str | None = None,
+        console: Console | None = None,
+    ) -> None:
         """Args:
         workspace: the repository root or `.afctl/` folder; found by walking up when omitted.
         env: the environment name (`AFCTL_ENV`, default `default`).
+        console: where progress, streamed text and questions go (see `afctl.console`).
 
         Raises:
             UsageError: `env` is not a valid environment name.
         """
-        self._services = Services.build(workspace, env)
+        self._services = Services.build(workspace, env, console)
         self._finalizer = weakref.finalize(self, self._services.close)
 
     @property
@@ -121,6 +129,10 @@ class _Base:
         return self._services.workspace.env
 
     @property
+    def console(self) -> Console:
+        return self._services.runs.console
+
+    @property
     def root(self) -> Path:
         """The repository root: the folder holding `.afctl/` (the current one if none yet)."""
         return self._services.workspace.root
@@ -135,6 +147,7 @@ class Context(_Base):
     Args:
         workspace: the repository root or `.afctl/` folder; found by walking up when omitted.
         env: the environment name (`AFCTL_ENV`, default `default`).
+        console: where progress, streamed text and questions go (see `afctl.console`).
     """
 
     def close(self) -> None:
@@ -209,6 +222,7 @@ class AsyncContext(_Base):
     Args:
         workspace: the repository root or `.afctl/` folder; found by walking up when omitted.
         env: the environment name (`AFCTL_ENV`, default `default`).
+        console: where progress, streamed text and questions go (see `afctl.console`).
     """
 
     async def aclose(self) -> None:

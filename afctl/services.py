@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from afctl.analytics.service import AnalyticsService
 from afctl.blueprints.service import BlueprintService
+from afctl.console import Console
 from afctl.eval.service import EvalService
 from afctl.knowledge.service import KnowledgeService
 from afctl.manifests.service import ManifestService
@@ -45,16 +46,23 @@ class Services:
     analytics: AnalyticsService
 
     @classmethod
-    def build(cls, workspace: str | os.PathLike[str] | None, env: str | None) -> Services:
+    def build(
+        cls,
+        workspace: str | os.PathLike[str] | None,
+        env: str | None,
+        console: Console | None = None,
+    ) -> Services:
         """Every service of a context for `workspace` (found by walking up when None) and
-        `env` (`AFCTL_ENV`, default `default`).
+        `env` (`AFCTL_ENV`, default `default`), reporting through `console` (by default, one
+        that reports nothing and asks no one).
 
         Raises:
             UsageError: `env` is not a valid environment name.
         """
         place = Workspace(workspace, env)
-        manifests = ManifestService(place)
-        state = StateService(place, manifests)
+        console = console or Console()
+        manifests = ManifestService(place, console)
+        state = StateService(place, manifests, console)
         logs = LogService(place)
 
         def grants() -> Grants:
@@ -63,7 +71,7 @@ class Services:
 
             return BlueprintGrants(place.root, place.dir)
 
-        runs = RunService(place, state, logs, grants)
+        runs = RunService(place, state, logs, grants, console)
 
         def environment(catalog: Catalog) -> RunEnvironment:
             return runs.environment(catalog, {})
@@ -79,4 +87,7 @@ class Services:
         try:
             self.logs.close()
         finally:
-            self.state.close()
+            try:
+                self.state.close()
+            finally:
+                self.runs.console.close()

@@ -102,6 +102,7 @@ def side(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - started
         print(json.dumps({"seconds": seconds, "passed": passed, "peak_mb": peak_mb()}))
         return
+    from afctl.console import Console
     from afctl.context import Context
 
     work = Path(tempfile.mkdtemp(prefix="afctl-eval-bench-"))
@@ -110,9 +111,10 @@ def side(args: argparse.Namespace) -> None:
         samples: list[tuple[int, float]] = []
         step = max(1, args.cases // 20)
 
-        def progress(done: int, total: int) -> None:
-            if done % step == 0 or done == total:
-                samples.append((done, rss_mb()))
+        class Sampling(Console):
+            def progress(self, done: int, total: int, label: str) -> None:
+                if done % step == 0 or done == total:
+                    samples.append((done, rss_mb()))
 
         # modules load before the clock, as the bare side imports openai before its own
         import openai  # noqa: F401
@@ -123,7 +125,7 @@ def side(args: argparse.Namespace) -> None:
         import afctl.runtime.agent  # noqa: F401
 
         started = time.perf_counter()
-        (result,) = Context(workspace=repo).evaluate([str(repo)], progress=progress, cache=False)
+        (result,) = Context(workspace=repo, console=Sampling()).evaluate([str(repo)], cache=False)
         seconds = time.perf_counter() - started
         assert len(result.cases) == args.cases
         passed = sum(c.passed for c in result.cases)

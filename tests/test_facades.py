@@ -26,7 +26,8 @@ def test_both_facades_offer_the_same_methods():
     shared = public(Context) & public(AsyncContext)
     assert public(Context) - shared == {"close"}
     assert public(AsyncContext) - shared == {"aclose"}
-    for name in shared - {"workspace", "env", "root", "services", "read_plan", "save_plan"}:
+    properties = {"workspace", "env", "root", "services", "console", "read_plan", "save_plan"}
+    for name in shared - properties:
         assert inspect.iscoroutinefunction(getattr(AsyncContext, name)), name
         assert not inspect.iscoroutinefunction(getattr(Context, name)), name
         # the documentation of each is the service method's

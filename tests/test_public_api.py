@@ -11,6 +11,7 @@ EXPORTED = [
     "AfctlError",
     "AsyncContext",
     "ChecksFailed",
+    "Console",
     "Context",
     "Diagnostic",
     "Manifest",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from afctl.errors import ManifestError, UsageError
 from afctl.promptlog.service import USAGE_GROUPS, LogService, UsageTotals
-from afctl.state.service import DEFAULT_LOCK_TIMEOUT_S, ApplyOutcome, Confirm, StateService
+from afctl.state.service import DEFAULT_LOCK_TIMEOUT_S, ApplyOutcome, StateService
 from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -124,7 +124,6 @@ class BlueprintService:
         files: Sequence[str] = (),
         trust: bool = False,
         dry_run: bool = False,
-        confirm: Confirm | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
     ) -> tuple[ApplyOutcome, Prepared]:
         """Install a blueprint (a folder or an `.afbp` archive): check it, place it in the
@@ -140,6 +139,21 @@ class BlueprintService:
             ManifestError: the rendered manifests are invalid.
             StateConflict: the workspace stayed locked.
         """
+        return self._install(source, sets=sets, files=files, trust=trust, dry_run=dry_run,
+                             lock_timeout=lock_timeout, action="Install")  # fmt: skip
+
+    def _install(
+        self,
+        source: PathArg,
+        *,
+        sets: Sequence[str],
+        files: Sequence[str],
+        trust: bool,
+        dry_run: bool,
+        lock_timeout: float,
+        action: str,
+    ) -> tuple[ApplyOutcome, Prepared]:
+        """`install`, confirming the plan with the console as `action` (Install, Upgrade)."""
         from afctl.blueprints.install import (
             discard,
             place,
@@ -161,8 +175,8 @@ class BlueprintService:
                     "registry",
                 )
             return self._install_from_registry(str(source), sets=sets, files=files, trust=trust,
-                                               dry_run=dry_run, confirm=confirm,
-                                               lock_timeout=lock_timeout)  # fmt: skip
+                                               dry_run=dry_run, lock_timeout=lock_timeout,
+                                               action=action)  # fmt: skip
         placed = place(Path(source), store)
         folder, digest, created = placed.folder, placed.digest, placed.created
         try:
@@ -205,7 +219,7 @@ class BlueprintService:
                 if created:  # a dry run leaves the store as it was
                     discard(folder)
         try:
-            outcome = self.state.apply_locked(make_plan, confirm=confirm,
+            outcome = self.state.apply_locked(make_plan, confirm=self.state.asking(action),
                                               lock_timeout=lock_timeout,
                                               command="afctl blueprint install")  # fmt: skip
         except BaseException:
@@ -278,7 +292,7 @@ class BlueprintService:
                 if have is None or not satisfies(Version(str(have["version"])), wanted):
                     self._install_from_registry(f"{needed}@{wanted}", chain=(*chain, name),
                                                 **{**options, "sets": (), "files": ()})  # fmt: skip
-            outcome, prepared = self.install(archive, **options)
+            outcome, prepared = self._install(archive, **options)
         if not options.get("dry_run"):
             from afctl.blueprints.lock import Lock
 
@@ -291,7 +305,7 @@ class BlueprintService:
     ) -> list[tuple[ApplyOutcome, Prepared]]:
         """Install exactly what `afctl.lock` pins (every blueprint in it, or `names`): each
         locked version from its locked registry, refused when its digest differs from the
-        lock's. The options are `blueprint_install`'s (values, trust, dry_run, confirm).
+        lock's. The options are `blueprint_install`'s (sets, files, trust, dry_run, lock_timeout).
 
         Raises:
             UsageError: nothing is locked, a name is not, or a digest differs.
@@ -306,8 +320,11 @@ class BlueprintService:
         if unknown:
             raise UsageError(f"afctl.lock does not pin {', '.join(unknown)}",
                              hint="locked: " + ", ".join(sorted(pinned)))  # fmt: skip
+        settings = {"sets": (), "files": (), "trust": False, "dry_run": False,
+                    "lock_timeout": DEFAULT_LOCK_TIMEOUT_S, **options,
+                    "action": "Install"}  # fmt: skip
         return [
-            self._install_from_registry(f"{name}@{pinned[name]['version']}", **options)
+            self._install_from_registry(f"{name}@{pinned[name]['version']}", **settings)
             for name in (names or sorted(pinned))
         ]
 
@@ -323,7 +340,6 @@ class BlueprintService:
         to: str | None = None,
         trust: bool = False,
         dry_run: bool = False,
-        confirm: Confirm | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
     ) -> tuple[ApplyOutcome, Prepared]:
         """Install another version of an installed blueprint (`to`, else the newest in the
@@ -347,7 +363,7 @@ class BlueprintService:
             values.write_text(json.dumps(entry.get("values") or {}), "utf-8")
             return self._install_from_registry(
                 f"{name}@{to or '*'}", sets=(), files=(str(values),), trust=trust,
-                dry_run=dry_run, confirm=confirm, lock_timeout=lock_timeout,
+                dry_run=dry_run, lock_timeout=lock_timeout, action="Upgrade",
             )  # fmt: skip
 
     def usage(
@@ -442,7 +458,6 @@ class BlueprintService:
         self,
         name: str,
         *,
-        confirm: Confirm | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
     ) -> ApplyOutcome:
         """Delete exactly the resources blueprint `name` installed, and forget it (its trust
@@ -472,7 +487,8 @@ class BlueprintService:
                 serial=serial, source_set=source_set(name), prune=True,
             )  # fmt: skip
 
-        outcome = self.state.apply_locked(make_plan, confirm=confirm, lock_timeout=lock_timeout,
+        outcome = self.state.apply_locked(make_plan, confirm=self.state.asking("Uninstall"),
+                                          lock_timeout=lock_timeout,
                                      command="afctl blueprint uninstall")  # fmt: skip
         if outcome.record is not None or not outcome.plan.has_changes:
             from afctl.blueprints.lock import Lock

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,6 +72,34 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
         return seconds
 
 
+class KeyValue(click.ParamType):  # type: ignore[type-arg]
+    """`NAME=VALUE` (the value may be empty or hold `=`), as a (name, value) pair."""
+
+    name = "name=value"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        name, equals, text = str(value).partition("=")
+        if not equals or not name.strip():
+            self.fail(f"{value}: write NAME=VALUE", param, ctx)
+        return name.strip(), text
+
+
+def pairs_option(*names: str, help: str) -> Callable[[F], F]:
+    """A repeatable NAME=VALUE option; the command gets a dict (the last value of a name wins)."""
+
+    def to_dict(
+        _ctx: click.Context, _param: click.Parameter, value: tuple[tuple[str, str], ...]
+    ) -> dict[str, str]:
+        return dict(value)
+
+    return click.option(*names, type=KeyValue(), multiple=True, metavar="NAME=VALUE",
+                        callback=to_dict, help=help)  # fmt: skip
+
+
 prune_option = click.option(
     "--prune",
     is_flag=True,
@@ -87,6 +119,34 @@ lock_timeout_option = click.option(
 )
 
 
+def cli_context(workspace: str | None = None, env: str | None = None) -> Context:
+    """The one `Context` of this invocation, on click's `ctx.obj`, built on first use with
+    the CLI's console (which reads -o/--output, --yes and --stream of the command) and closed
+    when the command ends."""
+    from afctl.cli.console import CliConsole
+    from afctl.context import Context
+
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    obj = root.ensure_object(dict)
+    context = obj.get("context")
+    if context is None:
+        params = ctx.params
+        console = CliConsole(str(params.get("output") or "text"), yes=bool(params.get("yes")),
+                             stream=params.get("stream"))  # fmt: skip
+        context = obj["context"] = Context(workspace=workspace, env=env, console=console)
+        console.workspace = context.workspace
+        root.call_on_close(context.close)
+    assert isinstance(context, Context)
+    return context
+
+
 def state_options(function: F) -> F:
-    """--env and --workspace, for every command that reads or writes applied state."""
-    return workspace_option(env_option(function))
+    """--env and --workspace, for every command that reads or writes applied state; the
+    command is given `context`, the invocation's `Context` for them (see `cli_context`)."""
+
+    @functools.wraps(function)
+    def with_context(*args: Any, workspace: str | None, env: str, **kwargs: Any) -> Any:
+        return function(*args, context=cli_context(workspace, env), **kwargs)
+
+    return workspace_option(env_option(with_context))  # type: ignore[return-value]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,47 +19,6 @@ def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-@contextlib.contextmanager
-def progress_bar(
-    label: str, *, enabled: bool = True, minimum: int = 200
-) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback drawing a transient bar on stderr, only on a terminal.
-
-    Nothing is drawn for fewer than `minimum` items, nor when stderr is not a terminal (CI logs
-    stay plain); the callback is then None, so the core does no work for it.
-    """
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    bar = Progress(
-        f"[bold]{label}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console(stderr=True),
-        transient=True,
-    )
-    task = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal task
-        if total < minimum:
-            return
-        if task is None:
-            bar.start()
-            task = bar.add_task(label, total=total)
-        if done % 50 == 0 or done == total or total < 1000:
-            bar.update(task, completed=done)
-
-    try:
-        yield update
-    finally:
-        if task is not None:
-            bar.stop()
 
 
 def print_json(data: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from afctl.runtime.service import RunService
 
 if TYPE_CHECKING:
     from afctl.eval.runner import CaseResult, EvalResult
-    from afctl.eval.stress import StressReport, StressStep
+    from afctl.eval.stress import StressReport
     from afctl.eval.suite import Suite
     from afctl.eval.target import EvalTarget
     from afctl.eval.tune import Candidate, TuneReport
@@ -30,6 +30,7 @@ class EvalService:
         self.state = runs.state
         self.logs = runs.logs
         self.workspace = runs.workspace
+        self.console = runs.console
 
     def suites(self, paths: Paths) -> tuple[list[Suite], Catalog]:
         """The EvalSuites in `paths`, and the resources they run against (the same files over
@@ -116,7 +117,6 @@ class EvalService:
         self,
         paths: Paths,
         *,
-        progress: Callable[[int, int], None] | None = None,
         case_filter: str | None = None,
         limit: int | None = None,
         only_failed: str | None = None,
@@ -128,7 +128,7 @@ class EvalService:
         applied state); each case is a run in the prompt log with the eval's id, and the
         results are stored with the eval.
 
-        `progress` is told (cases done, cases in all) as cases finish. `case_filter` (a regex
+        The console is told the progress (cases done, cases in all). `case_filter` (a regex
         on case ids), `limit` (the first N cases) and `only_failed`
         (`last` or an eval id: the cases that failed there) choose cases; `baseline` (`last` or
         an eval id) pairs the results by case and variant with an earlier eval's and lists
@@ -152,12 +152,12 @@ class EvalService:
         )
         total = sum(len(s.cases) * len(s.variants) * s.repeat for s in suites)
         finished = 0
+        console = self.console
 
         def on_case(_: CaseResult) -> None:
             nonlocal finished
             finished += 1
-            if progress is not None:
-                progress(finished, total)
+            console.progress(finished, total, "Evaluating")
 
         results = []
         async with self.target(catalog) as target:
@@ -189,12 +189,10 @@ class EvalService:
         paths: Paths,
         ramp: list[int],
         duration_s: float,
-        *,
-        on_step: Callable[[StressStep], None] | None = None,
     ) -> list[StressReport]:
         """Load-test every suite's agent: at each concurrency of `ramp`, for `duration_s`,
         runs of its cases one after another (streamed, never from the cache), recorded in the
-        prompt log under the stress test's id. `on_step` is told each step as it ends.
+        prompt log under the stress test's id. The console is told each step as it ends.
 
         Raises:
             ManifestError: the manifests are invalid.
@@ -213,7 +211,8 @@ class EvalService:
                     return target.case_run(suite, case, variant, 0, eval_id=stress_id,
                                            on_text=on_text)  # fmt: skip
 
-                reports.append(await stress(suite, make_run, ramp, duration_s, on_step))
+                reports.append(await stress(suite, make_run, ramp, duration_s,
+                                            self.console.step))  # fmt: skip
         return reports
 
     async def tune(
@@ -226,14 +225,13 @@ class EvalService:
         seed: int = 0,
         budget_usd: float | None = None,
         write: bool = False,
-        on_candidate: Callable[[str], None] | None = None,
     ) -> list[TuneReport]:
         """Run each suite over the space of `params` (`name=v1,v2` or `name=@values.yaml`;
         `model`, `instructions` or any model parameter) by `strategy`, rank the candidates by
         pass rate, then cost, then latency, and with `write` apply the winner to the agent's
         manifest file. Every candidate's evaluation is an eval in the prompt log (the suite's
-        own matrix is replaced by the candidates). `on_candidate` is told each candidate as it
-        starts.
+        own matrix is replaced by the candidates). The console is told each candidate as a step
+        (text) as it starts.
 
         Raises:
             ManifestError: the manifests are invalid.
@@ -260,8 +258,7 @@ class EvalService:
             for suite in suites:
 
                 async def evaluate(suite: Suite, candidate: Candidate, cases: list[Any]) -> Any:
-                    if on_candidate is not None:
-                        on_candidate(f"{candidate.id} on {len(cases)} cases")
+                    self.console.step(f"trying {candidate.id} on {len(cases)} cases")
                     return await self._trial(target, catalog, responses, suite, candidate, cases)
 
                 reports.append(await tune(suite, space, evaluate, strategy=strategy,

@@ -6,12 +6,13 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from afctl.console import Console
 from afctl.errors import ManifestError
 from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
     from afctl.manifests.model import ManifestSet
-    from afctl.manifests.validate import Progress, ValidationResult
+    from afctl.manifests.validate import ValidationResult
 
 PathArg = str | os.PathLike[str]
 Paths = PathArg | Sequence[PathArg]
@@ -25,18 +26,18 @@ def as_list(paths: Paths) -> list[str]:
 
 
 class ManifestService:
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, console: Console | None = None) -> None:
         self.workspace = workspace
+        self.console = console or Console()
 
-    def validate(
-        self, paths: Paths, *, use_cache: bool = True, progress: Progress | None = None
-    ) -> ValidationResult:
+    def validate(self, paths: Paths, *, use_cache: bool = True) -> ValidationResult:
         """Check manifests (YAML, schema, references); never raises for problems in them.
 
         Args:
             paths: files, folders, or "-" for stdin.
             use_cache: reuse results of unchanged files (see `afctl.manifests.cache`).
-            progress: called with (files done, files in all) while checking.
+
+        The console is told the progress (files done, files in all) while checking.
 
         Raises:
             UsageError: a path does not exist or holds no manifests.
@@ -52,6 +53,11 @@ class ManifestService:
 
             stamp = f"{__version__}:{schema_hash()}:{plugins_fingerprint()}"
             cache = ValidationCache(default_cache_path(self.workspace.found), stamp)
+        console = self.console
+
+        def progress(done: int, total: int) -> None:
+            console.progress(done, total, "Validating")
+
         result, _ = validate_paths(as_list(paths), cache, progress)
         return result
 

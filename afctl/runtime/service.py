@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from afctl.console import Console
 from afctl.errors import UsageError
 from afctl.manifests.service import Paths, as_list
 from afctl.promptlog.service import LogService
@@ -14,8 +15,9 @@ from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
     from afctl.manifests.catalog import Catalog
-    from afctl.runtime.agent import Approver, RunResult
+    from afctl.runtime.agent import RunResult
     from afctl.runtime.environment import RunEnvironment
+    from afctl.runtime.run_types import RunHooks
     from afctl.runtime.workflow import WorkflowResult
     from afctl.safety.capabilities import Grants
 
@@ -41,8 +43,10 @@ class RunService:
         state: StateService,
         logs: LogService,
         grants: Callable[[], Grants],
+        console: Console | None = None,
     ) -> None:
         self.workspace = workspace
+        self.console = console or Console()
         self.state = state
         self.logs = logs
         self.grants = grants
@@ -56,6 +60,15 @@ class RunService:
         secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
         return RunEnvironment(self.workspace.root, secrets, catalog,
                               workspace=self.workspace.dir, grants=self.grants())  # fmt: skip
+
+    def hooks(self) -> RunHooks:
+        """What a run started by a person plugs in: the console's streaming and approval."""
+        from afctl.console import StreamToConsole
+        from afctl.runtime.run_types import RunHooks
+
+        console = self.console
+        return RunHooks(on_text=StreamToConsole(console) if console.streams else None,
+                        approver=console.approve if console.asks else None)  # fmt: skip
 
     def _missing(self, what: str, paths: Paths | None) -> UsageError:
         where = "in the given files" if paths else f"in environment {self.workspace.env}"
@@ -71,13 +84,12 @@ class RunService:
         variables: dict[str, Any] | None = None,
         session: str | None = None,
         model: str | None = None,
-        on_text: Callable[[str], None] | None = None,
-        approver: Approver | None = None,
     ) -> RunResult:
         """Run an agent (`agent/NAME`) on one input; the run is recorded in the prompt log.
 
-        Tool calls that need approval are put to `approver`; without one the run pauses with
-        status `awaiting_approval` (see `approve`).
+        The answer streams to the console when it `streams`. Tool calls that need approval
+        are put to the console when it `asks`; otherwise the run pauses with status
+        `awaiting_approval` (see `approve`).
 
         The agent and what it uses come from `paths` when given, else from the applied state of
         this environment; with `paths` holding exactly one agent, `target` may be None. A failing
@@ -88,7 +100,7 @@ class RunService:
             UsageError: the target is not an agent that is available.
         """
         from afctl.manifests.kinds import parse_ref
-        from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks, RunRequest
+        from afctl.runtime.agent import AgentRun, LogRecorder, RunRequest
 
         catalog = self.state.catalog(as_list(paths) if paths else None)
         if target is None:
@@ -105,8 +117,7 @@ class RunService:
         variables = dict(variables or {})
         environment = self.environment(catalog, variables)
         request = RunRequest(variables, session, model, env=self.workspace.env)
-        hooks = RunHooks(on_text=on_text, approver=approver)
-        agent_run = AgentRun(name, environment, LogRecorder(self.logs.log), request, hooks)
+        agent_run = AgentRun(name, environment, LogRecorder(self.logs.log), request, self.hooks())
         try:
             return await agent_run.run(user_input)
         finally:
@@ -190,8 +201,6 @@ class RunService:
         run_id: str,
         *,
         deny: bool = False,
-        on_text: Callable[[str], None] | None = None,
-        approver: Approver | None = None,
     ) -> RunResult:
         """Approve (or deny) the tool calls a paused run waits for, and let it go on, as the
         same run, with the agent revision it started with.
@@ -199,7 +208,7 @@ class RunService:
         Raises:
             UsageError: no such run, or it is not awaiting approval.
         """
-        from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks, RunRequest
+        from afctl.runtime.agent import AgentRun, LogRecorder, RunRequest
 
         restored = self.logs.restore(run_id)
         record = restored.run
@@ -211,8 +220,8 @@ class RunService:
         variables = restored.variables
         environment = self.environment(restored.catalog(), variables)
         request = RunRequest(variables, env=record.env, parent_id=record.parent_id)
-        hooks = RunHooks(on_text=on_text, approver=approver)
-        agent_run = AgentRun(record.agent, environment, LogRecorder(self.logs.log), request, hooks)
+        agent_run = AgentRun(record.agent, environment, LogRecorder(self.logs.log), request,
+                             self.hooks())  # fmt: skip
         try:
             return await agent_run.resume(record, list(restored.events), approved=not deny)
         finally:

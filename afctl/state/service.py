@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from afctl.console import Console
 from afctl.errors import UsageError
 from afctl.manifests.service import ManifestService, Paths, as_list
 from afctl.workspace import Workspace
@@ -71,9 +72,12 @@ AfterApply = Callable[[ApplyOutcome], ApplyOutcome]
 
 
 class StateService:
-    def __init__(self, workspace: Workspace, manifests: ManifestService) -> None:
+    def __init__(
+        self, workspace: Workspace, manifests: ManifestService, console: Console | None = None
+    ) -> None:
         self.workspace = workspace
         self.manifests = manifests
+        self.console = console or Console()
         self.after_apply: list[AfterApply] = []
         """Run on the outcome of every apply (the knowledge service refreshes its packs)."""
         self._store: StateStore | None = None
@@ -188,6 +192,16 @@ class StateService:
         finally:
             store.release_lock(lock)
 
+    def asking(self, action: str, *, decided: bool = False) -> Confirm:
+        """The console's confirmation of a plan before `action` (Apply, Delete, ...) carries it
+        out; `decided`: shown, and carried out whatever the answer (a saved plan)."""
+        console = self.console
+
+        def confirm(plan: Plan) -> bool:
+            return console.confirm(plan, action, decided=decided) or decided
+
+        return confirm
+
     def refreshed(self, outcome: ApplyOutcome) -> ApplyOutcome:
         """`outcome`, after what follows an apply (knowledge packs brought up to date)."""
         for hook in self.after_apply:
@@ -199,13 +213,12 @@ class StateService:
         paths: Paths,
         *,
         prune: bool = False,
-        confirm: Confirm | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
         command: str = "afctl apply",
     ) -> ApplyOutcome:
         """Plan `paths` under the workspace lock and apply the plan in one transaction.
 
-        `confirm` sees the plan first and may decline; without it, the plan is applied.
+        The console's `confirm` sees the plan first and may decline it.
 
         Raises:
             ManifestError: the manifests are invalid.
@@ -214,7 +227,7 @@ class StateService:
         """
         files = as_list(paths)
         outcome = self.apply_locked(lambda store: self._plan_with(store, files, prune),
-                                    confirm=confirm, lock_timeout=lock_timeout,
+                                    confirm=self.asking("Apply"), lock_timeout=lock_timeout,
                                     command=command)  # fmt: skip
         return self.refreshed(outcome)
 
@@ -253,11 +266,11 @@ class StateService:
         self,
         plan: Plan,
         *,
-        confirm: Confirm | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
         command: str = "afctl apply PLAN",
     ) -> ApplyOutcome:
-        """Apply exactly `plan`, or refuse it when the state moved on since it was made.
+        """Apply exactly `plan`, or refuse it when the state moved on since it was made. A
+        saved plan is its own approval (as in terraform): the console is shown it, not asked.
 
         Raises:
             StateConflict: the plan is stale, or for another workspace or environment.
@@ -273,9 +286,10 @@ class StateService:
             check_plan_applies(store, plan)
             return plan
 
-        return self.refreshed(
-            self.apply_locked(checked, confirm=confirm, lock_timeout=lock_timeout, command=command)
-        )
+        confirm = self.asking("Apply", decided=True)
+        outcome = self.apply_locked(checked, confirm=confirm, lock_timeout=lock_timeout,
+                                    command=command)  # fmt: skip
+        return self.refreshed(outcome)
 
     def diff(self, paths: Paths, *, prune: bool = False) -> list[ResourceDiff]:
         """Unified YAML diffs of applied versus desired, one per resource that would change."""
@@ -340,7 +354,6 @@ class StateService:
         refs: Sequence[tuple[str, str]] = (),
         paths: Paths = (),
         *,
-        confirm: Confirm | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
         command: str = "afctl delete",
     ) -> ApplyOutcome:
@@ -366,7 +379,8 @@ class StateService:
             return build_delete_plan(targets, applied, env=self.env,
                                      workspace_id=workspace_id, serial=serial)  # fmt: skip
 
-        return self.apply_locked(make, confirm=confirm, lock_timeout=lock_timeout, command=command)
+        return self.apply_locked(make, confirm=self.asking("Delete"), lock_timeout=lock_timeout,
+                                 command=command)  # fmt: skip
 
     def rollback(
         self,
@@ -374,7 +388,6 @@ class StateService:
         name: str,
         to: int,
         *,
-        confirm: Confirm | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
         command: str = "afctl rollback",
     ) -> ApplyOutcome:
@@ -399,7 +412,8 @@ class StateService:
             return build_rollback_plan(manifest, to, applied, env=self.env,
                                        workspace_id=workspace_id, serial=serial)  # fmt: skip
 
-        return self.apply_locked(make, confirm=confirm, lock_timeout=lock_timeout, command=command)
+        return self.apply_locked(make, confirm=self.asking("Roll back"),
+                                 lock_timeout=lock_timeout, command=command)  # fmt: skip
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Clear a workspace lock left behind by a process that died."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from afctl.errors import UsageError
@@ -19,6 +18,7 @@ class TriggerService:
         self.runs = runs
         self.state = runs.state
         self.workspace = runs.workspace
+        self.console = runs.console
 
     def triggers(self) -> list[tuple[Trigger, datetime.datetime | None]]:
         """The triggers of the workflows applied in this environment, each with its next fire
@@ -38,12 +38,11 @@ class TriggerService:
         host: str = "127.0.0.1",
         port: int = 8787,
         *,
-        on_ready: Callable[[str, int], None] | None = None,
         variables: dict[str, Any] | None = None,
     ) -> None:
         """Run the triggers of the applied workflows until SIGTERM or SIGINT: webhooks (and
-        /healthz, /metrics) on host:port, schedules, file watches. `on_ready` is told the
-        server's address and how many triggers run.
+        /healthz, /metrics) on host:port, schedules, file watches. The console is told (a
+        notice) when the server listens, where, and how many triggers run.
 
         Raises:
             UsageError: nothing to serve, a webhook secret is not set, or the port is taken.
@@ -72,8 +71,8 @@ class TriggerService:
             return self.state.catalog()
 
         def ready(address: str) -> None:
-            if on_ready is not None:
-                on_ready(address, len(found))
+            self.console.notice(f"afctl serve: listening on {address} · {len(found)} trigger(s) "
+                                f"· env {self.workspace.env}")  # fmt: skip
 
         launcher = Launcher(environment, self.runs.logs.log, self.workspace.env, variables)
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from afctl.console import Console
 from afctl.context import Context
 from afctl.eval.assertions import Outcome, check
 from afctl.testing import invoke, write_repo
@@ -104,9 +105,12 @@ def test_concurrency_never_exceeds_the_limit(tmp_path):
     cases = "".join(f"    - {{id: c{i}, input: busy {i}}}\n" for i in range(12))
     repo = repo_with(tmp_path, suite(cases, "  concurrency: 3\n"))
     told: list[tuple[int, int]] = []
-    (result,) = Context(workspace=repo).evaluate(
-        [str(repo)], progress=lambda d, t: told.append((d, t))
-    )
+
+    class Counting(Console):
+        def progress(self, done: int, total: int, label: str) -> None:
+            told.append((done, total))
+
+    (result,) = Context(workspace=repo, console=Counting()).evaluate([str(repo)])
     peaks = [int(c.output.split()[1]) for c in result.cases if c.output]
     assert len(peaks) == 12 and max(peaks) == 3
     assert told == [(n, 12) for n in range(1, 13)]  # progress as cases finish

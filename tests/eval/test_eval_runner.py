@@ -107,7 +107,7 @@ def test_repeats_are_separate_samples_and_the_cli_explains_misses(
     assert "key: openai/big-model params={}" in result.output
 
     again = invoke(["eval", str(repo), "--workspace", str(repo), "-o", "json"])
-    assert json.loads(again.output)[0]["cache"] == {"hits": 4, "misses": 0}
+    assert json.loads(again.stdout)[0]["cache"] == {"hits": 4, "misses": 0}
     invoke(["eval", str(repo), "--workspace", str(repo), "--no-cache"])
     assert len(llm_server.requests) == 8
 

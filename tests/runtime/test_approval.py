@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from afctl.console import Console
 from afctl.context import Context
 from afctl.errors import UsageError
 from afctl.testing import invoke, write_repo
@@ -69,8 +70,23 @@ def kinds(repo: Path, run_id: str) -> list[str]:
         return [e.type for e in log.events(run_id)]
 
 
-def run(repo: Path, **kwargs: Any):  # type: ignore[no-untyped-def]
-    return Context(workspace=repo).run("agent/cashier", "refund me", paths=[str(repo)], **kwargs)
+class Asking(Console):
+    """A console with a person to ask: `approver` answers."""
+
+    asks = True
+
+    def __init__(self, approver: Any) -> None:
+        self.approver = approver
+
+    async def approve(self, tool: str, arguments: dict[str, Any]) -> bool:
+        return bool(await self.approver(tool, arguments))
+
+
+def run(repo: Path, approver: Any = None):  # type: ignore[no-untyped-def]
+    console = Asking(approver) if approver is not None else None
+    return Context(workspace=repo, console=console).run(
+        "agent/cashier", "refund me", paths=[str(repo)]
+    )
 
 
 @pytest.mark.parametrize("allow", [True, False])

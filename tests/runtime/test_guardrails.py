@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from afctl.console import Console
 from afctl.context import Context
 from afctl.fake_llm import Reply
 from afctl.testing import invoke, write_repo
@@ -155,8 +156,15 @@ def test_output_redaction_happens_before_the_answer_is_returned_or_logged(tmp_pa
     llm_server.default = Reply(text=f"Write to {EMAIL} or pay with {CARD}.")
     repo = repo_with(tmp_path, llm_server.url, "output: [{type: pii, action: redact}]")
     pieces: list[str] = []
-    result = Context(workspace=repo).run(
-        "agent/support", "how do I pay?", paths=[str(repo)], on_text=pieces.append
+
+    class Streaming(Console):
+        streams = True
+
+        def text(self, piece: str) -> None:
+            pieces.append(piece)
+
+    result = Context(workspace=repo, console=Streaming()).run(
+        "agent/support", "how do I pay?", paths=[str(repo)]
     )
     assert result.ok and result.output == "Write to [EMAIL] or pay with [CARD]."
     assert pieces == []  # nothing streamed before the guardrails ran

@@ -192,14 +192,21 @@ def test_environments_keep_separate_state(repo):
 
 
 def test_declining_or_failing_confirmation_writes_nothing_and_unlocks(repo):
-    outcome = ctx(repo).apply(str(repo), confirm=lambda plan: False)
+    from afctl.console import Console
+
+    class Declining(Console):
+        def confirm(self, plan, action, *, decided=False):  # type: ignore[no-untyped-def]
+            return False
+
+    class Interrupted(Console):
+        def confirm(self, plan, action, *, decided=False):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt
+
+    outcome = Context(workspace=repo, console=Declining()).apply(str(repo))
     assert outcome.record is None and ctx(repo).get() == []
 
-    def interrupted(plan):
-        raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        ctx(repo).apply(str(repo), confirm=interrupted)
+        Context(workspace=repo, console=Interrupted()).apply(str(repo))
     assert ctx(repo).get() == []
     assert ctx(repo).apply(str(repo), lock_timeout=0).applied  # the lock was released
 

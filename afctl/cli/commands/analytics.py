@@ -13,6 +13,7 @@ from afctl.errors import EXIT_OK
 
 if TYPE_CHECKING:
     from afctl.analytics.logs import Table
+    from afctl.context import Context
 
 
 def show(table: Table, output: str) -> None:
@@ -43,16 +44,11 @@ def show(table: Table, output: str) -> None:
 @click.option("--include-replays", is_flag=True, help="Count the spend of live replays too.")
 @output_option("table", "json", "csv", default="table")
 @state_options
-def stats(
-    by: str, since: str | None, include_replays: bool, output: str, workspace: str | None, env: str
-) -> int:
+def stats(by: str, since: str | None, include_replays: bool, output: str, context: Context) -> int:
     """Runs, success, latency, tokens and cost from the prompt log."""
-    from afctl.context import Context
 
     dimensions = [d.strip() for d in by.split(",") if d.strip()]
-    table = Context(workspace=workspace, env=env).stats(
-        dimensions, since=since, include_replays=include_replays
-    )
+    table = context.stats(dimensions, since=since, include_replays=include_replays)
     show(table, output)
     return EXIT_OK
 
@@ -61,14 +57,13 @@ def stats(
 @click.argument("sql")
 @output_option("table", "json", "csv", default="table")
 @state_options
-def query(sql: str, output: str, workspace: str | None, env: str) -> int:
+def query(sql: str, output: str, context: Context) -> int:
     """Run SQL over the prompt log's views.
 
     The views: runs, events, model_calls, tool_calls and evals (read-only).
     """
-    from afctl.context import Context
 
-    show(Context(workspace=workspace, env=env).query(sql), output)
+    show(context.query(sql), output)
     return EXIT_OK
 
 
@@ -91,18 +86,14 @@ def export(
     since: str | None,
     target: str | None,
     content: bool,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Export a view of the prompt log to parquet, csv or jsonl.
 
     Metrics by default; --content adds the prompts and answers (redacted, as logged).
     """
-    from afctl.context import Context
 
     path = target or f"{what}.{fmt}"
-    rows = Context(workspace=workspace, env=env).export(
-        what, path, fmt, since=since, content=content
-    )
+    rows = context.export(what, path, fmt, since=since, content=content)
     click.echo(f"{rows} rows written to {path}")
     return EXIT_OK

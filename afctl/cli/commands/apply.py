@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,39 +16,8 @@ from afctl.cli.params import (
 )
 from afctl.errors import EXIT_OK, UsageError
 
-
-def confirmation(yes: bool, workspace: Path | None, verb: str = "Apply"):  # type: ignore[no-untyped-def]
-    """A confirm callback: shows the plan, then asks on a terminal (or trusts --yes).
-
-    Raises (from the callback, once the files are read and the plan made, so a missing file
-    or a stale plan is said first; nothing is written):
-        UsageError: not on a terminal and --yes not given.
-    """
-    from afctl.cli.render import console
-    from afctl.cli.render_state import render_plan
-
-    def confirm(plan) -> bool:  # type: ignore[no-untyped-def]
-        if not yes and not sys.stdin.isatty():
-            raise UsageError(
-                f"{verb.lower()} asks for confirmation, and this is not a terminal",
-                hint="pass --yes to apply without asking",
-            )
-        out = console()
-        render_plan(out, plan, workspace)
-        if yes:
-            return True
-        out.print()
-        answer = click.prompt(
-            f"{verb} these changes to environment {plan.env}? Only 'yes' will be accepted",
-            default="",
-            show_default=False,
-        )
-        if answer.strip() != "yes":
-            out.print(f"{verb} cancelled: nothing was changed.", markup=False)
-            return False
-        return True
-
-    return confirm
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 def command_line() -> str:
@@ -71,8 +40,7 @@ def apply(
     prune: bool,
     yes: bool,
     lock_timeout: float,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Apply manifests or a saved plan to the workspace state.
 
@@ -81,29 +49,24 @@ def apply(
     """
     from afctl.cli.render import console
     from afctl.cli.render_state import render_outcome
-    from afctl.context import Context
 
     if bool(plan_file) == bool(paths):
         raise UsageError(
             "give either -f PATH or a saved plan file",
             hint="afctl apply -f .   or   afctl apply plan.json",
         )
-    context = Context(workspace=workspace, env=env)
     if plan_file is not None:
         if prune:
             raise UsageError("--prune is part of a saved plan already", hint="plan with --prune")
         saved = context.read_plan(plan_file)
         # a saved plan is the approval (as in terraform): applied without asking, once it is
         # known not to be stale
-        outcome = context.apply_saved_plan(
-            saved, confirm=confirmation(True, context.workspace), lock_timeout=lock_timeout,
-            command=command_line(),
-        )  # fmt: skip
+        outcome = context.apply_saved_plan(saved, lock_timeout=lock_timeout,
+                                           command=command_line())  # fmt: skip
     else:
         outcome = context.apply(
             list(paths),
             prune=prune,
-            confirm=confirmation(yes, context.workspace),
             lock_timeout=lock_timeout,
             command=command_line(),
         )

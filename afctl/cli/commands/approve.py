@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import output_option, state_options
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command()
@@ -12,16 +17,13 @@ from afctl.cli.params import output_option, state_options
 @click.option("--deny", is_flag=True, help="Refuse the calls instead; the model is told so.")
 @output_option("text", "json")
 @state_options
-def approve(run_id: str, deny: bool, output: str, workspace: str | None, env: str) -> int:
+def approve(run_id: str, deny: bool, output: str, context: Context) -> int:
     """Approve or deny the tool calls a paused run waits for.
 
     RUN is a run id, a unique prefix of one, or `last`. The run continues as the same run,
     with the agent revision it started with; later calls that need approval are asked on a
     terminal.
     """
-    from afctl.cli.commands.run import report, terminal_approver
-    from afctl.context import Context
+    from afctl.cli.commands.run import report
 
-    context = Context(workspace=workspace, env=env)
-    result = context.approve(run_id, deny=deny, approver=terminal_approver())
-    return report(result, output, [])
+    return report(context.approve(run_id, deny=deny), output, context)

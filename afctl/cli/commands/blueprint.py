@@ -7,12 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from afctl.cli.params import lock_timeout_option, output_option, state_options, yes_option
+from afctl.cli.params import (
+    cli_context,
+    lock_timeout_option,
+    output_option,
+    state_options,
+    yes_option,
+)
 from afctl.errors import EXIT_INVALID, EXIT_OK
 
 if TYPE_CHECKING:
     from afctl.blueprints.install import Prepared
-    from afctl.context import ApplyOutcome
+    from afctl.context import ApplyOutcome, Context
 
 
 @click.group()
@@ -26,9 +32,8 @@ def blueprint() -> None:
               help="Where to make its folder.")  # fmt: skip
 def create(name: str, parent: str) -> int:
     """Start a new blueprint: a folder that lints clean, with an eval suite that passes."""
-    from afctl.context import Context
 
-    folder = Context().blueprint_create(name, parent)
+    folder = cli_context().blueprint_create(name, parent)
     click.echo(f"created blueprint {name} in {folder}; next: afctl blueprint lint {folder}")
     return EXIT_OK
 
@@ -44,9 +49,8 @@ def lint(folder: str, strict: bool, output: str) -> int:
     capabilities (exit 3 on errors); undocumented parameters and missing evals are warnings
     (errors with --strict)."""
     from afctl.cli.render import console, print_json, render_diagnostics
-    from afctl.context import Context
 
-    found, problems = Context().blueprint_lint(folder)
+    found, problems = cli_context().blueprint_lint(folder)
     failing = [p for p in problems if p.is_error or strict]
     if output == "json":
         print_json({"name": found.name, "version": found.version, "valid": not failing,
@@ -79,9 +83,8 @@ def render(source: str, sets: tuple[str, ...], files: tuple[str, ...]) -> int:
     Values: the parameters' defaults, then each -f file, then each --set (the right-most
     wins). An archive is checked and extracted to a temporary folder first.
     """
-    from afctl.context import Context
 
-    _, rendered = Context().blueprint_render(source, list(sets), list(files))
+    _, rendered = cli_context().blueprint_render(source, list(sets), list(files))
     for index, item in enumerate(rendered):
         if index:
             click.echo("---")
@@ -97,9 +100,7 @@ def pack(folder: str, target: str | None) -> int:
     """Pack a blueprint into a reproducible .afbp archive (after a clean lint)."""
     import hashlib
 
-    from afctl.context import Context
-
-    path, manifest = Context().blueprint_pack(folder, target)
+    path, manifest = cli_context().blueprint_pack(folder, target)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     click.echo(
         f"packed {manifest['name']} {manifest['version']} -> {path} "
@@ -132,8 +133,7 @@ def install(
     locked: bool,
     yes: bool,
     lock_timeout: float,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Install a blueprint: check, render, then plan and apply its resources.
 
@@ -144,15 +144,10 @@ def install(
     the capabilities its blueprint.yaml declares; the local ones (python, commands, env,
     plugins) are granted only with --trust or `afctl blueprint trust NAME`.
     """
-    from afctl.cli.commands.apply import confirmation
-    from afctl.context import Context
     from afctl.errors import UsageError
 
-    context = Context(workspace=workspace, env=env)
-    confirm = None if dry_run else confirmation(yes, context.workspace, "Install")
     options: dict[str, Any] = {"sets": list(sets), "files": list(files), "trust": trust,
-                               "dry_run": dry_run, "confirm": confirm,
-                               "lock_timeout": lock_timeout}  # fmt: skip
+                               "dry_run": dry_run, "lock_timeout": lock_timeout}  # fmt: skip
     if locked:
         for outcome, prepared in context.blueprint_install_locked(
             [source] if source else [], **options
@@ -184,17 +179,12 @@ def _show(outcome: ApplyOutcome, prepared: Prepared, workspace: Path | None, dry
 @yes_option
 @lock_timeout_option
 @state_options
-def uninstall(name: str, yes: bool, lock_timeout: float, workspace: str | None, env: str) -> int:
+def uninstall(name: str, yes: bool, lock_timeout: float, context: Context) -> int:
     """Delete exactly the resources a blueprint installed, and forget it."""
-    from afctl.cli.commands.apply import confirmation
     from afctl.cli.render import console
     from afctl.cli.render_state import render_outcome
-    from afctl.context import Context
 
-    context = Context(workspace=workspace, env=env)
-    outcome = context.blueprint_uninstall(
-        name, confirm=confirmation(yes, context.workspace, "Uninstall"), lock_timeout=lock_timeout
-    )
+    outcome = context.blueprint_uninstall(name, lock_timeout=lock_timeout)
     render_outcome(console(), outcome)
     return EXIT_OK
 
@@ -202,13 +192,11 @@ def uninstall(name: str, yes: bool, lock_timeout: float, workspace: str | None, 
 @blueprint.command("list")
 @output_option("text", "json")
 @state_options
-def list_installed(output: str, workspace: str | None, env: str) -> int:
+def list_installed(output: str, context: Context) -> int:
     """List installed blueprints with their versions, values and trust."""
     import json
 
-    from afctl.context import Context
-
-    installed = Context(workspace=workspace, env=env).blueprint_list()
+    installed = context.blueprint_list()
     if output == "json":
         from afctl.cli.render import print_json
 
@@ -232,12 +220,11 @@ def list_installed(output: str, workspace: str | None, env: str) -> int:
 @blueprint.command("trust")
 @click.argument("name")
 @state_options
-def trust_command(name: str, workspace: str | None, env: str) -> int:
+def trust_command(name: str, context: Context) -> int:
     """Grant an installed blueprint its local capabilities (python, commands, env, plugins) for
     exactly the content installed now (read it first)."""
-    from afctl.context import Context
 
-    trusted = Context(workspace=workspace, env=env).blueprint_trust(name)
+    trusted = context.blueprint_trust(name)
     granted = [text for _, text, _ in trusted.capabilities.describe()]
     click.echo(
         f"blueprint {name} {trusted.version} is trusted with its current content"
@@ -261,19 +248,12 @@ def upgrade(
     trust: bool,
     yes: bool,
     lock_timeout: float,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Move an installed blueprint to another version (its values kept), with a plan."""
-    from afctl.cli.commands.apply import confirmation
-    from afctl.context import Context
-
-    context = Context(workspace=workspace, env=env)
-    confirm = None if dry_run else confirmation(yes, context.workspace, "Upgrade")
     outcome, prepared = context.blueprint_upgrade(
-        name, to=version, trust=trust, dry_run=dry_run, confirm=confirm,
-        lock_timeout=lock_timeout,
-    )  # fmt: skip
+        name, to=version, trust=trust, dry_run=dry_run, lock_timeout=lock_timeout
+    )
     _show(outcome, prepared, context.workspace, dry_run)
     if not dry_run:
         click.echo(f"{name} is at {prepared.blueprint.version}")
@@ -284,11 +264,10 @@ def upgrade(
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False))
 @click.option("--registry", required=True, metavar="NAME|DIR", help="A folder registry.")
 @state_options
-def publish(archive: str, registry: str, workspace: str | None, env: str) -> int:
+def publish(archive: str, registry: str, context: Context) -> int:
     """Add a checked .afbp archive to a folder registry (index.json updated)."""
-    from afctl.context import Context
 
-    entry = Context(workspace=workspace, env=env).blueprint_publish(archive, registry)
+    entry = context.blueprint_publish(archive, registry)
     click.echo(f"published {entry['file']} (sha256 {entry['digest']}) to {registry}")
     return EXIT_OK
 
@@ -298,11 +277,10 @@ def publish(archive: str, registry: str, workspace: str | None, env: str) -> int
 @click.option("--category", help="Only this category.")
 @output_option("text", "json")
 @state_options
-def search(text: str, category: str | None, output: str, workspace: str | None, env: str) -> int:
+def search(text: str, category: str | None, output: str, context: Context) -> int:
     """Find blueprints in the workspace's registries by name, description or tag."""
-    from afctl.context import Context
 
-    found = Context(workspace=workspace, env=env).blueprint_search(text, category)
+    found = context.blueprint_search(text, category)
     if output == "json":
         from afctl.cli.render import print_json
 
@@ -330,13 +308,11 @@ def search(text: str, category: str | None, output: str, workspace: str | None, 
 @click.argument("name")
 @output_option("text", "json")
 @state_options
-def info(name: str, output: str, workspace: str | None, env: str) -> int:
+def info(name: str, output: str, context: Context) -> int:
     """Show a published blueprint: versions, digests, metadata, pricing."""
     import json
 
-    from afctl.context import Context
-
-    data = Context(workspace=workspace, env=env).blueprint_info(name)
+    data = context.blueprint_info(name)
     if output == "json":
         from afctl.cli.render import print_json
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import filename_option, lock_timeout_option, state_options, yes_option
 from afctl.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command()
@@ -19,26 +24,22 @@ def delete(
     paths: tuple[str, ...],
     yes: bool,
     lock_timeout: float,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Delete applied resources by KIND/NAME or by manifest (-f).
 
     Goes through a plan like apply: protected resources are refused, and the plan is shown
     before anything is removed.
     """
-    from afctl.cli.commands.apply import command_line, confirmation
+    from afctl.cli.commands.apply import command_line
     from afctl.cli.render import console
     from afctl.cli.render_state import render_outcome
-    from afctl.context import Context
     from afctl.manifests.kinds import parse_ref
 
     refs = [parse_ref(target) for target in targets]
-    context = Context(workspace=workspace, env=env)
     outcome = context.delete(
         refs,
         list(paths),
-        confirm=confirmation(yes, context.workspace, "Delete"),
         lock_timeout=lock_timeout,
         command=command_line(),
     )

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import filename_option, prune_option, state_options
 from afctl.errors import EXIT_CHANGES, EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command()
 @filename_option()
 @prune_option
 @state_options
-def diff(paths: tuple[str, ...], prune: bool, workspace: str | None, env: str) -> int:
+def diff(paths: tuple[str, ...], prune: bool, context: Context) -> int:
     """Diff the applied state against manifests (unified).
 
     Exits 0 when nothing differs and 2 when something does.
@@ -20,9 +25,8 @@ def diff(paths: tuple[str, ...], prune: bool, workspace: str | None, env: str) -
     from rich.text import Text
 
     from afctl.cli.render import console
-    from afctl.context import Context
 
-    diffs = Context(workspace=workspace, env=env).diff(list(paths), prune=prune)
+    diffs = context.diff(list(paths), prune=prune)
     out = console()
     for item in diffs:
         for line in item.text.splitlines():

@@ -4,12 +4,16 @@ thresholds."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
 from afctl.pricing import usd
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command("eval")
@@ -56,38 +60,33 @@ def eval_command(
     ramp: str,
     duration: str,
     output: str,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Run eval suites against their agents (exit 5 below thresholds).
 
     PATH holds EvalSuite manifests (files or folders); the agents come from the same files,
     else from the applied state. Every case is a run in the prompt log.
     """
-    from afctl.context import Context
 
     paths = (*paths, *files)
     if not paths:
         raise UsageError("give the suites: afctl eval PATH (or -f PATH)", hint="afctl eval evals/")
     if stress:
-        return _stress(list(paths), ramp, duration, output, workspace, env)
+        return _stress(list(paths), ramp, duration, output, context)
     if fail_on_regression and baseline is None:
         baseline = "last"
-    from afctl.cli.render import check_report_paths, progress_bar, write_report
+    from afctl.cli.render import check_report_paths, write_report
 
     check_report_paths({"--json": json_file, "--junit": junit_file, "--html": html_file})
-
-    with progress_bar("Evaluating", enabled=output == "text", minimum=2) as progress:
-        results = Context(workspace=workspace, env=env).evaluate(
-            list(paths),
-            progress=progress,
-            case_filter=case_filter,
-            limit=limit,
-            only_failed=only_failed,
-            baseline=baseline,
-            cache=not no_cache,
-            explain_cache=explain_cache,
-        )
+    results = context.evaluate(
+        list(paths),
+        case_filter=case_filter,
+        limit=limit,
+        only_failed=only_failed,
+        baseline=baseline,
+        cache=not no_cache,
+        explain_cache=explain_cache,
+    )
     data = [r.to_dict() for r in results]
     if json_file:
         write_report("--json", json_file, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -170,12 +169,9 @@ def eval_command(
     return EXIT_OK if all(r.passed for r in results) and not regressed else EXIT_CHECKS_FAILED
 
 
-def _stress(
-    paths: list[str], ramp: str, duration: str, output: str, workspace: str | None, env: str
-) -> int:
-    from afctl.context import Context
+def _stress(paths: list[str], ramp: str, duration: str, output: str, context: Context) -> int:
     from afctl.durations import seconds_of
-    from afctl.eval.stress import StressStep, parse_ramp
+    from afctl.eval.stress import parse_ramp
 
     try:
         levels = parse_ramp(ramp)
@@ -185,12 +181,7 @@ def _stress(
     if not seconds:
         raise click.BadParameter("write a duration like 30s or 2m", param_hint="--duration")
 
-    def on_step(step: StressStep) -> None:
-        if output == "text":
-            click.echo(f"  concurrency {step.concurrency}: {step.runs} runs, "
-                       f"{step.throughput:.1f}/s", err=True)  # fmt: skip
-
-    reports = Context(workspace=workspace, env=env).stress(paths, levels, seconds, on_step=on_step)
+    reports = context.stress(paths, levels, seconds)
     data = [r.to_dict() for r in reports]
     if output == "json":
         from afctl.cli.render import print_json

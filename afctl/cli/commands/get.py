@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 def _split(kind: str, name: str | None) -> tuple[str, str | None]:
@@ -20,19 +25,16 @@ def _split(kind: str, name: str | None) -> tuple[str, str | None]:
 @click.option("-l", "--selector", help="Only resources whose labels match (team=cx,tier!=3).")
 @output_option("table", "wide", "yaml", "json", "name", default="table")
 @state_options
-def get(
-    kind: str, name: str | None, selector: str | None, output: str, workspace: str | None, env: str
-) -> int:
+def get(kind: str, name: str | None, selector: str | None, output: str, context: Context) -> int:
     """List applied resources, or show one.
 
     KIND may be singular or plural, any case, or `all`; KIND/NAME works too.
     """
     from afctl.cli.render import console, print_json
     from afctl.cli.render_state import print_columns, resource_json, resource_rows
-    from afctl.context import Context
 
     kind, name = _split(kind, name)
-    found = Context(workspace=workspace, env=env).get(kind, name, selector)
+    found = context.get(kind, name, selector)
     if output == "json":
         items = [resource_json(r) for r in found]
         print_json(items[0] if name is not None else items)
@@ -52,7 +54,7 @@ def get(
     out = console()
     if not found:
         what = "" if kind.lower() == "all" else f"{kind} "
-        out.print(f"No {what}resources applied in environment {env}.", markup=False)
+        out.print(f"No {what}resources applied in environment {context.env}.", markup=False)
         return EXIT_OK
     print_columns(out, resource_rows(found, wide=output == "wide"))
     return EXIT_OK
@@ -61,13 +63,12 @@ def get(
 @click.command()
 @click.argument("target", metavar="KIND/NAME")
 @state_options
-def describe(target: str, workspace: str | None, env: str) -> int:
+def describe(target: str, context: Context) -> int:
     """Show an applied resource with its source and history."""
     from afctl.cli.render import console
     from afctl.cli.render_state import render_description
-    from afctl.context import Context
     from afctl.manifests.kinds import parse_ref
 
     kind, name = parse_ref(target)
-    render_description(console(), Context(workspace=workspace, env=env).describe(kind, name))
+    render_description(console(), context.describe(kind, name))
     return EXIT_OK

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import lock_timeout_option, output_option, state_options, yes_option
 from afctl.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command()
 @click.argument("target", metavar="KIND/NAME")
 @output_option("table", "json", default="table")
 @state_options
-def history(target: str, output: str, workspace: str | None, env: str) -> int:
+def history(target: str, output: str, context: Context) -> int:
     """List the revisions of a resource."""
     from afctl.cli.render import console, print_json
     from afctl.cli.render_state import print_columns, revision_rows
-    from afctl.context import Context
     from afctl.manifests.kinds import parse_ref
 
     kind, name = parse_ref(target)
-    revisions = Context(workspace=workspace, env=env).history(kind, name)
+    revisions = context.history(kind, name)
     if output == "json":
         print_json(
             [
@@ -48,23 +52,18 @@ def history(target: str, output: str, workspace: str | None, env: str) -> int:
 @yes_option
 @lock_timeout_option
 @state_options
-def rollback(
-    target: str, revision: int, yes: bool, lock_timeout: float, workspace: str | None, env: str
-) -> int:
+def rollback(target: str, revision: int, yes: bool, lock_timeout: float, context: Context) -> int:
     """Apply an earlier revision of a resource again."""
-    from afctl.cli.commands.apply import command_line, confirmation
+    from afctl.cli.commands.apply import command_line
     from afctl.cli.render import console
     from afctl.cli.render_state import render_outcome, render_plan
-    from afctl.context import Context
     from afctl.manifests.kinds import parse_ref
 
     kind, name = parse_ref(target)
-    context = Context(workspace=workspace, env=env)
     outcome = context.rollback(
         kind,
         name,
         revision,
-        confirm=confirmation(yes, context.workspace, "Roll back"),
         lock_timeout=lock_timeout,
         command=command_line(),
     )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import filename_option, output_option, state_options
 from afctl.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.group()
@@ -18,11 +23,10 @@ def knowledge() -> None:
 @filename_option(required=False, help="Take the pack from these manifests, not the state.")
 @output_option("text", "json")
 @state_options
-def build(name: str, paths: tuple[str, ...], output: str, workspace: str | None, env: str) -> int:
+def build(name: str, paths: tuple[str, ...], output: str, context: Context) -> int:
     """Index a knowledge pack's sources (only files that changed are read again)."""
-    from afctl.context import Context
 
-    report = Context(workspace=workspace, env=env).knowledge_build(name, paths=list(paths) or None)
+    report = context.knowledge_build(name, paths=list(paths) or None)
     if output == "json":
         from afctl.cli.render import print_json
 
@@ -51,15 +55,11 @@ def query(
     top_k: int | None,
     paths: tuple[str, ...],
     output: str,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Search a knowledge pack; each hit shows its file and line span."""
-    from afctl.context import Context
 
-    hits = Context(workspace=workspace, env=env).knowledge_query(
-        name, question, k=top_k, paths=list(paths) or None
-    )
+    hits = context.knowledge_query(name, question, k=top_k, paths=list(paths) or None)
     if output == "json":
         from afctl.cli.render import print_json
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 def megabytes(size: int) -> str:
@@ -23,11 +28,10 @@ def logs() -> None:
 @logs.command("stats")
 @output_option("table", "json", default="table")
 @state_options
-def logs_stats(output: str, workspace: str | None, env: str) -> int:
+def logs_stats(output: str, context: Context) -> int:
     """Show the prompt log's size per table."""
-    from afctl.context import Context
 
-    total, sizes = Context(workspace=workspace, env=env).log_sizes()
+    total, sizes = context.log_sizes()
     if output == "json":
         from afctl.cli.render import print_json
 
@@ -50,11 +54,9 @@ def logs_stats(output: str, workspace: str | None, env: str) -> int:
 @click.option("--older-than", "age", required=True, metavar="AGE", help="30d, 12h, 2w, ...")
 @click.option("--keep-failed", is_flag=True, help="Keep failed, blocked and interrupted runs.")
 @state_options
-def prune(age: str, keep_failed: bool, workspace: str | None, env: str) -> int:
+def prune(age: str, keep_failed: bool, context: Context) -> int:
     """Delete runs older than AGE with their events and payloads."""
-    from afctl.context import Context
 
-    context = Context(workspace=workspace, env=env)
     count, before, size = context.prune_logs(age, keep_failed=keep_failed)
     click.echo(
         f"pruned {count} runs started before {before}; the file is {megabytes(size)} "
@@ -65,10 +67,9 @@ def prune(age: str, keep_failed: bool, workspace: str | None, env: str) -> int:
 
 @logs.command("vacuum")
 @state_options
-def vacuum(workspace: str | None, env: str) -> int:
+def vacuum(context: Context) -> int:
     """Rewrite the prompt log compactly, giving freed space back."""
-    from afctl.context import Context
 
-    before, after = Context(workspace=workspace, env=env).vacuum_logs()
+    before, after = context.vacuum_logs()
     click.echo(f"vacuumed: {megabytes(before)} → {megabytes(after)}")
     return EXIT_OK

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from afctl.cli.params import filename_option, output_option, prune_option, state_options
 from afctl.errors import EXIT_CHANGES, EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command()
@@ -31,8 +35,7 @@ def plan(
     out: Path | None,
     detailed_exitcode: bool,
     output: str,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Show what an apply would create, update and delete.
 
@@ -40,10 +43,8 @@ def plan(
     planned only with --prune, and only for resources these same files applied earlier.
     """
     from afctl.cli.render import check_report_paths
-    from afctl.context import Context
 
     check_report_paths({"--out": None if out is None else str(out)})
-    context = Context(workspace=workspace, env=env)
     result = context.plan(list(paths), prune=prune)
     if out is not None:
         context.save_plan(result, out)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.group()
@@ -17,11 +22,10 @@ def registry() -> None:
 @click.argument("name")
 @click.argument("location", metavar="DIR|URL")
 @state_options
-def add(name: str, location: str, workspace: str | None, env: str) -> int:
+def add(name: str, location: str, context: Context) -> int:
     """Name a registry: a folder (publishable) or a static http(s) URL."""
-    from afctl.context import Context
 
-    Context(workspace=workspace, env=env).registry_add(name, location)
+    context.registry_add(name, location)
     click.echo(f"registry {name}: {location}")
     return EXIT_OK
 
@@ -29,11 +33,10 @@ def add(name: str, location: str, workspace: str | None, env: str) -> int:
 @registry.command("list")
 @output_option("text", "json")
 @state_options
-def list_registries(output: str, workspace: str | None, env: str) -> int:
+def list_registries(output: str, context: Context) -> int:
     """List the registries this workspace uses."""
-    from afctl.context import Context
 
-    known = Context(workspace=workspace, env=env).registries()
+    known = context.registries()
     if output == "json":
         from afctl.cli.render import print_json
 

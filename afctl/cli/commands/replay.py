@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from afctl.cli.params import filename_option, output_option, state_options
+from afctl.cli.params import filename_option, output_option, pairs_option, state_options
 from afctl.errors import EXIT_CHANGES, EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
+    from afctl.context import Context
     from afctl.replay.diff import RunDiff
 
 
@@ -27,13 +28,7 @@ if TYPE_CHECKING:
 @click.option("--live-tools", is_flag=True, help="Call the tools for real instead of the log.")
 @click.option("--live", is_flag=True, help="Run the input again for real, as a new run.")
 @click.option("--model", help="With --live: another model (provider/model or a Model).")
-@click.option(
-    "--set",
-    "settings",
-    multiple=True,
-    metavar="PARAM=VALUE",
-    help="With --live: a model parameter.",
-)
+@pairs_option("--set", "settings", help="With --live: a model parameter.")
 @output_option("text", "json")
 @state_options
 def replay(
@@ -43,10 +38,9 @@ def replay(
     live_tools: bool,
     live: bool,
     model: str | None,
-    settings: tuple[str, ...],
+    settings: dict[str, str],
     output: str,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Replay a run offline, serving every step from the prompt log.
 
@@ -55,9 +49,7 @@ def replay(
     step it asks for differently is reported, and the exit code is 5. RUN is a run id, a
     unique prefix of one, or `last`.
     """
-    from afctl.context import Context
 
-    context = Context(workspace=workspace, env=env)
     if live:
         result, diff = context.replay_live(
             run_id,
@@ -104,17 +96,14 @@ def _shown(value: object) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def parse_settings(pairs: tuple[str, ...]) -> dict[str, Any]:
+def parse_settings(pairs: dict[str, str]) -> dict[str, Any]:
     """`--set temperature=0.2` as {"temperature": 0.2} (values read as JSON when they are)."""
     values: dict[str, Any] = {}
-    for pair in pairs:
-        name, equals, raw = pair.partition("=")
-        if not equals or not name.strip():
-            raise UsageError(f"--set {pair}: write PARAM=VALUE")
+    for name, raw in pairs.items():
         try:
-            values[name.strip()] = json.loads(raw)
+            values[name] = json.loads(raw)
         except ValueError:
-            values[name.strip()] = raw
+            values[name] = raw
     return values
 
 
@@ -160,11 +149,10 @@ def show_diff(diff: RunDiff) -> None:
 @click.argument("b", metavar="RUN_B")
 @output_option("text", "json")
 @state_options
-def diff_runs(a: str, b: str, output: str, workspace: str | None, env: str) -> int:
+def diff_runs(a: str, b: str, output: str, context: Context) -> int:
     """Compare two runs step by step (output, tools, cost, latency)."""
-    from afctl.context import Context
 
-    diff = Context(workspace=workspace, env=env).diff_runs(a, b)
+    diff = context.diff_runs(a, b)
     if output == "json":
         from afctl.cli.render import print_json
 

@@ -8,21 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from afctl.cli.params import filename_option, output_option, state_options
+from afctl.cli.params import filename_option, output_option, pairs_option, state_options
 from afctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
-    from afctl.runtime.agent import Approver, RunResult
-
-
-def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        name, equals, value = pair.partition("=")
-        if not equals or not name:
-            raise UsageError(f"--var {pair}: write NAME=VALUE")
-        values[name.strip()] = value
-    return values
+    from afctl.context import Context
+    from afctl.runtime.agent import RunResult
 
 
 _TARGET = re.compile(r"[A-Za-z]+/[A-Za-z0-9_.-]+")
@@ -47,10 +38,8 @@ def _split(args: tuple[str, ...], from_files: bool) -> tuple[str | None, str | N
 @click.command()
 @click.argument("args", nargs=-1, metavar="[agent/NAME|workflow/NAME] [INPUT]")
 @filename_option(required=False, help="Run from these manifests instead of the applied state.")
-@click.option(
-    "--var", "variables", multiple=True, metavar="NAME=VALUE", help="A template variable."
-)
-@click.option("--input", "inputs", multiple=True, metavar="NAME=VALUE", help="A workflow input.")
+@pairs_option("--var", "variables", help="A template variable.")
+@pairs_option("--input", "inputs", help="A workflow input.")
 @click.option(
     "--input-file",
     type=click.Path(exists=True, dir_okay=False),
@@ -66,15 +55,14 @@ def _split(args: tuple[str, ...], from_files: bool) -> tuple[str | None, str | N
 def run(
     args: tuple[str, ...],
     paths: tuple[str, ...],
-    variables: tuple[str, ...],
-    inputs: tuple[str, ...],
+    variables: dict[str, str],
+    inputs: dict[str, str],
     input_file: str | None,
     session: str | None,
     model: str | None,
     stream: bool | None,
     output: str,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Run an agent on one input, or a workflow on its inputs.
 
@@ -83,10 +71,8 @@ def run(
     NAME=VALUE and --input-file. The run id goes to stderr; every step is in the prompt log
     (afctl runs show RUN).
     """
-    from afctl.context import Context
 
     target, text = _split(args, bool(paths))
-    context = Context(workspace=workspace, env=env)
     if target is not None and target.startswith("workflow/"):
         if text is not None:
             raise UsageError(
@@ -98,7 +84,7 @@ def run(
 
         return workflow_report(
             context.run_workflow(target, values, paths=list(paths) or None,
-                                 variables=parse_vars(variables), typed=typed),
+                                 variables=variables, typed=typed),
             output,
         )  # fmt: skip
     if inputs or input_file:
@@ -110,55 +96,13 @@ def run(
             shown = target or "agent/NAME"
             raise UsageError("give the input", hint=f'afctl run {shown} "your question"')
         text = sys.stdin.read()
-    streaming = stream if stream is not None else (output == "text" and sys.stdout.isatty())
-    on_text = TerminalStream()
-    printed = on_text.printed
-
     result = context.run(
-        target,
-        text,
-        paths=list(paths) or None,
-        variables=parse_vars(variables),
-        session=session,
-        model=model,
-        on_text=on_text if streaming and output == "text" else None,
-        approver=terminal_approver(),
+        target, text, paths=list(paths) or None, variables=variables, session=session, model=model
     )
-    return report(result, output, printed)
+    return report(result, output, context)
 
 
-class TerminalStream:
-    """Streamed text on stdout. When a retried model call answers differently, `restart`
-    erases what was shown on a terminal (elsewhere it starts a new line)."""
-
-    def __init__(self) -> None:
-        self.printed: list[str] = []
-        self._since_restart: list[str] = []
-
-    def __call__(self, piece: str) -> None:
-        self.printed.append(piece)
-        self._since_restart.append(piece)
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-    def restart(self) -> None:
-        shown = "".join(self._since_restart)
-        self._since_restart = []
-        if not shown:
-            return
-        if sys.stdout.isatty():
-            import shutil
-
-            width = max(shutil.get_terminal_size().columns, 1)
-            rows = sum(max(1, -(-len(line) // width)) for line in shown.split("\n"))
-            up = f"\033[{rows - 1}A" if rows > 1 else ""
-            sys.stdout.write(f"\r{up}\033[J")  # back to where the answer began, clear below
-        else:
-            sys.stdout.write("\n")
-        sys.stdout.flush()
-
-
-def read_inputs(pairs: tuple[str, ...], input_file: str | None) -> tuple[dict[str, Any], bool]:
+def read_inputs(pairs: dict[str, str], input_file: str | None) -> tuple[dict[str, Any], bool]:
     """A workflow's inputs from --input-file and --input (these win), and whether they are all
     typed already (a file's values are; `--input` values are text)."""
     values: dict[str, Any] = {}
@@ -176,32 +120,13 @@ def read_inputs(pairs: tuple[str, ...], input_file: str | None) -> tuple[dict[st
         ):
             raise UsageError(f"--input-file {input_file}: give one JSON or YAML object of inputs")
         values.update(documents[0])
-    for pair in pairs:
-        name, equals, value = pair.partition("=")
-        if not equals or not name.strip():
-            raise UsageError(f"--input {pair}: write NAME=VALUE")
-        values[name.strip()] = value
+    values.update(pairs)
     return values, not pairs
 
 
-def terminal_approver() -> Approver | None:
-    """On a terminal, ask before a tool call that needs approval; elsewhere, None (the run
-    pauses and `afctl approve` decides later)."""
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        return None
-
-    async def ask(name: str, arguments: dict[str, Any]) -> bool:
-        import asyncio
-        import json
-
-        question = f"Allow {name}({json.dumps(arguments, ensure_ascii=False)})?"
-        return await asyncio.to_thread(click.confirm, question, default=False, err=True)
-
-    return ask
-
-
-def report(result: RunResult, output: str, printed: list[str]) -> int:
+def report(result: RunResult, output: str, context: Context) -> int:
     """Print a run's answer (unless it was streamed) and its summary; the exit code."""
+    printed = getattr(context.console, "printed", [])
     if output == "json":
         from afctl.cli.render import print_json
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from afctl.cli.params import output_option, workspace_option
+from afctl.cli.params import cli_context, output_option, workspace_option
 from afctl.errors import EXIT_OK
 from afctl.promptlog.store import STATUSES
 
@@ -25,15 +25,14 @@ def runs(
     workspace: str | None,
 ) -> int:
     """List recent runs from the prompt log, newest first."""
-    ctx.ensure_object(dict)["workspace"] = workspace
+    context = cli_context(workspace)  # `runs show` uses it too
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
     from afctl.cli.render import console, print_json
     from afctl.cli.render_runs import run_rows
     from afctl.cli.render_state import print_columns
-    from afctl.context import Context
 
-    found = Context(workspace=workspace).runs(agent=agent, status=status, limit=limit)
+    found = context.runs(agent=agent, status=status, limit=limit)
     if output == "json":
         print_json([r.to_dict() for r in found])
     elif found:
@@ -46,18 +45,15 @@ def runs(
 @runs.command()
 @click.argument("run_id", metavar="RUN")
 @output_option("text", "json")
-@click.pass_context
-def show(ctx: click.Context, run_id: str, output: str) -> int:
+def show(run_id: str, output: str) -> int:
     """Show a run's transcript: messages, tool calls, tokens, cost and latency per step.
 
     RUN is a run id, a unique prefix of one, or `last` (the latest run).
     """
     from afctl.cli.render import console, print_json
     from afctl.cli.render_runs import render_transcript
-    from afctl.context import Context
 
-    workspace = (ctx.obj or {}).get("workspace")
-    transcript = Context(workspace=workspace).transcript(run_id)
+    transcript = cli_context().transcript(run_id)
     if output == "json":
         print_json(
             {

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from afctl.cli.params import output_option, state_options
+from afctl.cli.params import output_option, pairs_option, state_options
 from afctl.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command()
@@ -14,9 +19,9 @@ from afctl.errors import EXIT_OK
     "--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
     help="The port (0: any free one).",
 )  # fmt: skip
-@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="A variable.")
+@pairs_option("--var", "variables", help="A variable.")
 @state_options
-def serve(host: str, port: int, variables: tuple[str, ...], workspace: str | None, env: str) -> int:
+def serve(host: str, port: int, variables: dict[str, str], context: Context) -> int:
     """Run the applied workflows' triggers: webhooks, cron, watches.
 
     Webhooks POST to their path; signed ones need X-Afctl-Timestamp and X-Afctl-Signature
@@ -25,30 +30,20 @@ def serve(host: str, port: int, variables: tuple[str, ...], workspace: str | Non
     this machine only with AFCTL_METRICS_TOKEN as a bearer token) are served too. SIGTERM or
     Ctrl-C stops: running workflows get 10 s to finish.
     """
-    from afctl.cli.commands.run import parse_vars
-    from afctl.context import Context
-
-    def ready(address: str, count: int) -> None:
-        click.echo(f"afctl serve: listening on {address} · {count} trigger(s) · env {env}",
-                   err=True)  # fmt: skip
-
-    Context(workspace=workspace, env=env).serve(
-        host, port, on_ready=ready, variables=parse_vars(variables)
-    )
+    context.serve(host, port, variables=variables)
     return EXIT_OK
 
 
 @click.command()
 @output_option("text", "json")
 @state_options
-def triggers(output: str, workspace: str | None, env: str) -> int:
+def triggers(output: str, context: Context) -> int:
     """List the applied workflows' triggers and next fire times.
 
     Schedules show their next occurrence in UTC and in their own time zone.
     """
-    from afctl.context import Context
 
-    found = Context(workspace=workspace, env=env).triggers()
+    found = context.triggers()
     rows = [
         {
             "workflow": trigger.workflow,
@@ -64,7 +59,7 @@ def triggers(output: str, workspace: str | None, env: str) -> int:
         print_json(rows)
         return EXIT_OK
     if not rows:
-        click.echo(f"no workflow applied in environment {env} declares triggers")
+        click.echo(f"no workflow applied in environment {context.env} declares triggers")
         return EXIT_OK
     from afctl.cli.render import console
     from afctl.cli.render_state import print_columns

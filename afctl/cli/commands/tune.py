@@ -3,11 +3,16 @@ candidates and print the winner as a patch of the agent's manifest (or write it)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_OK
 from afctl.pricing import usd
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command("tune")
@@ -44,21 +49,15 @@ def tune(
     budget_usd: float | None,
     write: bool,
     output: str,
-    workspace: str | None,
-    env: str,
+    context: Context,
 ) -> int:
     """Search models, params and instructions for the best agent.
 
     PATH holds EvalSuite manifests and, for --write, the file defining the agent. Candidates
     rank by pass rate, then cost, then latency; every evaluation is stored in the prompt log.
     """
-    from afctl.context import Context
 
-    def on_candidate(text: str) -> None:
-        if output == "text":
-            click.echo(f"  trying {text}", err=True)
-
-    reports = Context(workspace=workspace, env=env).tune(
+    reports = context.tune(
         list(paths),
         list(params),
         strategy=strategy,
@@ -66,7 +65,6 @@ def tune(
         seed=seed,
         budget_usd=budget_usd,
         write=write,
-        on_candidate=on_candidate,
     )
     data = [r.to_dict() for r in reports]
     if output == "json":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from afctl.cli.params import workspace_option
+from afctl.cli.params import cli_context, workspace_option
 from afctl.errors import EXIT_OK
 
 
@@ -16,8 +16,6 @@ def force_unlock(lock_id: str, workspace: str | None) -> int:
 
     Only do this when no apply is running: the lock is what keeps two applies apart.
     """
-    from afctl.context import Context
-
-    held = Context(workspace=workspace).force_unlock(lock_id)
+    held = cli_context(workspace).force_unlock(lock_id)
     click.echo(f"Removed {held.describe()}")
     return EXIT_OK

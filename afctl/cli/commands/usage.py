@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
 
 
 @click.command()
@@ -14,17 +19,14 @@ from afctl.errors import EXIT_OK
 @click.option("--since", metavar="AGE|DATE", help="Only runs since then (30d, 2026-11-01).")
 @output_option("text", "json")
 @state_options
-def usage(by: str, since: str | None, output: str, workspace: str | None, env: str) -> int:
+def usage(by: str, since: str | None, output: str, context: Context) -> int:
     """Tokens, cost and amounts due of installed blueprints' runs.
 
     From the prompt log, by the agents' afctl/blueprint label; a blueprint priced by usage
     shows the amount due at its unit price (per run, per 1k tokens, or per USD of model cost).
     """
-    from afctl.context import Context
 
-    rows = Context(workspace=workspace, env=env).usage(
-        [d.strip() for d in by.split(",") if d.strip()], since
-    )
+    rows = context.usage([d.strip() for d in by.split(",") if d.strip()], since)
     if output == "json":
         from afctl.cli.render import print_json
 

@@ -19,13 +19,9 @@ def validate(paths: tuple[str, ...], output: str, workspace: str | None, no_cach
     Reports every problem in one pass with file:line:col, the JSON pointer and a hint.
     Exits 0 when the manifests are valid and 3 when they are not.
     """
-    from afctl.cli.render import progress_bar
-    from afctl.context import Context
+    from afctl.cli.params import cli_context
 
-    with progress_bar("Validating", enabled=output == "text") as progress:
-        result = Context(workspace=workspace).validate(
-            list(paths), use_cache=not no_cache, progress=progress
-        )
+    result = cli_context(workspace).validate(list(paths), use_cache=not no_cache)
     if output == "json":
         from afctl.cli.render import print_json
 
