@@ -133,7 +133,7 @@ class CliConsole(Console):
             UsageError: not on a terminal, and --yes not given.
         """
         from afctl.cli.render import console
-        from afctl.cli.render_state import render_plan
+        from afctl.cli.render.state import render_plan
 
         approved = decided or self.yes
         if not approved and not sys.stdin.isatty():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -51,25 +51,39 @@ env_option = click.option(
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
-    """Seconds, written `30`, `30s`, `2m` or `1h`."""
+    """Seconds, written `30`, `30s`, `2m`, `1h`, `7d` or `2w` (see `afctl.durations`)."""
 
     name = "duration"
-    _UNITS: ClassVar[dict[str, float]] = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
+        from afctl.durations import seconds_of
+
         if isinstance(value, (int, float)):
             return float(value)
-        text = str(value).strip().lower()
-        number, unit = text.rstrip("smh"), text[len(text.rstrip("smh")) :]
-        try:
-            seconds = float(number) * self._UNITS[unit]
-        except (ValueError, KeyError):
+        seconds = seconds_of(str(value).strip().lower())
+        if seconds is None:
             self.fail(f"{value!r} is not a duration such as 30s, 2m or 1h", param, ctx)
-        if seconds < 0:
-            self.fail("a duration cannot be negative", param, ctx)
         return seconds
+
+
+class Ramp(click.ParamType):  # type: ignore[type-arg]
+    """Rising concurrencies, written `1,4,16,64`."""
+
+    name = "ramp"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> list[int]:
+        from afctl.eval.stress import parse_ramp
+
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_ramp(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class KeyValue(click.ParamType):  # type: ignore[type-arg]

@@ -29,7 +29,7 @@ def show(table: Table, output: str) -> None:
         click.echo("No rows.")
     else:
         from afctl.cli.render import console
-        from afctl.cli.render_state import print_columns
+        from afctl.cli.render.state import print_columns
 
         shown = [[c.upper() for c in table.columns]]
         shown += [["-" if v is None else str(v) for v in row] for row in table.rows]

@@ -48,7 +48,7 @@ def apply(
     in one transaction. A saved plan is refused if the state changed since it was made.
     """
     from afctl.cli.render import console
-    from afctl.cli.render_state import render_outcome
+    from afctl.cli.render.state import render_outcome
 
     if bool(plan_file) == bool(paths):
         raise UsageError(
@@ -72,7 +72,7 @@ def apply(
         )
     out = console()
     if not outcome.plan.has_changes:
-        from afctl.cli.render_state import render_plan
+        from afctl.cli.render.state import render_plan
 
         render_plan(out, outcome.plan, context.workspace)
     render_outcome(out, outcome)

@@ -165,7 +165,7 @@ def install(
 def _show(outcome: ApplyOutcome, prepared: Prepared, workspace: Path | None, dry_run: bool) -> None:
     """An install's (or upgrade's) plan, the note on untrusted python tools, the outcome."""
     from afctl.cli.render import console
-    from afctl.cli.render_state import render_outcome, render_plan
+    from afctl.cli.render.state import render_outcome, render_plan
 
     out = console()
     if dry_run or not outcome.plan.has_changes:
@@ -182,7 +182,7 @@ def _show(outcome: ApplyOutcome, prepared: Prepared, workspace: Path | None, dry
 def uninstall(name: str, yes: bool, lock_timeout: float, context: Context) -> int:
     """Delete exactly the resources a blueprint installed, and forget it."""
     from afctl.cli.render import console
-    from afctl.cli.render_state import render_outcome
+    from afctl.cli.render.state import render_outcome
 
     outcome = context.blueprint_uninstall(name, lock_timeout=lock_timeout)
     render_outcome(console(), outcome)
@@ -206,7 +206,7 @@ def list_installed(output: str, context: Context) -> int:
         click.echo("no blueprint is installed")
         return EXIT_OK
     from afctl.cli.render import console
-    from afctl.cli.render_state import print_columns
+    from afctl.cli.render.state import print_columns
 
     rows = [["NAME", "VERSION", "ENV", "TRUSTED", "RESOURCES", "VALUES"]]
     for name, entry in installed.items():
@@ -290,7 +290,7 @@ def search(text: str, category: str | None, output: str, context: Context) -> in
         click.echo("no blueprint matches")
         return EXIT_OK
     from afctl.cli.render import console
-    from afctl.cli.render_state import print_columns
+    from afctl.cli.render.state import print_columns
 
     rows = [["NAME", "VERSION", "CATEGORY", "PRICING", "REGISTRY", "DESCRIPTION"]]
     for item in found:

@@ -33,7 +33,7 @@ def delete(
     """
     from afctl.cli.commands.apply import command_line
     from afctl.cli.render import console
-    from afctl.cli.render_state import render_outcome
+    from afctl.cli.render.state import render_outcome
     from afctl.manifests.kinds import parse_ref
 
     refs = [parse_ref(target) for target in targets]

@@ -31,7 +31,7 @@ def get(kind: str, name: str | None, selector: str | None, output: str, context:
     KIND may be singular or plural, any case, or `all`; KIND/NAME works too.
     """
     from afctl.cli.render import console, print_json
-    from afctl.cli.render_state import print_columns, resource_json, resource_rows
+    from afctl.cli.render.state import print_columns, resource_json, resource_rows
 
     kind, name = _split(kind, name)
     found = context.get(kind, name, selector)
@@ -66,7 +66,7 @@ def get(kind: str, name: str | None, selector: str | None, output: str, context:
 def describe(target: str, context: Context) -> int:
     """Show an applied resource with its source and history."""
     from afctl.cli.render import console
-    from afctl.cli.render_state import render_description
+    from afctl.cli.render.state import render_description
     from afctl.manifests.kinds import parse_ref
 
     kind, name = parse_ref(target)

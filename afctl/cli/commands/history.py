@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def history(target: str, output: str, context: Context) -> int:
     """List the revisions of a resource."""
     from afctl.cli.render import console, print_json
-    from afctl.cli.render_state import print_columns, revision_rows
+    from afctl.cli.render.state import print_columns, revision_rows
     from afctl.manifests.kinds import parse_ref
 
     kind, name = parse_ref(target)
@@ -56,7 +56,7 @@ def rollback(target: str, revision: int, yes: bool, lock_timeout: float, context
     """Apply an earlier revision of a resource again."""
     from afctl.cli.commands.apply import command_line
     from afctl.cli.render import console
-    from afctl.cli.render_state import render_outcome, render_plan
+    from afctl.cli.render.state import render_outcome, render_plan
     from afctl.manifests.kinds import parse_ref
 
     kind, name = parse_ref(target)

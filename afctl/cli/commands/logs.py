@@ -39,7 +39,7 @@ def logs_stats(output: str, context: Context) -> int:
                                                     for t, (b, r) in sizes.items()}})  # fmt: skip
         return EXIT_OK
     from afctl.cli.render import console
-    from afctl.cli.render_state import print_columns
+    from afctl.cli.render.state import print_columns
 
     rows = [["TABLE", "ROWS", "SIZE"]]
     rows += [

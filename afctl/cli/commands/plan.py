@@ -54,7 +54,7 @@ def plan(
         print_json(result.to_dict())
     else:
         from afctl.cli.render import console
-        from afctl.cli.render_state import render_plan
+        from afctl.cli.render.state import render_plan
 
         terminal = console()
         render_plan(terminal, result, context.workspace)

@@ -63,7 +63,7 @@ def replay(
 
             print_json({"run": result.to_dict(), "diff": diff.to_dict()})
         else:
-            from afctl.cli.render_runs import run_summary
+            from afctl.cli.render.runs import run_summary
 
             click.echo(f"live replay of {diff.a}: {run_summary(result)}")
             show_diff(diff)

@@ -22,7 +22,7 @@ def resume(run_id: str, output: str, context: Context) -> int:
     The steps it finished are not run again; it goes on as the same run, on the revision it
     started with. `afctl runs --status interrupted` lists candidates.
     """
-    from afctl.cli.render_runs import workflow_report
+    from afctl.cli.render.runs import workflow_report
 
     result = context.resume(run_id)
     return workflow_report(result, output)

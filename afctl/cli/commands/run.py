@@ -80,7 +80,7 @@ def run(
                 hint=f"afctl run {target} --input text=...",
             )
         values, typed = read_inputs(inputs, input_file)
-        from afctl.cli.render_runs import workflow_report
+        from afctl.cli.render.runs import workflow_report
 
         return workflow_report(
             context.run_workflow(target, values, paths=list(paths) or None,
@@ -135,7 +135,7 @@ def report(result: RunResult, output: str, context: Context) -> int:
         click.echo(result.output, nl=not result.output.endswith("\n"))
     elif printed and not "".join(printed).endswith("\n"):
         click.echo()
-    from afctl.cli.render_runs import run_summary
+    from afctl.cli.render.runs import run_summary
 
     click.echo(run_summary(result), err=True)
     if result.status == "awaiting_approval":

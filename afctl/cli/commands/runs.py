@@ -29,8 +29,8 @@ def runs(
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
     from afctl.cli.render import console, print_json
-    from afctl.cli.render_runs import run_rows
-    from afctl.cli.render_state import print_columns
+    from afctl.cli.render.runs import run_rows
+    from afctl.cli.render.state import print_columns
 
     found = context.runs(agent=agent, status=status, limit=limit)
     if output == "json":
@@ -51,7 +51,7 @@ def show(run_id: str, output: str) -> int:
     RUN is a run id, a unique prefix of one, or `last` (the latest run).
     """
     from afctl.cli.render import console, print_json
-    from afctl.cli.render_runs import render_transcript
+    from afctl.cli.render.runs import render_transcript
 
     transcript = cli_context().transcript(run_id)
     if output == "json":

@@ -62,7 +62,7 @@ def triggers(output: str, context: Context) -> int:
         click.echo(f"no workflow applied in environment {context.env} declares triggers")
         return EXIT_OK
     from afctl.cli.render import console
-    from afctl.cli.render_state import print_columns
+    from afctl.cli.render.state import print_columns
 
     table = [["WORKFLOW", "TYPE", "TRIGGER", "NEXT (UTC)"]]
     table += [[str(r["workflow"]), str(r["type"]), str(r["trigger"]), str(r["next"] or "-")]

@@ -9,7 +9,6 @@ import click
 
 from afctl.cli.params import output_option, state_options
 from afctl.errors import EXIT_OK
-from afctl.pricing import usd
 
 if TYPE_CHECKING:
     from afctl.context import Context
@@ -72,35 +71,7 @@ def tune(
 
         print_json(data)
         return EXIT_OK
-    from ruamel.yaml import YAML
+    from afctl.cli.render.eval import render_tuning
 
-    from afctl.cli.render import console
-    from afctl.cli.render_state import print_columns
-    from afctl.eval.tune import as_block_text
-
-    for report in data:
-        rows = [["RANK", "CANDIDATE", "CASES", "PASS_RATE", "COST", "P50_MS", "EVAL"]]
-        for rank, entry in enumerate(report["ranking"], start=1):
-            cost = "-" if entry["cost_usd"] is None else usd(entry["cost_usd"])
-            rows.append([str(rank), entry["candidate"], str(entry["cases"]),
-                         f"{entry['pass_rate']:.0%}", cost, f"{entry['latency_p50_ms']:.0f}",
-                         entry["eval_id"]])  # fmt: skip
-        print_columns(console(), rows)
-        if report["skipped"]:
-            click.echo(f"  not tried (budget spent): {', '.join(report['skipped'])}")
-        if report["winner"] is None:
-            click.echo(f"suite {report['suite']}: no candidate was tried\n")
-            continue
-        where = report["agent_file"] or f"agent/{report['agent']}"
-        verb = "written to" if report["written"] else "patch for"
-        click.echo(f"\nwinner: {report['winner']} ({report['strategy']}) · {verb} {where}:")
-        patch = {"kind": "Agent", "metadata": {"name": report["agent"]},
-                 **as_block_text(report["patch"])}  # fmt: skip
-        yaml = YAML()
-        yaml.default_flow_style = False
-        import io
-
-        text = io.StringIO()
-        yaml.dump(patch, text)
-        click.echo(text.getvalue())
+    render_tuning(data)
     return EXIT_OK

@@ -36,7 +36,7 @@ def usage(by: str, since: str | None, output: str, context: Context) -> int:
         click.echo("no runs of installed blueprints yet")
         return EXIT_OK
     from afctl.cli.render import console
-    from afctl.cli.render_state import print_columns
+    from afctl.cli.render.state import print_columns
 
     dims = [d for d in rows[0] if d in ("blueprint", "agent", "model")]
     table = [[d.upper() for d in dims] + ["RUNS", "TOKENS", "COST_USD", "PRICING", "AMOUNT_DUE"]]
