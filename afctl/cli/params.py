@@ -86,6 +86,19 @@ class Ramp(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(exc), param, ctx)
 
 
+class LabelSelector(click.ParamType):  # type: ignore[type-arg]
+    """A label selector (`team=cx,tier!=3,beta,!legacy`), checked as it is read; the command
+    gets the text, which the state service reads."""
+
+    name = "selector"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from afctl.state.selectors import parse_selector
+
+        parse_selector(str(value))  # a UsageError naming the term it cannot read
+        return str(value)
+
+
 class KeyValue(click.ParamType):  # type: ignore[type-arg]
     """`NAME=VALUE` (the value may be empty or hold `=`), as a (name, value) pair."""
 

@@ -48,21 +48,26 @@ class Prompt:
     turn: int = 1
     echo: CleanStream | None = None
     """Where streamed text goes (None: not streamed)."""
-    _requests: dict[int, ModelRequest] = field(default_factory=dict, compare=False, repr=False)
+    _requests: dict[int, tuple[ModelConfig, ModelRequest]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """id(config) -> (config, its request): the config is kept, so its id is not reused."""
 
     def request_for(self, config: ModelConfig) -> ModelRequest:
         """The request to `config`'s model (made once per model: the cache and the provider
         ask for the same one)."""
-        request = self._requests.get(id(config))
-        if request is None:
-            request = self._requests[id(config)] = ModelRequest(
-                config.model,
-                self.messages,
-                self.tools,
-                {**config.params, **(self.params or {})},
-                stream=self.echo is not None,
-                turn=self.turn,
-            )
+        made = self._requests.get(id(config))
+        if made is not None and made[0] is config:
+            return made[1]
+        request = ModelRequest(
+            config.model,
+            self.messages,
+            self.tools,
+            {**config.params, **(self.params or {})},
+            stream=self.echo is not None,
+            turn=self.turn,
+        )
+        self._requests[id(config)] = (config, request)
         return request
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from afctl.console import Console
 from afctl.errors import UsageError
-from afctl.manifests.service import Paths, as_list
+from afctl.manifests.service import PathArg, Paths, as_list
 from afctl.promptlog.service import LogService
 from afctl.state.service import StateService
 from afctl.workspace import Workspace
@@ -131,23 +131,28 @@ class RunService:
         paths: Paths | None = None,
         variables: dict[str, Any] | None = None,
         typed: bool = False,
+        input_file: PathArg | None = None,
     ) -> WorkflowResult:
         """Run a workflow (`workflow/NAME`) on `inputs`; the run and every step's child run are
         recorded in the prompt log. Inputs given as text (`typed=False`, from `--input k=v`)
-        are read as YAML scalars where the workflow's schema wants a non-string.
+        are read as YAML scalars where the workflow's schema wants a non-string; `input_file`
+        holds more, as one JSON or YAML object (`inputs` go over them).
 
         Raises:
             UsageError: the target is not an available workflow, or the inputs do not match
                 its `inputs` schema.
         """
         from afctl.manifests.kinds import parse_ref
-        from afctl.runtime.workflow import WorkflowOptions, WorkflowRun, coerce_inputs
+        from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
+        from afctl.runtime.workflow_values import coerce_inputs, read_input_file
 
         catalog = self.state.catalog(as_list(paths) if paths else None)
         kind, name = parse_ref(target)
         if kind != "Workflow" or catalog.find("Workflow", name) is None:
             raise self._missing(f"{target} is not a workflow defined", paths)
         spec = catalog.get("Workflow", name).get("spec") or {}
+        if input_file is not None:
+            inputs = {**read_input_file(input_file), **inputs}
         if not typed:
             inputs = coerce_inputs(inputs, spec.get("inputs"))
         variables = dict(variables or {})

@@ -35,19 +35,14 @@ from afctl.ids import new_ulid
 from afctl.promptlog.store import PromptLog
 from afctl.runtime.environment import RunEnvironment
 from afctl.runtime.run_types import Step
+from afctl.runtime.workflow_values import StepFailed as StepFailed
+from afctl.runtime.workflow_values import render_input as render_input
+from afctl.runtime.workflow_values import structured as structured
 from afctl.state.diff import content_hash
 
 MAX_DEPTH = 8
 """Sub-workflows nest at most this deep (a workflow that calls itself fails, not loops)."""
 FINISHED = ("succeeded", "failed", "skipped")
-
-
-class StepFailed(RunError):
-    """A step's attempt failed; `kind` is the failure class `retry.on` names."""
-
-    def __init__(self, message: str, kind: str = "error") -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass
@@ -552,49 +547,6 @@ def _retried(kind: str, retried_on: set[str]) -> bool:
     )
 
 
-def structured(text: str) -> Any:
-    """An agent's answer as data when it is a JSON object or list (fields addressable)."""
-    stripped = text.strip()
-    if stripped[:1] in ("{", "["):
-        try:
-            return json.loads(stripped)
-        except ValueError:
-            pass
-    return text
-
-
-def render_input(value: Any, scope: dict[str, Any], where: str, schema: Any = None) -> Any:
-    """A step's input rendered over the scope: strings are templates; mappings and lists
-    render each value. A string that is one `{{ expression }}` keeps the expression's type
-    (`"{{ event.body.orders }}"` stays a list). Where the target's JSON Schema wants a
-    non-string, rendered text that reads as JSON becomes that value (`"{{ n }} "` → 42)."""
-    from jinja2 import TemplateError
-
-    from afctl.safety.templates import TemplateFailure, render_value
-
-    if isinstance(value, str):
-        try:
-            rendered = render_value(value, scope)
-        except (TemplateError, TemplateFailure) as exc:
-            raise StepFailed(f"{where}: cannot render the input: {exc}") from None
-        wanted = schema.get("type") if isinstance(schema, dict) else None
-        if isinstance(rendered, str) and wanted not in (None, "string") and rendered != value:
-            try:
-                return json.loads(rendered)
-            except ValueError:
-                return rendered
-        return rendered
-    properties = (schema or {}).get("properties") or {} if isinstance(schema, dict) else {}
-    if isinstance(value, dict):
-        return {
-            k: render_input(v, scope, f"{where}.{k}", properties.get(k)) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        items = schema.get("items") if isinstance(schema, dict) else None
-        return [render_input(v, scope, f"{where}[{i}]", items) for i, v in enumerate(value)]
-    return value
-
-
 def workflow_bundle(name: str, environment: RunEnvironment) -> dict[str, Any]:
     """The workflow with every resource its steps may use (agents with theirs, tools,
     sub-workflows): the revision a workflow run records, and resumes from."""
@@ -621,20 +573,3 @@ def workflow_bundle(name: str, environment: RunEnvironment) -> dict[str, Any]:
                 for kind, documents in resource_bundle(str(step["agent"]), environment).items():
                     bundle.setdefault(kind, {}).update(documents)
     return bundle
-
-
-def coerce_inputs(raw: dict[str, Any], schema: Any) -> dict[str, Any]:
-    """Inputs given as text (`--input count=3`), read as YAML scalars where the schema wants
-    something other than a string (`count` an integer: 3), left as text where it wants one."""
-    from afctl.manifests.yaml_loader import load_bytes
-
-    properties = (schema or {}).get("properties") or {} if isinstance(schema, dict) else {}
-    coerced = {}
-    for key, value in raw.items():
-        wanted = (properties.get(key) or {}).get("type")
-        if isinstance(value, str) and wanted not in (None, "string"):
-            loaded = load_bytes(value.encode(), "<input>")
-            if loaded.documents and not any(d.is_error for d in loaded.diagnostics):
-                value = loaded.documents[0].data
-        coerced[key] = value
-    return coerced

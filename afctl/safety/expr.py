@@ -21,13 +21,33 @@ size and the length of strings and lists it builds, so `'a' * 10**9`, `9**9**9` 
 from __future__ import annotations
 
 import ast
-import json
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from afctl.errors import UserError
+from afctl.safety.expr_values import (
+    MAX_INT_BITS,
+    MAX_LITERAL,
+    MAX_SIZE,
+    call_function,
+    check_size,
+    checked,
+    field_of,
+    int_checked,
+    is_number,
+    kind_of,
+    need_numbers,
+    plain,
+    power,
+    sized,
+)
+from afctl.safety.expr_values import (
+    ExpressionError as ExpressionError,
+)
+from afctl.safety.expr_values import (
+    weight as weight,
+)
 
 MAX_LENGTH = 2000
 MAX_NODES = 400
@@ -103,15 +123,6 @@ _DESCRIBE = {
     ast.Is: "`is` (use ==)",
     ast.IsNot: "`is not` (use !=)",
 }
-
-
-class ExpressionError(UserError):
-    """An expression is not valid in afctl's expression language."""
-
-    def __init__(self, message: str, *, offset: int = 0, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.offset = offset
-        """0-based character offset of the problem within the expression."""
 
 
 @dataclass(frozen=True)
@@ -247,14 +258,6 @@ def _syntax_hint(text: str) -> str | None:
 
 MAX_STEPS = 10_000
 """Evaluation steps (nodes visited, items iterated by functions) per evaluation."""
-MAX_INT_BITS = 4096
-MAX_SIZE = 100_000
-"""Longest string (characters) or list (items, its parts counted however shared) an
-expression may build."""
-MAX_LITERAL = 1_000_000
-"""A list or object literal may gather more (its parts already exist: `[inputs.a, inputs.b]`),
-but never as much as a repetition of shared parts could."""
-MAX_PATTERN = 1000
 
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Eq: lambda a, b: a == b,
@@ -316,7 +319,7 @@ class _Evaluator:
         return method(node)
 
     def visit_Constant(self, node: ast.Constant) -> Any:
-        return _checked(node.value)
+        return checked(node.value)
 
     def visit_Name(self, node: ast.Name) -> Any:
         if node.id in ("true", "True"):
@@ -327,10 +330,10 @@ class _Evaluator:
             return None
         if node.id not in self.context:
             raise ExpressionError(f'unknown name "{node.id}"', offset=_offset(node))
-        return _plain(self.context[node.id])
+        return plain(self.context[node.id])
 
     def visit_Attribute(self, node: ast.Attribute) -> Any:
-        return _field(self.visit(node.value), node.attr)
+        return field_of(self.visit(node.value), node.attr)
 
     def visit_Subscript(self, node: ast.Subscript) -> Any:
         value = self.visit(node.value)
@@ -346,18 +349,18 @@ class _Evaluator:
         if value is None:
             return None
         if isinstance(value, dict):
-            return _plain(value.get(key)) if isinstance(key, (str, int, float, bool)) else None
+            return plain(value.get(key)) if isinstance(key, (str, int, float, bool)) else None
         if isinstance(value, (list, str)):
             if not isinstance(key, int) or isinstance(key, bool):
                 raise ExpressionError("list and string indexes must be integers")
-            return _plain(value[key]) if -len(value) <= key < len(value) else None
-        raise ExpressionError(f"cannot index {_kind(value)}")
+            return plain(value[key]) if -len(value) <= key < len(value) else None
+        raise ExpressionError(f"cannot index {kind_of(value)}")
 
     def visit_List(self, node: ast.List) -> list[Any]:
-        return _sized([self.visit(e) for e in node.elts], MAX_LITERAL)
+        return sized([self.visit(e) for e in node.elts], MAX_LITERAL)
 
     def visit_Tuple(self, node: ast.Tuple) -> list[Any]:
-        return _sized([self.visit(e) for e in node.elts], MAX_LITERAL)
+        return sized([self.visit(e) for e in node.elts], MAX_LITERAL)
 
     def visit_Dict(self, node: ast.Dict) -> dict[Any, Any]:
         result = {}
@@ -386,8 +389,8 @@ class _Evaluator:
         value = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             return not value
-        if not _is_number(value):
-            raise ExpressionError(f"cannot negate {_kind(value)}")
+        if not is_number(value):
+            raise ExpressionError(f"cannot negate {kind_of(value)}")
         return -value if isinstance(node.op, ast.USub) else +value
 
     def visit_IfExp(self, node: ast.IfExp) -> Any:
@@ -400,7 +403,7 @@ class _Evaluator:
             if isinstance(op, (ast.In, ast.NotIn)):
                 if not isinstance(right, (str, list, dict)):
                     raise ExpressionError(
-                        f"`in` needs a string, list or object, not {_kind(right)}"
+                        f"`in` needs a string, list or object, not {kind_of(right)}"
                     )
                 if isinstance(right, str) and not isinstance(left, str):
                     raise ExpressionError("`in` a string needs a string")
@@ -418,13 +421,13 @@ class _Evaluator:
         op = node.op
         if isinstance(op, ast.Add):
             if isinstance(left, str) and isinstance(right, str):
-                _check_size(len(left) + len(right))
+                check_size(len(left) + len(right))
                 return left + right
             if isinstance(left, list) and isinstance(right, list):
-                _check_size(len(left) + len(right))
-                return _sized(left + right)
-            _numbers(left, right, "+")
-            return _int_checked(left + right)
+                check_size(len(left) + len(right))
+                return sized(left + right)
+            need_numbers(left, right, "+")
+            return int_checked(left + right)
         if isinstance(op, ast.Mult):
             for seq, times in ((left, right), (right, left)):
                 if (
@@ -434,22 +437,22 @@ class _Evaluator:
                 ):
                     times = max(times, 0)
                     if isinstance(seq, list) and times:  # its parts repeat: count them all
-                        _check_size(weight(seq, MAX_SIZE // times + 1) * times)
-                    _check_size(len(seq) * times)
+                        check_size(weight(seq, MAX_SIZE // times + 1) * times)
+                    check_size(len(seq) * times)
                     return seq * times
-            _numbers(left, right, "*")
+            need_numbers(left, right, "*")
             if (
                 isinstance(left, int)
                 and isinstance(right, int)
                 and left.bit_length() + right.bit_length() > MAX_INT_BITS
             ):
                 raise ExpressionError(f"the result would exceed {MAX_INT_BITS} bits")
-            return _int_checked(left * right)
-        _numbers(left, right, _SYMBOL.get(type(op), "?"))  # no `%` formatting of strings
+            return int_checked(left * right)
+        need_numbers(left, right, _SYMBOL.get(type(op), "?"))  # no `%` formatting of strings
         if isinstance(op, ast.Pow):
-            return _power(left, right)
+            return power(left, right)
         if isinstance(op, ast.Sub):
-            return _int_checked(left - right)
+            return int_checked(left - right)
         if isinstance(op, ast.Div):
             return left / right
         if isinstance(op, ast.FloorDiv):
@@ -464,186 +467,7 @@ class _Evaluator:
         for argument in arguments:
             if isinstance(argument, (str, list, dict)):
                 self.spend(len(argument) // 100)
-        return _call(node.func.id, arguments)
+        return call_function(node.func.id, arguments)
 
 
 _SYMBOL = {ast.Sub: "-", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
-
-
-def _kind(value: Any) -> str:
-    from afctl.diagnostics import type_name
-
-    return type_name(value).replace("mapping", "object")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _numbers(left: Any, right: Any, symbol: str) -> None:
-    if not (_is_number(left) and _is_number(right)):
-        raise ExpressionError(f"{symbol} needs numbers, not {_kind(left)} and {_kind(right)}")
-
-
-def _int_checked(value: Any) -> Any:
-    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise ExpressionError(f"the result would exceed {MAX_INT_BITS} bits")
-    return value
-
-
-def _check_size(size: int) -> None:
-    if size > MAX_SIZE:
-        raise ExpressionError(f"the result would be longer than {MAX_SIZE}")
-
-
-def weight(value: Any, limit: int = MAX_SIZE) -> int:
-    """How much a value holds, counting shared parts every time they appear (as printing or
-    comparing it would): one per element, plus each string's length. Stops counting past
-    `limit`, so measuring costs at most `limit` steps."""
-    total = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += max(len(item), 1)
-        elif isinstance(item, list):
-            total += max(len(item), 1)
-            stack.extend(item)
-        elif isinstance(item, dict):
-            total += max(len(item), 1)
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        else:
-            total += 1
-        if total > limit:
-            return total
-    return total
-
-
-def _sized(items: list[Any], limit: int = MAX_SIZE) -> list[Any]:
-    """A list built by the expression, within `limit` however its parts are shared
-    (`[[1]*100000]*100000` is 10^10, not 100,000)."""
-    if weight(items, limit) > limit:
-        raise ExpressionError(f"the result would be longer than {limit}")
-    return items
-
-
-def _power(base: Any, exponent: Any) -> Any:
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
-        if abs(base) > 1 and (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS:
-            raise ExpressionError(f"the result would exceed {MAX_INT_BITS} bits")
-    elif isinstance(exponent, (int, float)) and abs(exponent) > MAX_INT_BITS:
-        raise ExpressionError("the exponent is too large")
-    result = base**exponent
-    if isinstance(result, complex):
-        raise ExpressionError("the result is not a real number")
-    return _int_checked(result)
-
-
-def _field(value: Any, name: str) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return _plain(value.get(name))
-    raise ExpressionError(f'{_kind(value)} has no field "{name}"')
-
-
-def _checked(value: Any) -> Any:
-    if isinstance(value, str):
-        _check_size(len(value))
-    return _int_checked(value)
-
-
-def _plain(value: Any) -> Any:
-    """Context values as JSON-like data: tuples read as lists; other objects are refused."""
-    if value is None or isinstance(value, (bool, int, float, str, list, dict)):
-        return value
-    if isinstance(value, tuple):
-        return list(value)
-    raise ExpressionError(f"expressions can only read JSON-like data, not {type(value).__name__}")
-
-
-def _text(value: Any, function: str) -> str:
-    if not isinstance(value, str):
-        raise ExpressionError(f"{function}() needs a string, not {_kind(value)}")
-    return value
-
-
-def _items(value: Any, function: str) -> list[Any]:
-    if isinstance(value, dict):
-        return list(value)
-    if not isinstance(value, (list, str)):
-        raise ExpressionError(f"{function}() needs a list, not {_kind(value)}")
-    return list(value)
-
-
-def _call(name: str, args: list[Any]) -> Any:
-    arity = {"len": 1, "lower": 1, "upper": 1, "startswith": 2, "endswith": 2, "contains": 2,
-             "matches": 2, "int": 1, "float": 1, "str": 1, "keys": 1, "values": 1, "any": 1,
-             "all": 1, "sum": 1}  # fmt: skip
-    expected = arity.get(name)
-    if expected is not None and len(args) != expected:
-        raise ExpressionError(f"{name}() takes {expected} argument{'s' if expected > 1 else ''}")
-    if name == "len":
-        if not isinstance(args[0], (str, list, dict)):
-            raise ExpressionError(f"len() needs a string, list or object, not {_kind(args[0])}")
-        return len(args[0])
-    if name in ("lower", "upper"):
-        text = _text(args[0], name)
-        return text.lower() if name == "lower" else text.upper()
-    if name in ("startswith", "endswith"):
-        text, part = _text(args[0], name), _text(args[1], name)
-        return text.startswith(part) if name == "startswith" else text.endswith(part)
-    if name == "contains":
-        haystack, needle = args
-        if isinstance(haystack, str):
-            return _text(needle, name) in haystack
-        return needle in _items(haystack, name)
-    if name == "matches":
-        text, pattern = _text(args[0], name), _text(args[1], name)
-        if len(pattern) > MAX_PATTERN:
-            raise ExpressionError(f"matches() patterns are limited to {MAX_PATTERN} characters")
-        from afctl.safety.regex import RegexError, search
-
-        try:
-            return search(pattern, text)
-        except RegexError as exc:
-            raise ExpressionError(f"matches(): invalid pattern: {exc}") from None
-    if name == "int":
-        value = args[0]
-        if isinstance(value, str) and len(value) > 100:
-            raise ExpressionError("int() of a string longer than 100 characters")
-        return _int_checked(int(value))
-    if name == "float":
-        return float(args[0])
-    if name == "str":
-        value = args[0]
-        text = value if isinstance(value, str) else json.dumps(value) if isinstance(
-            value, (list, dict)) else "null" if value is None else str(value).lower() if isinstance(
-            value, bool) else str(value)  # fmt: skip
-        _check_size(len(text))
-        return text
-    if name == "round":
-        if not 1 <= len(args) <= 2 or not all(_is_number(a) for a in args):
-            raise ExpressionError("round() takes a number and optional digits")
-        if len(args) == 2 and (not isinstance(args[1], int) or abs(args[1]) > 100):
-            raise ExpressionError("round() digits must be an integer between -100 and 100")
-        return round(*args)
-    if name in ("min", "max"):
-        values = _items(args[0], name) if len(args) == 1 else args
-        if not values:
-            raise ExpressionError(f"{name}() of nothing")
-        return min(values) if name == "min" else max(values)
-    if name == "sum":
-        values = _items(args[0], name)
-        if not all(_is_number(v) for v in values):
-            raise ExpressionError("sum() needs a list of numbers")
-        return _int_checked(sum(values))
-    if name in ("any", "all"):
-        values = _items(args[0], name)
-        return any(values) if name == "any" else all(values)
-    if name in ("keys", "values"):
-        if not isinstance(args[0], dict):
-            raise ExpressionError(f"{name}() needs an object, not {_kind(args[0])}")
-        return list(args[0].keys() if name == "keys" else args[0].values())
-    raise ExpressionError(f'unknown function "{name}"')

@@ -180,3 +180,9 @@ def test_a_recorded_chain_records_retries_errors_and_fallbacks():
     assert [kind for kind, _ in events] == ["retry", "model_error", "fallback"]
     assert events[0][1]["model"] == "local/a" and events[0][1]["turn"] == 2
     assert events[1][1]["quiet"] is False  # another model is tried: the run goes on, so warn
+
+
+def test_a_prompt_asks_each_model_with_its_own_parameters():
+    prompt = Prompt((Message("user", "hi"),), params={"temperature": 0})
+    for top_p in (0.1, 0.2, 0.3):  # configs come and go; each gets its own request
+        assert prompt.request_for(config(params={"top_p": top_p})).params["top_p"] == top_p

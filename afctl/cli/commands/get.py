@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from afctl.cli.params import output_option, state_options
+from afctl.cli.params import LabelSelector, output_option, state_options
 from afctl.errors import EXIT_OK
 
 if TYPE_CHECKING:
@@ -22,7 +22,10 @@ def _split(kind: str, name: str | None) -> tuple[str, str | None]:
 @click.command()
 @click.argument("kind")
 @click.argument("name", required=False)
-@click.option("-l", "--selector", help="Only resources whose labels match (team=cx,tier!=3).")
+@click.option(
+    "-l", "--selector", type=LabelSelector(),
+    help="Only resources whose labels match (team=cx,tier!=3).",
+)  # fmt: skip
 @output_option("table", "wide", "yaml", "json", "name", default="table")
 @state_options
 def get(kind: str, name: str | None, selector: str | None, output: str, context: Context) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -79,14 +79,12 @@ def run(
                 "a workflow takes --input NAME=VALUE, not INPUT",
                 hint=f"afctl run {target} --input text=...",
             )
-        values, typed = read_inputs(inputs, input_file)
         from afctl.cli.render.runs import workflow_report
 
-        return workflow_report(
-            context.run_workflow(target, values, paths=list(paths) or None,
-                                 variables=variables, typed=typed),
-            output,
-        )  # fmt: skip
+        finished = context.run_workflow(target, inputs, paths=list(paths) or None,
+                                      variables=variables, typed=not inputs,
+                                      input_file=input_file)  # fmt: skip
+        return workflow_report(finished, output)
     if inputs or input_file:
         raise UsageError(
             "--input and --input-file are for workflows", hint="afctl run workflow/NAME --input k=v"
@@ -100,28 +98,6 @@ def run(
         target, text, paths=list(paths) or None, variables=variables, session=session, model=model
     )
     return report(result, output, context)
-
-
-def read_inputs(pairs: dict[str, str], input_file: str | None) -> tuple[dict[str, Any], bool]:
-    """A workflow's inputs from --input-file and --input (these win), and whether they are all
-    typed already (a file's values are; `--input` values are text)."""
-    values: dict[str, Any] = {}
-    if input_file is not None:
-        from pathlib import Path
-
-        from afctl.manifests.yaml_loader import load_bytes
-
-        loaded = load_bytes(Path(input_file).read_bytes(), input_file)
-        documents = [d.data for d in loaded.documents]
-        if (
-            any(d.is_error for d in loaded.diagnostics)
-            or len(documents) != 1
-            or not isinstance(documents[0], dict)
-        ):
-            raise UsageError(f"--input-file {input_file}: give one JSON or YAML object of inputs")
-        values.update(documents[0])
-    values.update(pairs)
-    return values, not pairs
 
 
 def report(result: RunResult, output: str, context: Context) -> int:
