@@ -55,6 +55,8 @@ class Recorded:
 
 class LLMServer:
     def __init__(self, latency_s: float = 0.0, port: int = 0) -> None:
+        # long because the request handler is a class defined here, closing over the server
+        # it answers for (http.server builds one handler per request from a class)
         self.queue: deque[Reply] = deque()
         self.requests: list[Recorded] = []
         self.latency_s = latency_s

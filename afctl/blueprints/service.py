@@ -158,13 +158,11 @@ class BlueprintService:
             discard,
             place,
             prepare,
-            source_set,
             trust_placed,
             validate,
         )
         from afctl.blueprints.store import BlueprintStore
         from afctl.blueprints.trust import review
-        from afctl.manifests.model import ManifestSet
 
         store = BlueprintStore(self.workspace.dir)
         if not Path(source).exists():
@@ -191,26 +189,9 @@ class BlueprintService:
                                  blueprint.capabilities, placed.content_digest, placed.manifest,
                                  trust)  # fmt: skip
         prepared.trusted = prepared.review.trusted
-        owner = source_set(prepared.blueprint.name)
 
         def make_plan(state: StateStore | None) -> Plan:
-            from afctl.state.plan import build_plan
-
-            applied, serial, workspace_id = self.state.snapshot(state)
-            plan = build_plan(ManifestSet(list(prepared.manifests)), applied,
-                              env=self.workspace.env, workspace_id=workspace_id, serial=serial,
-                              source_set=owner, prune=True)  # fmt: skip
-            taken = [c for c in plan.changes
-                     if c.previous_owner not in (None, owner) and c.action != "delete"]  # fmt: skip
-            if taken:
-                first = taken[0]
-                raise UsageError(
-                    f"{first.kind.lower()}/{first.name} was applied from {first.previous_owner}; "
-                    f"installing blueprint {prepared.blueprint.name} would take it over",
-                    hint="rename or delete it first; a blueprint only manages its own resources",
-                )
-            notes = prepared.review.lines() if prepared.review is not None else []
-            return dataclasses.replace(plan, notes=tuple(notes))
+            return self._install_plan(state, prepared)
 
         if dry_run:
             try:
@@ -243,6 +224,31 @@ class BlueprintService:
                 if other.is_dir() and other.name != prepared.blueprint.version:
                     discard(other)  # no resource points at another version any more
         return self.state.refreshed(outcome), prepared
+
+    def _install_plan(self, state: StateStore | None, prepared: Prepared) -> Plan:
+        """The plan of installing `prepared`: its resources as the source set of the blueprint
+        (what it no longer renders is pruned), refused when it would take over a resource
+        another source applied; the review of its capabilities goes with it as notes."""
+        from afctl.blueprints.install import source_set
+        from afctl.manifests.model import ManifestSet
+        from afctl.state.plan import build_plan
+
+        owner = source_set(prepared.blueprint.name)
+        applied, serial, workspace_id = self.state.snapshot(state)
+        plan = build_plan(ManifestSet(list(prepared.manifests)), applied,
+                          env=self.workspace.env, workspace_id=workspace_id, serial=serial,
+                          source_set=owner, prune=True)  # fmt: skip
+        taken = [c for c in plan.changes
+                 if c.previous_owner not in (None, owner) and c.action != "delete"]  # fmt: skip
+        if taken:
+            first = taken[0]
+            raise UsageError(
+                f"{first.kind.lower()}/{first.name} was applied from {first.previous_owner}; "
+                f"installing blueprint {prepared.blueprint.name} would take it over",
+                hint="rename or delete it first; a blueprint only manages its own resources",
+            )
+        notes = prepared.review.lines() if prepared.review is not None else []
+        return dataclasses.replace(plan, notes=tuple(notes))
 
     def _install_from_registry(
         self, reference: str, *, chain: tuple[str, ...] = (), **options: Any

@@ -238,6 +238,8 @@ async def run_suite(
     """Run every case in every variant, `repeat` times (`make_run(case, eval_id, variant,
     repeat)` gives an AgentRun; `read_outcome(agent_run, case, result)` what assertions see of
     it), `suite.concurrency` at a time, and score them."""
+    # long because the per-case coroutine closes over the suite's shared state (the gate,
+    # the results, the model services); split, it would pass them all around
     eval_id = new_ulid()
     started_at = utc_now()
     started = time.perf_counter()

@@ -71,6 +71,8 @@ def _at(
 def _convert(
     err: Any, data: Any, positions: Position, where: dict[str, Any]
 ) -> Iterator[Diagnostic]:
+    # one branch per kind of jsonschema-rs error, in one place: the mapping from the
+    # validator's words to afctl's diagnostics reads best whole
     parts: list[str | int] = list(err.instance_path)
     kind = type(err.kind).__name__
     field = dotted(parts)

@@ -64,6 +64,7 @@ def apply_plan(store: StateStore, plan: Plan, lock: LockInfo, command: str) -> A
     Raises:
         StateConflict: the plan is stale or for another workspace, or the lock was lost.
     """
+    # one transaction, written out whole: every statement of an apply reads in order here
     started = utc_now()
     apply_id = new_ulid()
     who = actor()

@@ -214,6 +214,8 @@ def http_server(
     launcher: Launcher,
 ) -> ThreadingHTTPServer:
     """The webhook, health and metrics server (not yet serving)."""
+    # long because http.server wants a handler class, defined here over these triggers;
+    # issue 17 replaces this server with the ASGI app
     import os
 
     def hooks() -> dict[str, Trigger]:  # read at each request: the triggers follow the state

@@ -130,68 +130,92 @@ def render_transcript(
         out.print(Text("inputs  ", style="bold cyan") + Text(_short(inputs or {})))
     shown = 0  # messages of the conversation already printed
     for event in events:
-        data = event.payload
         if event.type == "model_call":
-            messages = data.get("request", {}).get("messages", [])
-            for message in messages[shown:]:
-                if message["role"] in ("system", "user"):
-                    _print_message(out, message)
-                else:  # earlier turns of the session the run continues
-                    _print_earlier(out, message)
-            shown = len(messages) + 1  # and the answer, printed below
-            message = data.get("response", {}).get("message", {})
-            stats = (
-                f"  [{event.model} · turn {event.turn} · {event.latency_ms or 0:.0f} ms · "
-                f"{event.input_tokens or 0}→{event.output_tokens or 0} tokens · "
-                f"{money(event.cost_usd)} · {event.status}]"
-            )
-            if message.get("content"):
-                out.print(Text("agent   ", style="bold green") + Text(_short(message["content"])))
-            for call in message.get("tool_calls") or []:
-                out.print(
-                    Text("  → ", style="magenta")
-                    + Text(f"{call['name']}({_short(call.get('arguments') or {}, 200)})")
-                )
-            out.print(Text(stats, style="dim"))
-        elif event.type == "tool_call":
-            style = "red" if event.status == "error" else "magenta"
-            out.print(
-                Text("  ← ", style=style)
-                + Text(f"{event.tool}: {_short(data.get('result', ''), 300)}")
-                + Text(f"  [{event.latency_ms or 0:.0f} ms]", style="dim")
-            )
-        elif event.type == "guardrail":
-            tripped = [d for d in data.get("decisions", []) if d.get("tripped")]
-            detail = "; ".join(f"{d['name']} ({d['action']}): {d.get('reason')}" for d in tripped)
-            style = "bold red" if data.get("status") == "blocked" else "yellow"
-            out.print(
-                Text(f"guard   {data.get('stage')} {data.get('status')}", style=style)
-                + Text(f"  {_short(detail, 300)}" if detail else "")
-            )
-        elif event.type == "retrieval":
-            sources = ", ".join(hit["source"] for hit in data.get("hits", [])) or "nothing"
-            out.print(
-                Text("  ⌕ ", style="magenta") + Text(f"{data.get('pack')}: {sources}", style="dim")
-            )
-        elif event.type == "handoff":
-            out.print(
-                Text("handoff ", style="bold yellow")
-                + Text(f"{data.get('from')} → {data.get('to')}")
-            )
-        elif event.type == "step":
-            style = {"succeeded": "green", "failed": "bold red"}.get(str(event.status), "dim")
-            detail = data.get("reason") or data.get("error") or _short(data.get("output"), 200)
-            children = ", ".join(data.get("runs") or []) or "-"
-            out.print(
-                Text(f"step    {data.get('id')} {event.status}", style=style)
-                + Text(f"  {detail}")
-                + Text(f"  [runs {children}]", style="dim")
-            )
-        elif event.type in ("retry", "fallback", "model_error", "output_invalid", "error"):
-            out.print(
-                Text(f"{event.type:<8}", style="yellow" if event.type != "error" else "bold red")
-                + Text(_short(data))
-            )
+            shown = _render_model_call(out, event, shown)
+        else:
+            _render_event(out, event)
+    _render_totals(out, run, payload)
+
+
+def _render_model_call(out: Console, event: EventRecord, shown: int) -> int:
+    """The messages of a model call not printed yet, its answer and its figures; returns how
+    many messages of the conversation are printed now."""
+    from rich.text import Text
+
+    data = event.payload
+    messages = data.get("request", {}).get("messages", [])
+    for message in messages[shown:]:
+        if message["role"] in ("system", "user"):
+            _print_message(out, message)
+        else:  # earlier turns of the session the run continues
+            _print_earlier(out, message)
+    message = data.get("response", {}).get("message", {})
+    stats = (
+        f"  [{event.model} · turn {event.turn} · {event.latency_ms or 0:.0f} ms · "
+        f"{event.input_tokens or 0}→{event.output_tokens or 0} tokens · "
+        f"{money(event.cost_usd)} · {event.status}]"
+    )
+    if message.get("content"):
+        out.print(Text("agent   ", style="bold green") + Text(_short(message["content"])))
+    for call in message.get("tool_calls") or []:
+        out.print(
+            Text("  → ", style="magenta")
+            + Text(f"{call['name']}({_short(call.get('arguments') or {}, 200)})")
+        )
+    out.print(Text(stats, style="dim"))
+    return len(messages) + 1  # and the answer, printed above
+
+
+def _render_event(out: Console, event: EventRecord) -> None:
+    """One event other than a model call, as a line."""
+    from rich.text import Text
+
+    data = event.payload
+    if event.type == "tool_call":
+        style = "red" if event.status == "error" else "magenta"
+        out.print(
+            Text("  ← ", style=style)
+            + Text(f"{event.tool}: {_short(data.get('result', ''), 300)}")
+            + Text(f"  [{event.latency_ms or 0:.0f} ms]", style="dim")
+        )
+    elif event.type == "guardrail":
+        tripped = [d for d in data.get("decisions", []) if d.get("tripped")]
+        detail = "; ".join(f"{d['name']} ({d['action']}): {d.get('reason')}" for d in tripped)
+        style = "bold red" if data.get("status") == "blocked" else "yellow"
+        out.print(
+            Text(f"guard   {data.get('stage')} {data.get('status')}", style=style)
+            + Text(f"  {_short(detail, 300)}" if detail else "")
+        )
+    elif event.type == "retrieval":
+        sources = ", ".join(hit["source"] for hit in data.get("hits", [])) or "nothing"
+        out.print(
+            Text("  ⌕ ", style="magenta") + Text(f"{data.get('pack')}: {sources}", style="dim")
+        )
+    elif event.type == "handoff":
+        out.print(
+            Text("handoff ", style="bold yellow") + Text(f"{data.get('from')} → {data.get('to')}")
+        )
+    elif event.type == "step":
+        style = {"succeeded": "green", "failed": "bold red"}.get(str(event.status), "dim")
+        detail = data.get("reason") or data.get("error") or _short(data.get("output"), 200)
+        children = ", ".join(data.get("runs") or []) or "-"
+        out.print(
+            Text(f"step    {data.get('id')} {event.status}", style=style)
+            + Text(f"  {detail}")
+            + Text(f"  [runs {children}]", style="dim")
+        )
+    elif event.type in ("retry", "fallback", "model_error", "output_invalid", "error"):
+        out.print(
+            Text(f"{event.type:<8}", style="yellow" if event.type != "error" else "bold red")
+            + Text(_short(data))
+        )
+
+
+def _render_totals(out: Console, run: RunRecord, payload: dict[str, Any]) -> None:
+    """How the run ended: a workflow's outputs and its steps' spend, or an agent run's
+    turns, tool calls, tokens and cost."""
+    from rich.text import Text
+
     details = payload.get("details") or {}
     if run.kind == "workflow" and payload.get("output"):
         out.print(Text("outputs ", style="bold green") + Text(_short(payload["output"])))
