@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from afctl.errors import RunError
 from afctl.ids import new_ulid
-from afctl.providers.models import ModelConfig
-from afctl.providers.pool import ProviderPool
-from afctl.providers.types import Message, Provider, ProviderError, ProviderFactory, Usage
+from afctl.providers.types import Message, ProviderError, Usage
 from afctl.runtime.activation import (
     Active,
     activate,
@@ -32,16 +30,8 @@ from afctl.runtime.activation import render_instructions as render_instructions
 from afctl.runtime.activation import resource_bundle as resource_bundle
 from afctl.runtime.environment import RunEnvironment
 from afctl.runtime.mcp_connections import McpConnections
-from afctl.runtime.model_calls import (
-    Answer,
-    Cached,
-    Model,
-    Prompt,
-    call_payload,
-    provider_stack,
-    recorded_chain,
-)
 from afctl.runtime.recorder import LogRecorder, MemoryRecorder, Recorder, RunJournal
+from afctl.runtime.run_models import RunModels
 from afctl.runtime.run_types import (
     DEFAULT_MAX_TURNS,
     DEFAULT_MEMORY_MESSAGES,
@@ -54,7 +44,6 @@ from afctl.runtime.run_types import (
     Step,
     TurnBudget,
 )
-from afctl.runtime.streaming import CleanStream
 from afctl.runtime.tool_dispatch import ToolDispatch
 
 if TYPE_CHECKING:
@@ -100,18 +89,9 @@ class AgentRun:
                                 self.journal.run_id, self.hooks)  # fmt: skip
         self.tools = ToolDispatch(self.journal, self.hooks, ask)
         self.mcp = McpConnections(environment)
-        self._own_pool = environment.providers is None
-        self._pool = environment.providers or ProviderPool()
-        self._provider = functools.partial(
-            _provider, self._pool, environment, self.hooks.provider_factory
-        )
-        self._models: Model | None = None
-        self.spend = Spend()
+        self.models = RunModels(environment, self.journal, self.request, self.hooks)
         self.turns = 0
-        self.model_label: str | None = None
         self.final_agent: str | None = None
-        self._held: tuple[dict[str, Any], dict[str, Any]] | None = None
-        self._said_not_streamed = False
         self._new_messages: list[Message] = []
 
     @property
@@ -224,7 +204,7 @@ class AgentRun:
         self.turns, self.tools.count = request.turn or 1, record.tool_calls or 0
         usage = Usage(record.input_tokens or 0, record.output_tokens or 0,
                       known=record.input_tokens is not None)  # fmt: skip
-        self.spend, self.model_label = Spend(usage, record.cost_usd), record.model
+        self.models.spend, self.models.label = Spend(usage, record.cost_usd), record.model
         spec = self.environment.catalog.get("Agent", self.agent).get("spec") or {}
         limits = spec.get("limits") or {}
         budget = TurnBudget(int(limits.get("max_turns", DEFAULT_MAX_TURNS)))
@@ -266,8 +246,7 @@ class AgentRun:
             self._finish(status, None, error_type, error, started)
             raise
         finally:
-            if self._own_pool:
-                await self._pool.aclose()
+            await self.models.aclose()
             await self.mcp.aclose()  # the servers this run started stop with it
         if error is not None and status != "awaiting_approval":
             # whoever started the run is shown its error (the terminal, an eval's report);
@@ -291,12 +270,12 @@ class AgentRun:
             None if output is None else self.redact(output),
             None if error is None else self.redact(error),
             error_type,
-            self.spend.usage,
-            self.spend.cost,
+            self.models.spend.usage,
+            self.models.spend.cost,
             (time.perf_counter() - started) * 1000,
             self.turns,
             self.tools.count,
-            self.model_label,
+            self.models.label,
             self.final_agent,
         )
 
@@ -310,23 +289,27 @@ class AgentRun:
     ) -> None:
         from afctl.logs import event as log_event
 
+        spend = self.models.spend
         totals = {
             "status": status,
-            "model": self.model_label,
+            "model": self.models.label,
             "latency_ms": (time.perf_counter() - started) * 1000,
             "turns": self.turns,
             "tool_calls": self.tools.count,
-            **{k: v for k, v in self.spend.usage.counts().items() if k != "cached_input_tokens"},
-            "cost_usd": self.spend.cost,
+            **{
+                k: v
+                for k, v in self.models.spend.usage.counts().items()
+                if k != "cached_input_tokens"
+            },
+            "cost_usd": self.models.spend.cost,
             "error_type": error_type,
             "error": error,
         }
         self.recorder.finish(self.run_id, totals, output, self.redact)
         if status != "interrupted":
             log_event(logging.INFO, f"run {status}", status=status, turns=self.turns,
-                      input_tokens=self.spend.usage.input_tokens,
-                      output_tokens=self.spend.usage.output_tokens,
-                      cost_usd=self.spend.cost)  # fmt: skip
+                      input_tokens=spend.usage.input_tokens,
+                      output_tokens=spend.usage.output_tokens, cost_usd=spend.cost)  # fmt: skip
 
     # -- the turns -------------------------------------------------------------------------
 
@@ -334,7 +317,7 @@ class AgentRun:
         """Let agent `name` answer from now on."""
         active = await activate(name, self.environment, self.request.variables, self.mcp,
                                 model_ref)  # fmt: skip
-        self._models = self._model_chain(active)
+        self.models.use(active)
         return active
 
     async def _first_turn(self, spec: dict[str, Any], user_input: str, model_ref: str) -> str:
@@ -377,8 +360,8 @@ class AgentRun:
                 calls = messages[-1].tool_calls
             else:
                 budget.spend()
-                message = await self._call_model(active, messages, turn)
-                self.spend.check(limits)
+                message = await self.models.answer(active, messages, turn)
+                self.models.spend.check(limits)
                 messages.append(message)
                 self._new_messages.append(message)
                 calls = message.tool_calls
@@ -437,13 +420,7 @@ class AgentRun:
         return Checks(self.environment.secrets, self.environment.grant(document), self._judge)
 
     async def _judge(self, model_ref: str, instructions: str, text: str) -> str:
-        """One call to a judge model for an llm_judge guardrail; its cost is the run's."""
-        config = self.environment.model(model_ref)
-        model = provider_stack(config, self._provider, self._pool.gate(config))
-        prompt = Prompt((Message("system", instructions), Message("user", text)), turn=self.turns)
-        answer = await model.complete(prompt)
-        self.spend.add(config, answer.response.usage, cached=answer.cached)
-        return answer.response.message.content or ""
+        return await self.models.judge(model_ref, instructions, text, self.turns)
 
     async def _guard_output(
         self, guardrails: list[dict[str, Any]], messages: list[Message], turn: int, agent: str
@@ -461,92 +438,12 @@ class AgentRun:
         messages[-1] = guarded
         if self._new_messages and self._new_messages[-1] is answer:
             self._new_messages[-1] = guarded
-        held, self._held = self._held, None
-        if held is not None:
-            payload, narrow = held
-            response = {**payload["response"], "message": guarded.to_dict()}
-            self.journal.event("model_call", {**payload, "response": response}, **narrow)
+        self.models.release(guarded)
         self.journal.event("guardrail", outcome.to_dict("output"), turn=turn,
                            status=outcome.status)  # fmt: skip
         if outcome.blocked is not None:
             raise RunStopped("guardrail", _blocked_reason(outcome), "blocked", outcome.message)
         return text or ""
-
-    # -- model calls -----------------------------------------------------------------------
-
-    def _model_chain(self, active: Active) -> Model:
-        """The stack of wrappers `active`'s model calls go through (see `model_calls`)."""
-        cache = self.hooks.cache
-
-        def wrap(model: Model) -> Model:
-            if cache is None:
-                return model
-            return Cached(model, cache, self.request.repeat, self.run_id, self.redact)
-
-        return recorded_chain(
-            active.name, active.chain, self._provider, self._pool.gate, self.journal.event, wrap
-        )
-
-    async def _call_model(self, active: Active, messages: list[Message], turn: int) -> Message:
-        # an answer that output guardrails may block or redact is neither streamed nor
-        # recorded before they have run
-        on_text = None if active.guarded else self.hooks.on_text
-        if active.guarded and self.hooks.on_text is not None and not self._said_not_streamed:
-            self._said_not_streamed = True
-            from afctl.logs import event as log_event
-
-            log_event(logging.WARNING, f"agent/{active.name} has output guardrails: its answer "
-                      "is shown once they have passed it, not streamed")  # fmt: skip
-        prompt = Prompt(
-            tuple(messages),
-            tuple(t.spec for t in active.tools),
-            {**(active.spec.get("params") or {}), **self.request.params},
-            turn,
-            None if on_text is None else CleanStream(on_text),
-        )
-        assert self._models is not None
-        answer = await self._models.complete(prompt)
-        self._record_call(active, answer)
-        return answer.response.message
-
-    def _record_call(self, active: Active, answer: Answer) -> None:
-        """Count a model's answer into the run and record the call (an answer the output
-        guardrails will look at is recorded once they have)."""
-        config, response = answer.config, answer.response
-        cost = self.spend.add(config, answer.response.usage, cached=answer.cached)
-        self.model_label = config.label
-        payload = {
-            **call_payload(active.name, config, answer.request),
-            "response": response.to_dict(),
-            "pricing": config.pricing.to_dict() if config.pricing else None,
-            **({"cached": True} if answer.cached else {}),
-        }
-        narrow = {
-            "turn": answer.request.turn,
-            "model": config.label,
-            "status": response.finish_reason,
-            "latency_ms": answer.latency_ms,
-            "input_tokens": response.usage.counts()["input_tokens"],
-            "output_tokens": response.usage.counts()["output_tokens"],
-            "cost_usd": cost,
-        }
-        if active.guarded and not response.message.tool_calls:
-            self._held = (payload, narrow)
-        else:
-            self.journal.event("model_call", payload, **narrow)
-
-
-def _provider(
-    pool: ProviderPool,
-    environment: RunEnvironment,
-    factory: ProviderFactory | None,
-    config: ModelConfig,
-) -> Provider:
-    if factory is None:
-        from afctl.providers.builtin import make_provider
-
-        factory = make_provider
-    return pool.get(config, environment, factory)
 
 
 async def _ask_agent(
