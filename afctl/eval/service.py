@@ -73,20 +73,16 @@ class EvalService:
 
     @contextlib.asynccontextmanager
     async def target(self, catalog: Catalog) -> AsyncIterator[EvalTarget]:
-        """The runs' shared plumbing for one event loop; closes the providers at the end and
-        commits what the cases recorded."""
+        """The runs' shared plumbing (the context's SDK clients and MCP connections); commits
+        what the cases recorded at the end."""
         from afctl.eval.target import EvalTarget
-        from afctl.providers.pool import ProviderPool
-        from afctl.tools.mcp_tool import McpPool
 
-        pool = ProviderPool()
-        servers = McpPool(self.workspace.dir)  # one start per server for every case
+        clients = self.runs.clients  # the context's: one start per MCP server for every case
         try:
             yield EvalTarget(self.workspace.root, self.workspace.env, self.workspace.dir,
-                             catalog, self.logs.log, pool, self.runs.grants(), servers)  # fmt: skip
+                             catalog, self.logs.log, clients.providers, self.runs.grants(),
+                             clients.mcp)  # fmt: skip
         finally:
-            await servers.aclose()
-            await pool.aclose()
             self.logs.flush()
 
     def _choose_cases(

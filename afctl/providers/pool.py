@@ -59,6 +59,10 @@ class ProviderPool:
             environment.secrets.remember(value)
         return provider
 
+    def __len__(self) -> int:
+        """How many SDK clients the pool holds."""
+        return len(self._entries)
+
     async def aclose(self) -> None:
         entries, self._entries = self._entries, {}
         for provider, _ in entries.values():

@@ -98,7 +98,9 @@ class ReplayService:
         request = RunRequest(restored.variables, history=history, env=record.env)
         hooks = RunHooks(approver=approver, provider_factory=replay_factory(recording),
                          tool_runner=None if live_tools else tool_runner(recording))  # fmt: skip
-        # offline, nothing is started: MCP tools are listed from memory or from the recording
+        # offline, nothing is started: the models are the recording (never the context's SDK
+        # clients), and MCP tools are listed from memory or from the recording
+        environment.providers = None
         environment.mcp = McpPool(self.workspace.dir, offline=not live_tools,
                                   recorded=recording.offered_tools())  # fmt: skip
         engine = AgentRun(record.agent or "", environment, MemoryRecorder(), request, hooks)

@@ -44,7 +44,7 @@ class RunModels:
         self.hooks = hooks
         self.owns_pool = environment.providers is None
         """Without a shared pool, the run builds its own SDK clients and closes them."""
-        self.pool = environment.providers or ProviderPool()
+        self.pool = environment.providers if environment.providers is not None else ProviderPool()
         self.provider = functools.partial(_provider, self.pool, environment,
                                           hooks.provider_factory)  # fmt: skip
         self.spend = Spend()

@@ -10,7 +10,9 @@ from afctl.console import Console
 from afctl.errors import UsageError
 from afctl.manifests.service import PathArg, Paths, as_list
 from afctl.promptlog.service import LogService
+from afctl.runtime.clients import SharedClients
 from afctl.state.service import StateService
+from afctl.sync import loop_running
 from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -25,11 +27,13 @@ T = TypeVar("T")
 
 
 async def sharing_mcp(environment: RunEnvironment, work: Awaitable[T]) -> T:
-    """`work`, with one pool of MCP servers for all its runs, stopped when it ends."""
+    """`work`, with one pool of MCP servers for all its runs: the environment's (shared by
+    the context, which stops them), or one made for it and stopped when it ends."""
     from afctl.tools.mcp_tool import McpPool
 
-    if environment.mcp is None:
-        environment.mcp = McpPool(environment.workspace_dir)
+    if environment.mcp is not None:
+        return await work
+    environment.mcp = McpPool(environment.workspace_dir)
     try:
         return await work
     finally:
@@ -47,6 +51,8 @@ class RunService:
     ) -> None:
         self.workspace = workspace
         self.console = console or Console()
+        self.clients = SharedClients(workspace.dir)
+        """SDK clients and MCP connections the runs of this context share."""
         self.state = state
         self.logs = logs
         self.grants = grants
@@ -58,8 +64,14 @@ class RunService:
         from afctl.safety.secrets import Secrets
 
         secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-        return RunEnvironment(self.workspace.root, secrets, catalog,
-                              workspace=self.workspace.dir, grants=self.grants())  # fmt: skip
+        environment = RunEnvironment(
+            self.workspace.root, secrets, catalog, workspace=self.workspace.dir,
+            grants=self.grants(),
+        )  # fmt: skip
+        if loop_running():  # runs share the context's clients (made on the loop they serve)
+            environment.providers = self.clients.providers
+            environment.mcp = self.clients.mcp
+        return environment
 
     def hooks(self) -> RunHooks:
         """What a run started by a person plugs in: the console's streaming and approval."""
