@@ -18,10 +18,11 @@ def test_a_ramp_reports_each_step_and_finds_where_throughput_stops_growing(
     tmp_path, llm_server, monkeypatch
 ):
     monkeypatch.setenv("TEST_KEY", "sk-test")
-    llm_server.latency_s = 0.05
+    # long enough a response that a run's own overhead (a few ms) cannot pass for growth
+    llm_server.latency_s = 0.15
     # the model takes two requests at a time: past concurrency 2, throughput cannot grow
     repo = served_repo(tmp_path, llm_server.url, model=", max_concurrency: 2")
-    (report,) = Context(workspace=repo).stress([str(repo)], [1, 2, 4], 1.0)
+    (report,) = Context(workspace=repo).stress([str(repo)], [1, 2, 4], 1.5)
     one, two, four = (s.to_dict() for s in report.steps)
     assert [s["concurrency"] for s in (one, two, four)] == [1, 2, 4]
     assert two["throughput_per_s"] > 1.5 * one["throughput_per_s"]
