@@ -105,23 +105,12 @@ def values_of(blueprint: Blueprint, sets: list[str], files: list[str]) -> dict[s
     Raises:
         UsageError: a file or `--set` cannot be read, or the values do not fit the schema.
     """
-    from afctl.manifests.yaml_loader import load_bytes
+    from afctl.manifests.yaml_loader import load_bytes, load_mapping
     from afctl.tools.base import Validator
 
     values = defaults(blueprint.parameters)
     for name in files:
-        try:
-            loaded = load_bytes(Path(name).read_bytes(), name)
-        except OSError as exc:
-            raise UsageError(f"-f {name}: cannot read it: {exc.strerror}") from None
-        documents = [d.data for d in loaded.documents]
-        if (
-            any(d.is_error for d in loaded.diagnostics)
-            or len(documents) != 1
-            or not isinstance(documents[0], dict)
-        ):
-            raise UsageError(f"-f {name}: give one YAML mapping of parameter values")
-        _merge(values, documents[0])
+        _merge(values, load_mapping(name, "-f", "YAML mapping of parameter values"))
     for item in sets:
         key, equals, text = item.partition("=")
         if not equals or not key.strip():

@@ -15,9 +15,11 @@ nesting depth and node count (aliases included) refuse YAML bombs quickly in bou
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from afctl.diagnostics import Diagnostic, error, warning
@@ -161,6 +163,31 @@ class _EventSource:
 
 
 _events: _EventSource | None = None
+
+
+def load_mapping(path: str | os.PathLike[str], flag: str, what: str) -> dict[str, Any]:
+    """The one YAML (or JSON) mapping in the file a flag named (`--input-file`, `-f` of
+    blueprint values), read safely.
+
+    Raises:
+        UsageError: the file cannot be read, or does not hold exactly one mapping; the message
+            names the flag and says `what` it should hold.
+    """
+    from afctl.errors import UsageError
+
+    name = os.fspath(path)
+    try:
+        loaded = load_bytes(Path(path).read_bytes(), name)
+    except OSError as exc:
+        raise UsageError(f"{flag} {name}: cannot read it: {exc.strerror}") from None
+    documents = [d.data for d in loaded.documents]
+    if (
+        any(d.is_error for d in loaded.diagnostics)
+        or len(documents) != 1
+        or not isinstance(documents[0], dict)
+    ):
+        raise UsageError(f"{flag} {name}: give one {what}")
+    return dict(documents[0])
 
 
 def load_bytes(data: bytes, path: str = "<input>") -> LoadedFile:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from afctl.errors import RunError, UsageError
+from afctl.errors import RunError
 
 
 class StepFailed(RunError):
@@ -85,18 +84,6 @@ def read_input_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         UsageError: the file cannot be read, or does not hold one object.
     """
-    from afctl.manifests.yaml_loader import load_bytes
+    from afctl.manifests.yaml_loader import load_mapping
 
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--input-file {os.fspath(path)}: {exc.strerror}") from None
-    loaded = load_bytes(data, os.fspath(path))
-    documents = [d.data for d in loaded.documents]
-    if (
-        any(d.is_error for d in loaded.diagnostics)
-        or len(documents) != 1
-        or not isinstance(documents[0], dict)
-    ):
-        raise UsageError(f"--input-file {os.fspath(path)}: give one JSON or YAML object of inputs")
-    return dict(documents[0])
+    return load_mapping(path, "--input-file", "JSON or YAML object of inputs")

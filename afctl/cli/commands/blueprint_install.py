@@ -108,24 +108,19 @@ def list_installed(output: str, context: Context) -> int:
     """List installed blueprints with their versions, values and trust."""
     import json
 
+    from afctl.cli.render import show_listing
+
     installed = context.blueprint_list()
-    if output == "json":
-        from afctl.cli.render import print_json
 
-        print_json(installed)
-        return EXIT_OK
-    if not installed:
-        click.echo("no blueprint is installed")
-        return EXIT_OK
-    from afctl.cli.render import console
-    from afctl.cli.render.state import print_columns
+    def rows() -> list[list[str]]:
+        return [["NAME", "VERSION", "ENV", "TRUSTED", "RESOURCES", "VALUES"]] + [
+            [name, str(entry["version"]), str(entry.get("env")),
+             "yes" if entry["trusted"] else "no", str(len(entry.get("resources") or [])),
+             json.dumps(entry.get("values"), sort_keys=True)]
+            for name, entry in installed.items()
+        ]  # fmt: skip
 
-    rows = [["NAME", "VERSION", "ENV", "TRUSTED", "RESOURCES", "VALUES"]]
-    for name, entry in installed.items():
-        rows.append([name, str(entry["version"]), str(entry.get("env")),
-                     "yes" if entry["trusted"] else "no", str(len(entry.get("resources") or [])),
-                     json.dumps(entry.get("values"), sort_keys=True)])  # fmt: skip
-    print_columns(console(), rows)
+    show_listing(output, installed, "no blueprint is installed", rows)
     return EXIT_OK
 
 

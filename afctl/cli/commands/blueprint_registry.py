@@ -36,27 +36,24 @@ def publish(archive: str, registry: str, context: Context) -> int:
 def search(text: str, category: str | None, output: str, context: Context) -> int:
     """Find blueprints in the workspace's registries by name, description or tag."""
 
+    from afctl.cli.render import show_listing
+
     found = context.blueprint_search(text, category)
-    if output == "json":
-        from afctl.cli.render import print_json
 
-        print_json(found)
-        return EXIT_OK
-    if not found:
-        click.echo("no blueprint matches")
-        return EXIT_OK
-    from afctl.cli.render import console
-    from afctl.cli.render.state import print_columns
+    def rows() -> list[list[str]]:
+        table = [["NAME", "VERSION", "CATEGORY", "PRICING", "REGISTRY", "DESCRIPTION"]]
+        for item in found:
+            pricing = item.get("pricing") or {}
+            price = pricing.get("model", "-") + (
+                f" {pricing['price']} {pricing.get('currency', 'USD')}"
+                if "price" in pricing else ""
+            )  # fmt: skip
+            table.append([item["name"], item["version"], str(item.get("category") or "-"),
+                          price, item["registry"],
+                          str(item.get("description") or "")[:60]])  # fmt: skip
+        return table
 
-    rows = [["NAME", "VERSION", "CATEGORY", "PRICING", "REGISTRY", "DESCRIPTION"]]
-    for item in found:
-        pricing = item.get("pricing") or {}
-        price = pricing.get("model", "-") + (
-            f" {pricing['price']} {pricing.get('currency', 'USD')}" if "price" in pricing else ""
-        )
-        rows.append([item["name"], item["version"], str(item.get("category") or "-"), price,
-                     item["registry"], str(item.get("description") or "")[:60]])  # fmt: skip
-    print_columns(console(), rows)
+    show_listing(output, found, "no blueprint matches", rows)
     return EXIT_OK
 
 

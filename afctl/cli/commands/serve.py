@@ -53,19 +53,14 @@ def triggers(output: str, context: Context) -> int:
         }
         for trigger, when in found
     ]
-    if output == "json":
-        from afctl.cli.render import print_json
+    from afctl.cli.render import show_listing
 
-        print_json(rows)
-        return EXIT_OK
-    if not rows:
-        click.echo(f"no workflow applied in environment {context.env} declares triggers")
-        return EXIT_OK
-    from afctl.cli.render import console
-    from afctl.cli.render.state import print_columns
+    def table() -> list[list[str]]:
+        return [["WORKFLOW", "TYPE", "TRIGGER", "NEXT (UTC)"]] + [
+            [str(r["workflow"]), str(r["type"]), str(r["trigger"]), str(r["next"] or "-")]
+            for r in rows
+        ]
 
-    table = [["WORKFLOW", "TYPE", "TRIGGER", "NEXT (UTC)"]]
-    table += [[str(r["workflow"]), str(r["type"]), str(r["trigger"]), str(r["next"] or "-")]
-              for r in rows]  # fmt: skip
-    print_columns(console(), table)
+    empty = f"no workflow applied in environment {context.env} declares triggers"
+    show_listing(output, rows, empty, table)
     return EXIT_OK

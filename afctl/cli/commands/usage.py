@@ -26,28 +26,25 @@ def usage(by: str, since: str | None, output: str, context: Context) -> int:
     shows the amount due at its unit price (per run, per 1k tokens, or per USD of model cost).
     """
 
+    from afctl.cli.render import show_listing
+
     rows = context.usage([d.strip() for d in by.split(",") if d.strip()], since)
-    if output == "json":
-        from afctl.cli.render import print_json
 
-        print_json(rows)
-        return EXIT_OK
-    if not rows:
-        click.echo("no runs of installed blueprints yet")
-        return EXIT_OK
-    from afctl.cli.render import console
-    from afctl.cli.render.state import print_columns
+    def table() -> list[list[str]]:
+        dims = [d for d in rows[0] if d in ("blueprint", "agent", "model")]
+        lines = [[d.upper() for d in dims] + ["RUNS", "TOKENS", "COST_USD", "PRICING",
+                                              "AMOUNT_DUE"]]  # fmt: skip
+        for row in rows:
+            pricing = row["pricing"]
+            priced = pricing.get("model", "-") + (
+                f" {pricing['price']}/{pricing.get('unit', 'run')}" if "price" in pricing else ""
+            )
+            due = "-" if row["amount_due"] is None else f"{row['amount_due']:.4f} {row['currency']}"
+            cost = "-" if row["cost_usd"] is None else f"{row['cost_usd']:.6f}"
+            tokens = str(row["input_tokens"] + row["output_tokens"])
+            lines.append([str(row[d]) for d in dims] + [str(row["runs"]), tokens, cost, priced,
+                                                        due])  # fmt: skip
+        return lines
 
-    dims = [d for d in rows[0] if d in ("blueprint", "agent", "model")]
-    table = [[d.upper() for d in dims] + ["RUNS", "TOKENS", "COST_USD", "PRICING", "AMOUNT_DUE"]]
-    for row in rows:
-        pricing = row["pricing"]
-        priced = pricing.get("model", "-") + (
-            f" {pricing['price']}/{pricing.get('unit', 'run')}" if "price" in pricing else ""
-        )
-        due = "-" if row["amount_due"] is None else f"{row['amount_due']:.4f} {row['currency']}"
-        cost = "-" if row["cost_usd"] is None else f"{row['cost_usd']:.6f}"
-        tokens = str(row["input_tokens"] + row["output_tokens"])
-        table.append([str(row[d]) for d in dims] + [str(row["runs"]), tokens, cost, priced, due])
-    print_columns(console(), table)
+    show_listing(output, rows, "no runs of installed blueprints yet", table)
     return EXIT_OK

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+import click
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -153,3 +155,17 @@ def write_report(flag: str, value: str, text: str) -> None:
         write_atomically(Path(value), text)
     except OSError as exc:
         raise UsageError(f"{flag} {value}: cannot write it: {exc.strerror}") from None
+
+
+def show_listing(output: str, data: Any, empty: str, rows: Callable[[], list[list[str]]]) -> None:
+    """A listing the way every command shows one: the data as JSON with `-o json`; else a
+    table (`rows()`: a header row, then one per item), or `empty` when there is nothing."""
+    if output == "json":
+        print_json(data)
+        return
+    if not data:
+        click.echo(empty)
+        return
+    from afctl.cli.render.state import print_columns
+
+    print_columns(console(), rows())
