@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from afctl.errors import RunError
+from afctl.hashing import content_hash
 from afctl.providers.models import ModelConfig
 from afctl.providers.types import Message
 from afctl.runtime.environment import RunEnvironment
-from afctl.state.diff import content_hash
 
 if TYPE_CHECKING:
     from afctl.runtime.mcp_connections import McpConnections

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from afctl.errors import RunError, UsageError
+from afctl.hashing import content_hash
 from afctl.ids import new_ulid
 from afctl.promptlog.store import PromptLog
 from afctl.runtime.environment import RunEnvironment
@@ -38,7 +39,6 @@ from afctl.runtime.run_types import Step
 from afctl.runtime.workflow_values import StepFailed as StepFailed
 from afctl.runtime.workflow_values import render_input as render_input
 from afctl.runtime.workflow_values import structured as structured
-from afctl.state.diff import content_hash
 
 MAX_DEPTH = 8
 """Sub-workflows nest at most this deep (a workflow that calls itself fails, not loops)."""

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from afctl.hashing import canonical_json
+from afctl.hashing import content_hash as content_hash
 from afctl.manifests.positions import make_pointer
 
 _MISSING: Any = object()
-
-
-def canonical_json(document: Any) -> str:
-    """The document as JSON with sorted keys: equal documents give equal text."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def content_hash(document: Any) -> str:
-    """The identity of a resource's content: key order and YAML formatting do not count."""
-    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
