@@ -533,7 +533,10 @@ def test_ctrl_c_names_the_run_and_how_to_go_on(tmp_path):
                     run_id = parent.fetchone()[0] if row else None
                 except sqlite3.OperationalError:
                     pass
+    if run_id is None:
+        process.kill()
+        raise AssertionError(f"the tool step was never seen running: {process.communicate()}")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and run_id is not None
+    assert process.returncode == 130, stderr
     assert f"afctl resume {run_id}" in stderr, stderr
