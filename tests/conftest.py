@@ -66,6 +66,11 @@ def _isolated_env(
     monkeypatch.setenv("AFCTL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     for name in ("AFCTL_WORKSPACE", "AFCTL_ENV", "AFCTL_DEBUG", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    # the secrets earlier tests resolved (random ones from hypothesis among them) would redact
+    # this test's output, as if one process had run them all
+    from afctl.safety.secrets import PROCESS
+
+    PROCESS.forget()
 
 
 @pytest.fixture

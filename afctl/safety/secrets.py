@@ -52,6 +52,11 @@ class Secrets:
             if self is not PROCESS:
                 PROCESS.remember(value)
 
+    def forget(self) -> None:
+        """Forget every remembered value (a fresh process's state: tests start from it)."""
+        self._values.clear()
+        self._pattern = None
+
     def values(self) -> set[str]:
         """The remembered secret values (as given, and as they appear inside JSON)."""
         return set(self._values)

@@ -17,6 +17,7 @@ import pytest
 from afctl.context import Context
 from afctl.errors import UsageError
 from afctl.testing import invoke, write_repo
+from tests.signals import as_from_a_shell
 
 TOOLS_PY = '''
 import asyncio
@@ -516,7 +517,7 @@ def test_ctrl_c_names_the_run_and_how_to_go_on(tmp_path):
     afctl = Path(sys.executable).parent / "afctl"
     process = subprocess.Popen(
         [str(afctl), "run", "workflow/waits"], cwd=repo,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_shell,
     )  # fmt: skip
     db = repo / ".afctl" / "logs.db"
     deadline = time.monotonic() + 30

@@ -19,6 +19,7 @@ import pytest
 from afctl.testing import invoke
 from afctl.triggers.serve import MAX_CONNECTIONS, exposure_warnings, metrics_denied
 from afctl.triggers.webhook import sign, signed_headers
+from tests.signals import as_from_a_shell
 from tests.triggers.test_triggers import repo_with, request
 
 SECRET = "hook-secret-value-123"
@@ -39,6 +40,7 @@ def served(tmp_path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     server = subprocess.Popen(
         [str(afctl), "serve", "--port", "0"], cwd=repo,
         env={**os.environ, "HOOK_SECRET": SECRET}, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_from_a_shell,
     )  # fmt: skip
     assert server.stderr is not None
     first = server.stderr.readline()

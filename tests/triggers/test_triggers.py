@@ -23,6 +23,7 @@ from afctl.testing import invoke, write_repo
 from afctl.triggers.definitions import Trigger, next_fire
 from afctl.triggers.serve import Launcher, run_schedules, run_watch
 from afctl.triggers.webhook import sign, signed_correctly, signed_headers
+from tests.signals import as_from_a_shell
 
 TOOLS_PY = '''
 def note(text: str) -> str:
@@ -179,7 +180,7 @@ def test_serve_runs_signed_webhooks_reports_metrics_and_stops_on_sigterm(tmp_pat
     afctl = Path(sys.executable).parent / "afctl"
     server = subprocess.Popen(
         [str(afctl), "serve", "--port", "0"], cwd=repo, env={**os.environ, "HOOK_SECRET": secret},
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_shell,
     )  # fmt: skip
     try:
         assert server.stderr is not None
@@ -282,7 +283,8 @@ def test_serve_follows_the_applied_state(tmp_path):
     assert invoke(["apply", "-f", ".", "--yes"], cwd=repo).exit_code == 0
     afctl = Path(sys.executable).parent / "afctl"
     server = subprocess.Popen([str(afctl), "serve", "--port", "0"], cwd=repo,
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=as_from_a_shell)  # fmt: skip
     try:
         assert server.stderr is not None
         url = server.stderr.readline().split("listening on ", 1)[1].split(" ")[0]
