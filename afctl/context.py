@@ -39,7 +39,7 @@ from afctl.state.service import ApplyOutcome as ApplyOutcome
 from afctl.state.service import Description as Description
 from afctl.state.service import ResourceDiff as ResourceDiff
 from afctl.state.service import StateService
-from afctl.sync import run_sync
+from afctl.sync import ContextLoop
 from afctl.triggers.service import TriggerService
 
 if TYPE_CHECKING:
@@ -82,21 +82,28 @@ def _awaiting(
     return call
 
 
+_CALLING: dict[object, Any] = {}
+"""The sync contexts whose calls are running (see `_blocking`)."""
+
+
 def _blocking(
     service: str, method: Method[S, P, Coroutine[Any, Any, R]]
 ) -> Callable[Concatenate[Any, P], R]:
     """A sync façade method running the async `method` of the context's `service`."""
 
     def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        services: Services = self._services
-
-        async def work() -> R:
-            try:
-                return await method(getattr(services, service), *args, **kwargs)
-            finally:  # the call's loop ends with it, and so do the clients made on it
-                await services.runs.clients.aclose()
-
-        return run_sync(work())
+        loop: ContextLoop = self._loop
+        work = method(getattr(self._services, service), *args, **kwargs)
+        # The loop outlives the call, and a traceback it keeps (an MCP session's) holds this
+        # frame. So the context is held in _CALLING for the call, not in the frame: a dropped
+        # context is then collected (and its clients closed) when the call returns.
+        token = object()
+        _CALLING[token] = self
+        del self
+        try:
+            return loop.run(work)
+        finally:
+            del _CALLING[token]
 
     _named(call, method)
     return call
@@ -120,7 +127,9 @@ class _Base:
             UsageError: `env` is not a valid environment name.
         """
         self._services = Services.build(workspace, env, console)
-        self._finalizer = weakref.finalize(self, self._services.close)
+        self._loop = ContextLoop() if isinstance(self, Context) else None
+        """The sync façade's one event loop; the async one runs on its caller's."""
+        self._finalizer = weakref.finalize(self, _shut_down, self._services, self._loop)
 
     @property
     def services(self) -> Services:
@@ -317,3 +326,13 @@ def run(target: str, user_input: str, **options: Any) -> RunResult:
     """Run an agent with a default Context (see `Context.run` for the options)."""
     with Context(env=options.pop("env", None)) as context:
         return context.run(target, user_input, **options)
+
+
+def _shut_down(services: Services, loop: ContextLoop | None) -> None:
+    """Close what a context holds: the clients its runs shared (on their loop), then the
+    databases. Called once, by close(), aclose() or when the context is collected."""
+    try:
+        if loop is not None:
+            loop.close(services.runs.clients.aclose())
+    finally:
+        services.close()

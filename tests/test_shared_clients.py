@@ -1,6 +1,5 @@
-"""What runs share: an AsyncContext's runs share one SDK client per endpoint and one
-connection per MCP server for the context's life, closed with it; a sync Context's call (an
-eval, a workflow) shares them among its runs, closed when the call returns."""
+"""What a context's runs share for its lifetime: one SDK client per endpoint, one
+connection per MCP server, closed when the context closes (sync, async, and in a loop)."""
 
 from __future__ import annotations
 
@@ -9,6 +8,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from afctl.context import AsyncContext, Context
 from afctl.testing import write_repo
@@ -55,31 +56,28 @@ def stopped(pid: int) -> bool:
     return False
 
 
-def test_runs_of_an_async_context_share_one_sdk_client(tmp_path, llm_server, monkeypatch):
+def test_runs_of_a_context_share_one_sdk_client(tmp_path, llm_server, monkeypatch):
     monkeypatch.setenv("TEST_KEY", "sk-test")
     repo = write_repo(tmp_path, {".afctl/.gitignore": "*\n",
                                  "a.yaml": SERVED.format(url=llm_server.url)})  # fmt: skip
-
-    async def main() -> None:
-        async with AsyncContext(workspace=repo) as context:
-            assert (await context.run("agent/bot", "one", paths=[str(repo)])).ok
-            pool = context.services.runs.clients.providers_if_made()
-            assert (await context.run("agent/bot", "two", paths=[str(repo)])).ok
-            assert context.services.runs.clients.providers_if_made() is pool
-            assert pool is not None and len(pool) == 1  # one client, built once, for both
-
-    asyncio.run(main())
+    with Context(workspace=repo) as context:
+        assert context.run("agent/bot", "one", paths=[str(repo)]).ok
+        pool = context.services.runs.clients.providers_if_made()
+        assert context.run("agent/bot", "two", paths=[str(repo)]).ok
+        assert context.services.runs.clients.providers_if_made() is pool
+        assert pool is not None and len(pool) == 1  # one client, built once, for both runs
 
 
-def test_a_sync_call_stops_its_servers_when_it_returns(tmp_path):
+def test_an_mcp_server_serves_every_run_of_a_context_and_stops_with_it(tmp_path):
     pid_file = tmp_path / "server.pid"
     repo = mcp_repo(tmp_path / "repo", pid_file)
     with Context(workspace=repo) as context:
         assert context.run("agent/helper", "go", paths=[str(repo)]).output == "sum 5"
-        first = int(pid_file.read_text())
-        assert stopped(first)  # the call's loop is gone, and its server with it
+        pid = int(pid_file.read_text())
+        assert alive(pid)  # kept for the next run
         assert context.run("agent/helper", "again", paths=[str(repo)]).output == "sum 5"
-        assert int(pid_file.read_text()) != first and stopped(int(pid_file.read_text()))
+        assert int(pid_file.read_text()) == pid  # not started again
+    assert stopped(pid)
 
 
 def test_a_dropped_context_stops_its_servers_when_the_call_returns(tmp_path):
@@ -108,13 +106,18 @@ def test_the_async_context_shares_on_the_callers_loop(tmp_path):
     assert before == after and stopped(after)
 
 
-def test_inside_a_running_loop_a_sync_call_works_and_cleans_up(tmp_path):
+@pytest.mark.parametrize("calls", [2])
+def test_inside_a_running_loop_calls_share_too(tmp_path, calls):
     pid_file = tmp_path / "server.pid"
     repo = mcp_repo(tmp_path / "repo", pid_file)
 
-    async def notebook() -> int:
-        with Context(workspace=repo) as context:  # a sync call from inside a loop
-            assert context.run("agent/helper", "go", paths=[str(repo)]).ok
-            return int(pid_file.read_text())
+    async def notebook() -> list[int]:
+        pids = []
+        with Context(workspace=repo) as context:  # sync calls from inside a loop
+            for _ in range(calls):
+                assert context.run("agent/helper", "go", paths=[str(repo)]).ok
+                pids.append(int(pid_file.read_text()))
+        return pids
 
-    assert stopped(asyncio.run(notebook()))
+    pids = asyncio.run(notebook())
+    assert len(set(pids)) == 1 and stopped(pids[0])

@@ -1,12 +1,11 @@
-"""The clients runs share: SDK clients of the providers (`ProviderPool`) and MCP server
-connections (`McpPool`).
+"""The clients a context's runs share for its lifetime: SDK clients of the providers
+(`ProviderPool`) and MCP server connections (`McpPool`).
 
 Both belong to the event loop they were made on (an SDK's HTTP connections, an MCP server's
-session). An `AsyncContext`'s calls run on its caller's loop, so its runs share them for the
-context's life and `aclose()` closes them; each call of the sync `Context` runs on a loop of
-its own, so its runs share them for that call, which closes them as it ends. Should a call
-come on another loop, the clients are made anew for it (the old ones cannot be used, or
-closed, from there).
+session). A context's calls run on one loop for its life (`afctl.sync.ContextLoop` for the
+sync façade, the caller's for the async one), so the clients are made on its first run and
+closed when the context closes. Should a call come on another loop, the clients are made
+anew for it (the old ones cannot be used, or closed, from there).
 """
 
 from __future__ import annotations
