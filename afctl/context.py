@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from afctl.analytics.service import AnalyticsService
+from afctl.auth.service import AuthService
 from afctl.blueprints.service import BlueprintService
 from afctl.console import Console as Console
 from afctl.eval.service import EvalService
@@ -230,6 +231,9 @@ class Context(_Base):
     stats = _via("analytics", AnalyticsService.stats)
     query = _via("analytics", AnalyticsService.query)
     export = _via("analytics", AnalyticsService.export)
+    api_key_create = _via("auth", AuthService.create_key)
+    api_keys = _via("auth", AuthService.keys)
+    api_key_revoke = _via("auth", AuthService.revoke_key)
 
 
 class AsyncContext(_Base):
@@ -308,6 +312,9 @@ class AsyncContext(_Base):
     stats = _awaiting("analytics", AnalyticsService.stats)
     query = _awaiting("analytics", AnalyticsService.query)
     export = _awaiting("analytics", AnalyticsService.export)
+    api_key_create = _awaiting("auth", AuthService.create_key)
+    api_keys = _awaiting("auth", AuthService.keys)
+    api_key_revoke = _awaiting("auth", AuthService.revoke_key)
 
 
 def validate(paths: PathArg | Sequence[PathArg], *, use_cache: bool = False) -> ValidationResult:

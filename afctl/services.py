@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from afctl.analytics.service import AnalyticsService
+from afctl.auth.service import AuthService
 from afctl.blueprints.service import BlueprintService
 from afctl.console import Console
 from afctl.eval.service import EvalService
@@ -44,6 +45,7 @@ class Services:
     triggers: TriggerService
     blueprints: BlueprintService
     analytics: AnalyticsService
+    auth: AuthService
 
     @classmethod
     def build(
@@ -80,7 +82,7 @@ class Services:
         state.after_apply.append(knowledge.refresh)
         return cls(place, manifests, state, logs, knowledge, runs, ReplayService(runs),
                    EvalService(runs), TriggerService(runs), BlueprintService(place, state, logs),
-                   AnalyticsService(place))  # fmt: skip
+                   AnalyticsService(place), AuthService(place, state))  # fmt: skip
 
     def close(self) -> None:
         """Commit what is pending and close the shared connections."""

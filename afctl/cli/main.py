@@ -125,6 +125,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.logs:logs",
         "Sizes, pruning and vacuuming of the prompt log.",
     ),
+    "auth": (
+        "afctl.cli.commands.auth:auth",
+        "API keys of the server: create, list, revoke.",
+    ),
     "blueprint": (
         "afctl.cli.commands.blueprint:blueprint",
         "Lint, render, pack and install blueprints.",

@@ -27,10 +27,13 @@ TOKEN_SHAPES = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{30,}"
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
     r"|AIza[0-9A-Za-z_\-]{35}"
-    r"|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,})"
+    r"|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"
+    r"|afk_[A-Za-z0-9_\-]{20,})"
 )
-"""Well-known credential formats: OpenAI, Anthropic, AWS, GitHub, Slack, Google, JWTs."""
-_TOKEN_STARTS = ("sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza", "eyJ")
+"""Well-known credential formats: OpenAI, Anthropic, AWS, GitHub, Slack, Google, JWTs, and
+afctl's own API keys."""
+_TOKEN_STARTS = ("sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza", "eyJ",
+                 "afk_")  # fmt: skip
 """Every TOKEN_SHAPES match contains one of these: text without any skips the regex."""
 _BLOCKS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 

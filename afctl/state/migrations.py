@@ -101,3 +101,24 @@ def _initial(db: Any) -> None:
         },
         pk="scope",
     )
+
+
+@migration("0002_api_keys")
+def _api_keys(db: Any) -> None:
+    """API keys of the server: a hash of each key (never the key), its role and environment."""
+    db["api_keys"].create(
+        {
+            "id": str,
+            "name": str,
+            "prefix": str,
+            "hash": str,
+            "role": str,
+            "env": str,
+            "created_at": str,
+            "created_by": str,
+            "expires_at": str,
+            "revoked_at": str,
+        },
+        pk="id",
+    )
+    db["api_keys"].create_index(["hash"], unique=True)

@@ -23,11 +23,13 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def print_json(data: Any) -> None:
-    """Data for scripts, as JSON (with any secret redacted: listings are printed, and kept)."""
+def print_json(data: Any, *, redact: bool = True) -> None:
+    """Data for scripts, as JSON (with any secret redacted: listings are printed, and kept;
+    `redact=False` only where a secret is the point, a new API key shown once)."""
     from afctl.safety.secrets import redact_known
 
-    sys.stdout.write(redact_known(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    sys.stdout.write((redact_known(text) if redact else text) + "\n")
 
 
 def render_error(exc: AfctlError) -> None:
