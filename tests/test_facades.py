@@ -9,7 +9,7 @@ import sqlite3
 
 import afctl
 from afctl.context import AsyncContext, Context
-from afctl.testing import write_repo
+from afctl.testing import invoke, write_repo
 
 AGENT = "apiVersion: afctl/v1\nkind: Agent\nmetadata: {name: a}\nspec: {model: local/echo}\n"
 SUITE = (
@@ -98,3 +98,14 @@ def test_the_catalog_follows_an_apply_made_elsewhere(tmp_path):
         with Context(workspace=repo) as other:
             other.apply(str(repo))
         assert watcher.services.state.catalog().find("Agent", "a") is not None
+
+
+def test_outside_a_workspace_validating_creates_none(tmp_path, monkeypatch):
+    """Only writing state or logs makes `.afctl/`; validating a folder that is no repository
+    caches its results in the user's cache folder instead."""
+    monkeypatch.delenv("AFCTL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = write_repo(tmp_path / "plain", {"a.yaml": AGENT})
+    assert invoke(["validate", "-f", "."], cwd=folder).exit_code == 0
+    assert not (folder / ".afctl").exists()
+    assert (tmp_path / "cache" / "afctl" / "validate.json").exists()

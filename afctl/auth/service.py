@@ -72,12 +72,12 @@ class AuthService:
         Raises:
             UsageError: no key, or several, match.
         """
-        store = self._store()
         matches = [k for k in self.keys() if k.id.startswith(reference) or k.name == reference]
         if len(matches) != 1:
             what = "no key" if not matches else "more than one key"
             raise UsageError(f"{what} matches {reference!r}", hint="afctl auth keys list")
         key = matches[0]
+        store = self._store()
         with store.transaction():
             store.conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND "
                                "revoked_at IS NULL", [utc_now(), key.id])  # fmt: skip

@@ -11,18 +11,20 @@ anew for it (the old ones cannot be used, or closed, from there).
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from afctl.providers.pool import ProviderPool
+from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
     from afctl.tools.mcp_tool import McpPool
 
 
 class SharedClients:
-    def __init__(self, workspace_dir: Path | None) -> None:
-        self.workspace_dir = workspace_dir
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        """Read when an MCP pool is made: asking for its folder earlier would pick one (the
+        current directory's) before anything needs it."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._providers: ProviderPool | None = None
         self._mcp: McpPool | None = None
@@ -48,7 +50,7 @@ class SharedClients:
 
         self._follow_loop()
         if self._mcp is None:
-            self._mcp = McpPool(self.workspace_dir)
+            self._mcp = McpPool(self.workspace.dir)
         return self._mcp
 
     def providers_if_made(self) -> ProviderPool | None:

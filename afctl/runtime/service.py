@@ -51,7 +51,7 @@ class RunService:
     ) -> None:
         self.workspace = workspace
         self.console = console or Console()
-        self.clients = SharedClients(workspace.dir)
+        self.clients = SharedClients(workspace)
         """SDK clients and MCP connections the runs of this context share."""
         self.state = state
         self.logs = logs
