@@ -204,7 +204,6 @@ class Context(_Base):
     resume = _blocking("runs", RunService.resume)
     approve = _blocking("runs", RunService.approve)
     triggers = _via("triggers", TriggerService.triggers)
-    serve = _blocking("triggers", TriggerService.serve)
     replay = _blocking("replay", ReplayService.replay)
     replay_live = _blocking("replay", ReplayService.replay_live)
     diff_runs = _via("replay", ReplayService.diff_runs)
@@ -234,6 +233,7 @@ class Context(_Base):
     api_key_create = _via("auth", AuthService.create_key)
     api_keys = _via("auth", AuthService.keys)
     api_key_revoke = _via("auth", AuthService.revoke_key)
+    audit_records = _via("auth", AuthService.audit_records)
 
 
 class AsyncContext(_Base):
@@ -285,7 +285,6 @@ class AsyncContext(_Base):
     resume = _awaiting("runs", RunService.resume)
     approve = _awaiting("runs", RunService.approve)
     triggers = _awaiting("triggers", TriggerService.triggers)
-    serve = _awaiting("triggers", TriggerService.serve)
     replay = _awaiting("replay", ReplayService.replay)
     replay_live = _awaiting("replay", ReplayService.replay_live)
     diff_runs = _awaiting("replay", ReplayService.diff_runs)
@@ -315,6 +314,7 @@ class AsyncContext(_Base):
     api_key_create = _awaiting("auth", AuthService.create_key)
     api_keys = _awaiting("auth", AuthService.keys)
     api_key_revoke = _awaiting("auth", AuthService.revoke_key)
+    audit_records = _awaiting("auth", AuthService.audit_records)
 
 
 def validate(paths: PathArg | Sequence[PathArg], *, use_cache: bool = False) -> ValidationResult:

@@ -54,3 +54,25 @@ class ApiKey:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """A change a caller of the server made or tried: `who` (a key's name or id, a token's
+    subject), in which `role` and `env`, the `action` (`runs.start`, `resources.apply`) on
+    which `target`, its `result` (ok, denied, failed) with the HTTP `status`, and the
+    request's id (also in the response's `X-Request-Id`)."""
+
+    id: str
+    at: str
+    who: str
+    role: str
+    env: str
+    action: str
+    target: str
+    result: str
+    status: int
+    request_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))

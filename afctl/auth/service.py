@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
-from afctl.auth.keys import PREFIX, ROLES, ApiKey, key_hash, new_key
+from afctl.auth.keys import PREFIX, ROLES, ApiKey, AuditRecord, key_hash, new_key
 from afctl.errors import UsageError
 from afctl.ids import new_ulid, utc_now
 from afctl.state.service import StateService
@@ -95,3 +95,19 @@ class AuthService:
             return None
         key = ApiKey.from_row(rows[0])
         return key if key.state(utc_now()) == "active" else None
+
+    def audit(self, record: AuditRecord) -> None:
+        """Keep the record of a change a caller of the server made (or tried to)."""
+        store = self._store()
+        with store.transaction():
+            store.db.table("audit").insert(record.to_dict())
+
+    def audit_records(self, *, limit: int = 100, env: str | None = None) -> list[AuditRecord]:
+        """The latest `limit` audit records (of one environment when `env`), oldest first."""
+        store = self.state.store()
+        if store is None:
+            return []
+        where, params = ("WHERE env = ?", [env]) if env else ("", [])
+        rows = store.db.query(f"SELECT * FROM audit {where} ORDER BY at DESC, id DESC LIMIT ?",
+                              [*params, limit])  # fmt: skip
+        return [AuditRecord(**row) for row in reversed(list(rows))]

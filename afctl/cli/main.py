@@ -71,7 +71,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "serve": (
         "afctl.cli.commands.serve:serve",
-        "Run the applied workflows' triggers: webhooks, cron, watches.",
+        "Serve the API, OpenAI-compatible endpoints and triggers.",
     ),
     "triggers": (
         "afctl.cli.commands.serve:triggers",
@@ -128,6 +128,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "auth": (
         "afctl.cli.commands.auth:auth",
         "API keys of the server: create, list, revoke.",
+    ),
+    "audit": (
+        "afctl.cli.commands.auth:audit",
+        "List who changed what through the server, and how it ended.",
     ),
     "blueprint": (
         "afctl.cli.commands.blueprint:blueprint",

@@ -27,6 +27,10 @@ class Transcript:
     payload: dict[str, Any]
     events: list[EventRecord]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The run, its payloads and its events as one JSON object (`runs show -o json`)."""
+        return {**self.run.to_dict(), **self.payload, "events": [{**vars(e)} for e in self.events]}
+
 
 @dataclass(frozen=True)
 class RestoredRun:

@@ -82,7 +82,8 @@ class AgentRun:
         self.request = request or RunRequest()
         self.hooks = hooks or RunHooks()
         self.redact = environment.secrets.redact
-        self.journal = RunJournal(recorder, new_ulid(), self.redact)
+        self.journal = RunJournal(recorder, self.request.run_id or new_ulid(), self.redact,
+                                  self.hooks.on_event)  # fmt: skip
         # the collaborators get what they need, not the run: no reference cycles, so a
         # finished run is freed at once (an eval makes thousands)
         ask = functools.partial(_ask_agent, environment, recorder, self.request.env,

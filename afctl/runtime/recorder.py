@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from afctl.runtime.run_types import Step
+from afctl.runtime.run_types import OnEvent, Step
 
 if TYPE_CHECKING:
     from afctl.promptlog.store import PromptLog
@@ -169,10 +169,14 @@ class RunJournal:
     """A run's events in order: each is recorded, kept in the trail when it is a tool call,
     handoff or guardrail decision, and mirrored to afctl's log at its level."""
 
-    def __init__(self, recorder: Recorder, run_id: str, redact: Redact) -> None:
+    def __init__(
+        self, recorder: Recorder, run_id: str, redact: Redact, listener: OnEvent | None = None
+    ) -> None:
         self.recorder = recorder
         self.run_id = run_id
         self.redact = redact
+        self.listener = listener
+        """Told of each event as kept (a server streaming the run)."""
         self.seq = 0
         self.trail: list[Step] = []
         """The run's tool calls, handoffs and guardrail decisions as logged (redacted), for
@@ -190,6 +194,8 @@ class RunJournal:
         text = self.recorder.event(self.run_id, self.seq, kind, payload, self.redact, **narrow)
         if kind in _TRAIL:
             self.trail.append(Step(kind, json.loads(text)))
+        if self.listener is not None:
+            self.listener(kind, json.loads(text))
         level = _LOG_LEVELS.get(kind)
         if level is not None and quiet:
             level = logging.INFO
@@ -198,6 +204,12 @@ class RunJournal:
 
             if logger.isEnabledFor(level):
                 event(level, self.redact(_log_line(kind, payload, narrow)), event=kind, **narrow)
+
+    def announce(self, kind: str, payload: dict[str, Any]) -> None:
+        """Tell the listener of something under way that is recorded later (a tool call
+        starting), redacted like a recorded event."""
+        if self.listener is not None:
+            self.listener(kind, json.loads(self.redact(json.dumps(payload, default=str))))
 
 
 def _log_line(kind: str, payload: dict[str, Any], narrow: dict[str, Any]) -> str:

@@ -70,6 +70,9 @@ class RunStopped(Exception):
         self.output = output
 
 
+OnEvent = Callable[[str, dict[str, Any]], None]
+"""(event kind, its redacted payload) -> None."""
+
 Approver = Callable[[str, dict[str, Any]], Awaitable[bool]]
 """(tool name, arguments) -> whether a person allows the call."""
 
@@ -97,6 +100,8 @@ class RunRequest:
     """The run this one replays live: recorded with it, and its spend tagged as a replay's."""
     repeat: int = 0
     """Which repeat of an eval case this run is: part of the cache key."""
+    run_id: str | None = None
+    """The id the run gets (a new ULID when None): a server names a background run first."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,9 @@ class RunHooks:
     """Answers model calls it has seen (evals); a cached answer costs nothing."""
     turn_budget: TurnBudget | None = None
     """Model calls left for this run and the agents it calls as tools (shared with them)."""
+    on_event: OnEvent | None = None
+    """Told of each event of the run as it is recorded (kind, payload as kept: redacted), and
+    of a tool call as it starts (`tool_started`): a server streams them."""
 
 
 class TurnBudget:

@@ -17,6 +17,7 @@ from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
     from afctl.manifests.catalog import Catalog
+    from afctl.providers.types import Message
     from afctl.runtime.agent import RunResult
     from afctl.runtime.environment import RunEnvironment
     from afctl.runtime.run_types import RunHooks
@@ -96,6 +97,9 @@ class RunService:
         variables: dict[str, Any] | None = None,
         session: str | None = None,
         model: str | None = None,
+        run_id: str | None = None,
+        hooks: RunHooks | None = None,
+        history: list[Message] | None = None,
     ) -> RunResult:
         """Run an agent (`agent/NAME`) on one input; the run is recorded in the prompt log.
 
@@ -106,7 +110,10 @@ class RunService:
         The agent and what it uses come from `paths` when given, else from the applied state of
         this environment; with `paths` holding exactly one agent, `target` may be None. A failing
         run returns a result with status `failed`; only mistakes in the request itself (an
-        unknown agent, a bad flag) raise.
+        unknown agent, a bad flag) raise. `run_id` names the run (a server names a background
+        run before it starts); `hooks` replace the console's (a server streams each run to
+        its own caller); `history` is the conversation before `user_input`, given instead of a
+        session's (an OpenAI-style client sends it with every request).
 
         Raises:
             UsageError: the target is not an agent that is available.
@@ -128,8 +135,10 @@ class RunService:
             raise self._missing(f"agent/{name} is not defined", paths)
         variables = dict(variables or {})
         environment = self.environment(catalog, variables)
-        request = RunRequest(variables, session, model, env=self.workspace.env)
-        agent_run = AgentRun(name, environment, LogRecorder(self.logs.log), request, self.hooks())
+        request = RunRequest(variables, session, model, history=history, env=self.workspace.env,
+                             run_id=run_id)  # fmt: skip
+        agent_run = AgentRun(name, environment, LogRecorder(self.logs.log), request,
+                             hooks or self.hooks())  # fmt: skip
         try:
             return await agent_run.run(user_input)
         finally:
@@ -144,6 +153,7 @@ class RunService:
         variables: dict[str, Any] | None = None,
         typed: bool = False,
         input_file: PathArg | None = None,
+        run_id: str | None = None,
     ) -> WorkflowResult:
         """Run a workflow (`workflow/NAME`) on `inputs`; the run and every step's child run are
         recorded in the prompt log. Inputs given as text (`typed=False`, from `--input k=v`)
@@ -170,7 +180,7 @@ class RunService:
         variables = dict(variables or {})
         environment = self.environment(catalog, variables)
         options = WorkflowOptions(variables, self.workspace.env)
-        engine = WorkflowRun(name, environment, self.logs.log, options)
+        engine = WorkflowRun(name, environment, self.logs.log, options, run_id=run_id)
         try:
             return await sharing_mcp(environment, engine.run(inputs))
         finally:
@@ -218,6 +228,7 @@ class RunService:
         run_id: str,
         *,
         deny: bool = False,
+        hooks: RunHooks | None = None,
     ) -> RunResult:
         """Approve (or deny) the tool calls a paused run waits for, and let it go on, as the
         same run, with the agent revision it started with.
@@ -238,7 +249,7 @@ class RunService:
         environment = self.environment(restored.catalog(), variables)
         request = RunRequest(variables, env=record.env, parent_id=record.parent_id)
         agent_run = AgentRun(record.agent, environment, LogRecorder(self.logs.log), request,
-                             self.hooks())  # fmt: skip
+                             hooks or self.hooks())  # fmt: skip
         try:
             return await agent_run.resume(record, list(restored.events), approved=not deny)
         finally:

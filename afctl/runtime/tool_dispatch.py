@@ -129,6 +129,10 @@ class ToolDispatch:
         from afctl.tools.knowledge_tool import Passages
 
         started = time.perf_counter()
+        self.journal.announce(
+            "tool_started",
+            {"id": call.id, "name": call.name, "arguments": call.arguments, "turn": turn},
+        )
         value, error = await self._outcome(call, active, turn, budget)
         if isinstance(value, Passages):
             self.journal.event(

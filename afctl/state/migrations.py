@@ -122,3 +122,25 @@ def _api_keys(db: Any) -> None:
         pk="id",
     )
     db["api_keys"].create_index(["hash"], unique=True)
+
+
+@migration("0003_audit")
+def _audit(db: Any) -> None:
+    """What callers of the server changed: who, in which role and environment, what, on what,
+    how it ended, and the request's id."""
+    db["audit"].create(
+        {
+            "id": str,
+            "at": str,
+            "who": str,
+            "role": str,
+            "env": str,
+            "action": str,
+            "target": str,
+            "result": str,
+            "status": int,
+            "request_id": str,
+        },
+        pk="id",
+    )
+    db["audit"].create_index(["at"])

@@ -49,6 +49,11 @@ class ApplyOutcome:
     def applied(self) -> bool:
         return self.record is not None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plan and what applying it did (the API's answer to an apply)."""
+        record = None if self.record is None else dict(vars(self.record))
+        return {"applied": self.applied, "plan": self.plan.to_dict(), "apply": record}
+
 
 @dataclass(frozen=True)
 class ResourceDiff:

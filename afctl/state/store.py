@@ -91,6 +91,15 @@ class AppliedResource:
     def ref(self) -> str:
         return f"{self.kind.lower()}/{self.name}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The resource as `afctl get -o json` and the API show it."""
+        return {"kind": self.kind, "name": self.name, "env": self.env,
+                "revision": self.revision, "hash": self.hash, "labels": self.labels,
+                "protect": self.protect, "source_file": self.source_file,
+                "source_set": self.source_set, "applied_at": self.applied_at,
+                "applied_by": self.applied_by, "apply_id": self.apply_id,
+                "document": self.document}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Revision:
@@ -110,6 +119,13 @@ class Revision:
     @property
     def document(self) -> dict[str, Any] | None:
         return None if self.document_json is None else json.loads(self.document_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The revision as `afctl history -o json` and the API show it."""
+        return {"revision": self.revision, "action": self.action, "hash": self.hash,
+                "applied_at": self.applied_at, "applied_by": self.applied_by,
+                "apply_id": self.apply_id, "source_file": self.source_file,
+                "document": self.document}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,10 @@ class Trigger:
         return ", ".join(self.spec["paths"]) + f" (debounce {self.spec.get('debounce_ms', 500)} ms)"
 
 
+RESERVED_PATHS = ("/v1/", "/v1", "/mcp", "/healthz", "/readyz", "/metrics")
+"""Paths `afctl serve` answers itself; no webhook may take them."""
+
+
 def triggers_of(workflows: dict[str, dict[str, Any]]) -> list[Trigger]:
     """Every trigger of the workflows, in a stable order.
 
@@ -44,6 +48,10 @@ def triggers_of(workflows: dict[str, dict[str, Any]]) -> list[Trigger]:
             made = Trigger(name, index, str(trigger["type"]), dict(trigger))
             if made.type == "webhook":
                 path = str(trigger["path"])
+                if path.startswith(RESERVED_PATHS):
+                    raise UsageError(f"workflow/{name}: the webhook path {path} is the server's",
+                                     hint="paths under " + ", ".join(RESERVED_PATHS)
+                                          + " are taken; use one like /hooks/NAME")  # fmt: skip
                 if path in paths:
                     raise UsageError(
                         f"workflow/{name} and workflow/{paths[path]} both listen on {path}",

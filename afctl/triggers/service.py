@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from afctl.errors import UsageError
-from afctl.runtime.service import RunService, sharing_mcp
+from afctl.runtime.service import RunService
 
 if TYPE_CHECKING:
     from afctl.manifests.catalog import Catalog
     from afctl.triggers.definitions import Trigger
+    from afctl.triggers.serve import TriggerHost
 
 
 class TriggerService:
@@ -33,30 +34,24 @@ class TriggerService:
         found = triggers_of(dict(self.state.catalog().of_kind("Workflow")))
         return [(t, next_fire(t, now) if t.type == "schedule" else None) for t in found]
 
-    async def serve(
+    def host(
         self,
-        host: str = "127.0.0.1",
-        port: int = 8787,
         *,
         variables: dict[str, Any] | None = None,
-    ) -> None:
-        """Run the triggers of the applied workflows until SIGTERM or SIGINT: webhooks (and
-        /healthz, /metrics) on host:port, schedules, file watches. The console is told (a
-        notice) when the server listens, where, and how many triggers run.
+        on_fire: Callable[[str, str], None] | None = None,
+    ) -> TriggerHost:
+        """The triggers of the applied workflows, ready for a server to run (`TriggerHost`):
+        it follows the applied state, so an apply changes what it serves without a restart.
+        Call it on the loop the server runs on (the runs share its clients).
 
         Raises:
-            UsageError: nothing to serve, a webhook secret is not set, or the port is taken.
+            UsageError: a trigger is invalid, or a signed webhook's secret is not set.
         """
         from afctl.triggers.definitions import triggers_of
-        from afctl.triggers.serve import Launcher, serve
+        from afctl.triggers.serve import Launcher, TriggerHost
 
         catalog = self.state.catalog()
         found = triggers_of(dict(catalog.of_kind("Workflow")))
-        if not found:
-            raise UsageError(
-                f"no workflow applied in environment {self.workspace.env} declares triggers",
-                hint="add spec.triggers to a workflow and afctl apply it",
-            )
         variables = dict(variables or {})
         environment = self.runs.environment(catalog, variables)
         seen = [self.state.serial()]
@@ -70,15 +65,6 @@ class TriggerService:
             environment.grants = self.runs.grants()  # trust may have changed with it
             return self.state.catalog()
 
-        def ready(address: str) -> None:
-            self.console.notice(f"afctl serve: listening on {address} · {len(found)} trigger(s) "
-                                f"· env {self.workspace.env}")  # fmt: skip
-
-        launcher = Launcher(environment, self.runs.logs.log, self.workspace.env, variables)
-        try:
-            await sharing_mcp(environment, serve(found, launcher, self.workspace.root, host, port,
-                                                 on_ready=ready, reload=reload))  # fmt: skip
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        finally:
-            self.runs.logs.flush()
+        launcher = Launcher(environment, self.runs.logs.log, self.workspace.env, variables,
+                            on_fire=on_fire)  # fmt: skip
+        return TriggerHost(found, launcher, self.workspace.root, reload=reload)

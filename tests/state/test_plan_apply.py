@@ -311,7 +311,7 @@ def test_state_database_is_wal_migrated_and_sound(repo):
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     names = [r[0] for r in connection.execute("SELECT name FROM _sqlite_migrations")]
-    assert names == ["0001_initial", "0002_api_keys"]
+    assert names == ["0001_initial", "0002_api_keys", "0003_audit"]
     applies = connection.execute("SELECT env, creates, actor, command FROM applies").fetchall()
     assert applies == [("default", 3, applies[0][2], "afctl apply")]
 
@@ -319,9 +319,10 @@ def test_state_database_is_wal_migrated_and_sound(repo):
 def test_a_state_from_an_older_afctl_is_migrated_and_keeps_what_it_held(repo):
     ctx(repo).apply(str(repo))
     connection = sqlite3.connect(repo / ".afctl" / "state.db")
-    with connection:  # as the first release left it: no api_keys yet
+    with connection:  # as the first release left it: no api_keys or audit yet
         connection.execute("DROP TABLE api_keys")
-        connection.execute("DELETE FROM _sqlite_migrations WHERE name = '0002_api_keys'")
+        connection.execute("DROP TABLE audit")
+        connection.execute("DELETE FROM _sqlite_migrations WHERE name != '0001_initial'")
     connection.close()
     assert len(ctx(repo).get()) == 3  # opened, migrated, nothing lost
     with Context(workspace=repo) as context:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from afctl.server.exposure import exposure_warnings, metrics_denied
 from afctl.testing import invoke
-from afctl.triggers.serve import MAX_CONNECTIONS, exposure_warnings, metrics_denied
 from afctl.triggers.webhook import sign, signed_headers
 from tests.signals import as_from_a_shell
 from tests.triggers.test_triggers import repo_with, request
@@ -38,7 +38,7 @@ def served(tmp_path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     assert invoke(["apply", "-f", ".", "--yes"], cwd=repo).exit_code == 0
     afctl = Path(sys.executable).parent / "afctl"
     server = subprocess.Popen(
-        [str(afctl), "serve", "--port", "0"], cwd=repo,
+        [str(afctl), "serve", "--port", "0", "--insecure-no-auth"], cwd=repo,
         env={**os.environ, "HOOK_SECRET": SECRET}, stderr=subprocess.PIPE, text=True,
         preexec_fn=as_from_a_shell,
     )  # fmt: skip
@@ -120,13 +120,13 @@ def test_github_deliveries_are_accepted_once(served):
 def test_hostile_bodies_get_a_clear_status(served, body, status):
     url, _ = served
     got, text = request(url + "/hooks/open", body, {"Content-Type": "application/json"})
-    assert got == status and "error" in json.loads(text)
+    assert got == status and json.loads(text)["detail"]
 
 
 def test_idle_connections_are_capped_and_time_out(served):
     url, server = served
     host, port = url.removeprefix("http://").split(":")
-    idle = [socket.create_connection((host, int(port))) for _ in range(MAX_CONNECTIONS + 40)]
+    idle = [socket.create_connection((host, int(port))) for _ in range(200)]
     try:
         status = request(url + "/healthz")[0]  # answered at once: 200, or 503 when full
         assert status in (200, 503)
@@ -134,7 +134,7 @@ def test_idle_connections_are_capped_and_time_out(served):
             next(line for line in Path(f"/proc/{server.pid}/status").read_text().splitlines()
                  if line.startswith("Threads:")).split()[1]
         )  # fmt: skip
-        assert threads < MAX_CONNECTIONS + 16
+        assert threads < 16  # connections are served on the event loop, not a thread each
     finally:
         for connection in idle:
             connection.close()

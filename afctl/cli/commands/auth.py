@@ -85,3 +85,33 @@ def revoke(key_id: str, context: Context) -> int:
     key = context.api_key_revoke(key_id)
     click.echo(f"key {key.id} revoked")
     return EXIT_OK
+
+
+@click.command()
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="How many of the latest records.",
+)
+@output_option("table", "json", default="table")
+@state_options
+def audit(limit: int, output: str, context: Context) -> int:
+    """List who changed what through the server, and how it ended.
+
+    Oldest first; each record has the request id the caller was answered with
+    (X-Request-Id). Changes refused (401, 403, 429) are recorded too."""
+    from afctl.cli.render import show_listing
+
+    records = context.audit_records(limit=limit, env=context.env)
+
+    def rows() -> list[list[str]]:
+        return [["AT", "WHO", "ROLE", "ACTION", "TARGET", "RESULT", "REQUEST"]] + [
+            [r.at, r.who, r.role, r.action, r.target, f"{r.result} ({r.status})", r.request_id]
+            for r in records
+        ]
+
+    show_listing(output, [r.to_dict() for r in records],
+                 f"no audit records in environment {context.env} yet", rows)  # fmt: skip
+    return EXIT_OK

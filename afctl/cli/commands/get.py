@@ -34,12 +34,12 @@ def get(kind: str, name: str | None, selector: str | None, output: str, context:
     KIND may be singular or plural, any case, or `all`; KIND/NAME works too.
     """
     from afctl.cli.render import console, print_json
-    from afctl.cli.render.state import print_columns, resource_json, resource_rows
+    from afctl.cli.render.state import print_columns, resource_rows
 
     kind, name = _split(kind, name)
     found = context.get(kind, name, selector)
     if output == "json":
-        items = [resource_json(r) for r in found]
+        items = [r.to_dict() for r in found]
         print_json(items[0] if name is not None else items)
         return EXIT_OK
     if output == "yaml":

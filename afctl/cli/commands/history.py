@@ -26,21 +26,7 @@ def history(target: str, output: str, context: Context) -> int:
     kind, name = parse_ref(target)
     revisions = context.history(kind, name)
     if output == "json":
-        print_json(
-            [
-                {
-                    "revision": r.revision,
-                    "action": r.action,
-                    "hash": r.hash,
-                    "applied_at": r.applied_at,
-                    "applied_by": r.applied_by,
-                    "apply_id": r.apply_id,
-                    "source_file": r.source_file,
-                    "document": r.document,
-                }
-                for r in revisions
-            ]
-        )
+        print_json([r.to_dict() for r in revisions])
     else:
         print_columns(console(), revision_rows(revisions))
     return EXIT_OK

@@ -55,13 +55,7 @@ def show(run_id: str, output: str) -> int:
 
     transcript = cli_context().transcript(run_id)
     if output == "json":
-        print_json(
-            {
-                **transcript.run.to_dict(),
-                **transcript.payload,
-                "events": [{**vars(e)} for e in transcript.events],
-            }
-        )
+        print_json(transcript.to_dict())
     else:
         render_transcript(console(), transcript.run, transcript.payload, transcript.events)
     return EXIT_OK

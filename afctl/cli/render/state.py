@@ -160,24 +160,6 @@ def print_columns(out: Console, rows: list[list[str]]) -> None:
         out.print(line.rstrip(), markup=False, highlight=False)
 
 
-def resource_json(resource: AppliedResource) -> dict[str, Any]:
-    return {
-        "kind": resource.kind,
-        "name": resource.name,
-        "env": resource.env,
-        "revision": resource.revision,
-        "hash": resource.hash,
-        "labels": resource.labels,
-        "protect": resource.protect,
-        "source_file": resource.source_file,
-        "source_set": resource.source_set,
-        "applied_at": resource.applied_at,
-        "applied_by": resource.applied_by,
-        "apply_id": resource.apply_id,
-        "document": resource.document,
-    }
-
-
 def revision_rows(revisions: Sequence[Revision]) -> list[list[str]]:
     rows = [["REVISION", "ACTION", "HASH", "APPLIED", "BY", "APPLY", "SOURCE"]]
     for r in revisions:

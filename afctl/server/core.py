@@ -1,0 +1,94 @@
+"""One server's parts, made on its event loop when it starts: the async context (services of
+one workspace and environment), who may call (`Authenticator`), the limits, the runs it
+started, the triggers it serves, its metrics, and the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from afctl.server.auth import Authenticator, JwtSettings
+from afctl.server.limits import Limits
+
+if TYPE_CHECKING:
+    from afctl.context import AsyncContext
+    from afctl.server.auth import Principal
+    from afctl.server.metrics import ServerMetrics
+    from afctl.server.runs import RunManager
+    from afctl.triggers.serve import TriggerHost
+
+
+@dataclass
+class ServeSettings:
+    """How `afctl serve` was asked to run (flags and their environment variables)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workspace: str | None = None
+    env: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    jwt: JwtSettings = field(default_factory=JwtSettings)
+    insecure_no_auth: bool = False
+    limits: Limits = field(default_factory=Limits)
+    cors_origins: tuple[str, ...] = ()
+    """Origins a browser may call from (none: CORS stays off)."""
+    grace_s: float = 10.0
+    """How long running requests and runs get to finish after SIGTERM."""
+    registry: str | None = None
+    """The blueprint registry installs come from (a configured one's name)."""
+
+
+@dataclass
+class Server:
+    context: AsyncContext
+    settings: ServeSettings
+    authenticator: Authenticator
+    runs: RunManager
+    metrics: ServerMetrics
+    triggers: TriggerHost
+
+    @property
+    def env(self) -> str:
+        return self.context.env
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
+
+    @classmethod
+    def start(cls, context: AsyncContext, settings: ServeSettings) -> Server:
+        """The server's parts over `context` (on the running loop).
+
+        Raises:
+            UsageError: a trigger is invalid, or a signed webhook's secret is not set.
+        """
+        from afctl.server.metrics import ServerMetrics
+        from afctl.server.runs import RunManager
+
+        services = context.services
+        authenticator = Authenticator(services.auth, settings.jwt, settings.insecure_no_auth)
+        runs = RunManager(context, settings.limits)
+        metrics = ServerMetrics(lambda: services.logs.log, lambda: len(runs.live))
+        triggers = services.triggers.host(variables=settings.variables, on_fire=metrics.fired)
+        return cls(context, settings, authenticator, runs, metrics, triggers)
+
+    def audit(
+        self, principal: Principal | None, role: str, action: str, target: str, status: int,
+        request_id: str,
+    ) -> None:  # fmt: skip
+        """Write the audit record of a mutating call, however it ended."""
+        from afctl.auth.keys import AuditRecord
+        from afctl.ids import new_ulid, utc_now
+
+        result = "ok" if status < 400 else "denied" if status in (401, 403, 429) else "failed"
+        record = AuditRecord(new_ulid(), utc_now(),
+                             principal.who if principal else "unauthenticated", role or "-",
+                             self.env, action, target[:300] or "-", result, status,
+                             request_id)  # fmt: skip
+        try:
+            self.context.services.auth.audit(record)
+        except Exception as exc:  # the answer is made; an audit failure is logged loudly
+            from afctl.logs import event
+
+            event(40, f"the audit record of request {request_id} could not be written "
+                      f"({type(exc).__name__})")  # fmt: skip

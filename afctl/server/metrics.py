@@ -1,0 +1,113 @@
+"""`/metrics`, through prometheus-client: what the prompt log says at each scrape (runs by
+kind, target and status; failures by error type; tool calls; run latency; tokens; cost), and
+this server's own counters (requests by route and status, trigger firings, runs going).
+
+Each server has its own registry (a test can start two), collected on the server's loop, where
+the prompt log's connection lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from afctl.promptlog.store import PromptLog
+
+BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class LogCollector:
+    """The prompt log's figures, read at each scrape."""
+
+    def __init__(self, log: Callable[[], PromptLog]) -> None:
+        self.log = log
+
+    def describe(self) -> list[Any]:
+        return []  # nothing is read when the collector is registered
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        log = self.log()
+        log.flush()
+        runs = CounterMetricFamily("afctl_runs", "Runs in the prompt log by kind, target and "
+                                   "status.", labels=["kind", "target", "status"])  # fmt: skip
+        for kind, target, status, count in log.conn.execute(
+            "SELECT kind, target, status, count(*) FROM runs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ):
+            runs.add_metric([kind, target, status], count)
+        yield runs
+        errors = CounterMetricFamily("afctl_errors", "Failed runs by kind, target and error "
+                                     "type.", labels=["kind", "target", "error_type"])  # fmt: skip
+        for kind, target, error_type, count in log.conn.execute(
+            "SELECT kind, target, coalesce(error_type, 'unknown'), count(*) FROM runs "
+            "WHERE status IN ('failed', 'blocked') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ):
+            errors.add_metric([kind, target, error_type], count)
+        yield errors
+        tools = CounterMetricFamily("afctl_tool_calls", "Tool calls by tool and status.",
+                                    labels=["tool", "status"])  # fmt: skip
+        for tool, status, count in log.conn.execute(
+            "SELECT tool, coalesce(status, 'ok'), count(*) FROM events WHERE type = 'tool_call' "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        ):
+            tools.add_metric([tool, status], count)
+        yield tools
+        latency = HistogramMetricFamily("afctl_run_latency_seconds", "Latency of finished runs.",
+                                        labels=["kind", "target"])  # fmt: skip
+        sums = ", ".join(f"sum(latency_ms <= {b * 1000:g})" for b in BUCKETS_S)
+        for row in log.conn.execute(
+            f"SELECT kind, target, {sums}, count(*), coalesce(sum(latency_ms), 0) / 1000.0 "
+            "FROM runs WHERE latency_ms IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+        ):
+            counts, total, seconds = row[2:-2], row[-2], row[-1]
+            buckets = [(f"{b:g}", c) for b, c in zip(BUCKETS_S, counts, strict=True)]
+            latency.add_metric([row[0], row[1]], [*buckets, ("+Inf", total)], seconds)
+        yield latency
+        tokens = CounterMetricFamily("afctl_tokens", "Model tokens by target and direction.",
+                                     labels=["target", "direction"])  # fmt: skip
+        cost = CounterMetricFamily("afctl_cost_usd", "Known model spend in USD by target.",
+                                   labels=["target"])  # fmt: skip
+        for target, tokens_in, tokens_out, spent in log.conn.execute(
+            "SELECT target, coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
+            "coalesce(sum(cost_usd), 0) FROM runs WHERE kind = 'agent' GROUP BY 1 ORDER BY 1"
+        ):
+            tokens.add_metric([target, "input"], tokens_in)
+            tokens.add_metric([target, "output"], tokens_out)
+            cost.add_metric([target], spent)
+        yield tokens
+        yield cost
+
+
+class ServerMetrics:
+    """The registry one server exposes."""
+
+    def __init__(self, log: Callable[[], PromptLog], running: Callable[[], int]) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(LogCollector(log))
+        self.requests = Counter("afctl_http_requests", "Requests by route and status.",
+                                ["route", "method", "status"], registry=self.registry)  # fmt: skip
+        self.firings = Counter("afctl_trigger_firings", "Workflows started by this server's "
+                               "triggers.", ["workflow", "trigger"],
+                               registry=self.registry)  # fmt: skip
+        gauge = Gauge("afctl_runs_in_progress", "Runs this server has going.",
+                      registry=self.registry)  # fmt: skip
+        gauge.set_function(lambda: float(running()))
+
+    def request(self, route: str, method: str, status: int) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+
+    def fired(self, workflow: str, trigger: str) -> None:
+        self.firings.labels(workflow, trigger).inc()
+
+    def text(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)

@@ -1,0 +1,125 @@
+"""`/v1/resources`, `/v1/apply`: the applied state of the server's environment, read and
+changed with the same semantics, locks and environments as the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from afctl.errors import UsageError
+from afctl.server.api import API, Call, obj
+from afctl.server.problems import Problem
+
+LIST = {"type": "array", "items": {"type": "object"}}
+OUTCOME = {"type": "object", "properties": {"applied": {"type": "boolean"},
+                                            "plan": {"type": "object"}},
+           "required": ["applied", "plan"]}  # fmt: skip
+LOCK = {"type": "number", "minimum": 0, "maximum": 600,
+        "description": "Seconds to wait for the workspace lock"}  # fmt: skip
+
+
+def _kind(text: str) -> str:
+    from afctl.manifests.kinds import find_kind
+
+    try:
+        return find_kind(text)
+    except UsageError as exc:
+        raise Problem(404, exc.message, hint=exc.hint) from None
+
+
+def _not_applied(exc: UsageError) -> Problem:
+    return Problem(404, exc.message, hint=exc.hint)
+
+
+@API.route("GET", "/v1/resources", role="viewer", tag="resources",
+           summary="Applied resources, optionally of one kind or label selector",
+           query={"kind": {"type": "string", "maxLength": 50},
+                  "selector": {"type": "string", "maxLength": 500}},
+           response=LIST)  # fmt: skip
+async def list_resources(call: Call) -> Any:
+    state = call.server.context.services.state
+    found = state.get(call.query.get("kind"), None, call.query.get("selector"))
+    return [r.to_dict() for r in found]
+
+
+@API.route("GET", "/v1/resources/{kind}/{name}", role="viewer", tag="resources",
+           summary="One applied resource", response={"type": "object"})  # fmt: skip
+async def get_resource(call: Call) -> Any:
+    state = call.server.context.services.state
+    try:
+        (found,) = state.get(_kind(call.params["kind"]), call.params["name"])
+    except UsageError as exc:
+        raise _not_applied(exc) from None
+    return found.to_dict()
+
+
+@API.route("GET", "/v1/resources/{kind}/{name}/describe", role="viewer", tag="resources",
+           summary="A resource with its revisions and the apply that made it",
+           response={"type": "object"})  # fmt: skip
+async def describe_resource(call: Call) -> Any:
+    state = call.server.context.services.state
+    try:
+        found = state.describe(_kind(call.params["kind"]), call.params["name"])
+    except UsageError as exc:
+        raise _not_applied(exc) from None
+    last = found.last_apply
+    return {"resource": found.resource.to_dict(),
+            "revisions": [r.to_dict() for r in found.revisions],
+            "last_apply": None if last is None else dict(vars(last))}  # fmt: skip
+
+
+@API.route("GET", "/v1/resources/{kind}/{name}/history", role="viewer", tag="resources",
+           summary="Every revision of a resource, deletions included", response=LIST)  # fmt: skip
+async def resource_history(call: Call) -> Any:
+    state = call.server.context.services.state
+    try:
+        revisions = state.history(_kind(call.params["kind"]), call.params["name"])
+    except UsageError as exc:
+        raise _not_applied(exc) from None
+    return [r.to_dict() for r in revisions]
+
+
+@API.route("DELETE", "/v1/resources/{kind}/{name}", role="admin", action="resources.delete",
+           tag="resources", summary="Remove a resource from the applied state (its history "
+                                    "stays)", query={"lock_timeout": LOCK},
+           response=OUTCOME)  # fmt: skip
+async def delete_resource(call: Call) -> Any:
+    kind, name = _kind(call.params["kind"]), call.params["name"]
+    call.target = f"{kind.lower()}/{name}"
+    state = call.server.context.services.state
+    outcome = state.delete([(kind, name)], lock_timeout=call.query.get("lock_timeout", 10),
+                           command=f"API DELETE {call.target}")  # fmt: skip
+    return outcome.to_dict()
+
+
+@API.route("POST", "/v1/resources/{kind}/{name}/rollback", role="admin",
+           action="resources.rollback", tag="resources",
+           summary="Apply an earlier revision of a resource again, as a new revision",
+           body=obj({"to": {"type": "integer", "minimum": 1}, "lock_timeout": LOCK}, ("to",)),
+           response=OUTCOME)  # fmt: skip
+async def rollback_resource(call: Call) -> Any:
+    kind, name = _kind(call.params["kind"]), call.params["name"]
+    call.target = f"{kind.lower()}/{name}@{call.body['to']}"
+    state = call.server.context.services.state
+    outcome = state.rollback(kind, name, call.body["to"],
+                             lock_timeout=call.body.get("lock_timeout", 10),
+                             command=f"API rollback {call.target}")  # fmt: skip
+    return outcome.to_dict()
+
+
+@API.route("POST", "/v1/apply", role="admin", action="resources.apply", tag="resources",
+           summary="Apply a saved plan (as afctl plan --out made it); refused when the state "
+                   "moved on since",
+           body=obj({"plan": {"type": "object"}, "lock_timeout": LOCK}, ("plan",)),
+           response=OUTCOME)  # fmt: skip
+async def apply_plan(call: Call) -> Any:
+    from afctl.state.plan import Plan
+
+    try:
+        plan = Plan.from_dict(call.body["plan"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Problem(422, f"body/plan: not a plan made by afctl plan --out ({exc})") from None
+    call.target = f"plan/{plan.plan_id}"
+    state = call.server.context.services.state
+    outcome = state.apply_saved_plan(plan, lock_timeout=call.body.get("lock_timeout", 10),
+                                     command="API apply PLAN")  # fmt: skip
+    return outcome.to_dict()
