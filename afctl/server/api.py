@@ -124,10 +124,15 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(body, status, headers, media_type="application/json")
 
 
-def problem_response(problem: Problem, request_id: str) -> Response:
+def problem_response(problem: Problem, request_id: str, *, openai: bool = False) -> Response:
+    """The problem as an answer; `openai`: with OpenAI's `error` object too, so OpenAI
+    clients show its message."""
     from starlette.responses import Response
 
-    body = json.dumps(problem.body(request_id), ensure_ascii=False).encode()
+    data = problem.body(request_id)
+    if openai:
+        data["error"] = {"message": problem.detail, "type": problem.kind, "code": problem.status}
+    body = json.dumps(data, ensure_ascii=False).encode()
     return Response(body, problem.status, problem.headers, media_type=MEDIA_TYPE)
 
 
@@ -247,9 +252,9 @@ async def handle(endpoint: Endpoint, request: Request, server: Server) -> Any:
         result = await endpoint.handler(call)
         response = result if _is_response(result) else json_response(result, endpoint.status)
     except Problem as problem:
-        response = problem_response(problem, request_id)
+        response = problem_response(problem, request_id, openai=endpoint.tag == "openai")
     except AfctlError as exc:
-        response = problem_response(from_error(exc), request_id)
+        response = problem_response(from_error(exc), request_id, openai=endpoint.tag == "openai")
     except Exception as exc:  # never a traceback, never a hung client
         from afctl.logs import event
 

@@ -31,12 +31,16 @@ def note(text: str) -> str:
 
 
 async def wait(seconds: float) -> str:
-    """Wait.
+    """Wait, or stop waiting once a file named `wake` is at the repository's root.
 
     Args:
         seconds: How long.
     """
-    await asyncio.sleep(seconds)
+    wake = Path(__file__).parent.parent / "wake"
+    for _ in range(int(seconds * 20)):
+        if wake.exists():
+            return "woken"
+        await asyncio.sleep(0.05)
     return "waited"
 
 

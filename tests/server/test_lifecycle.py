@@ -1,0 +1,108 @@
+"""`afctl serve` as a process: SIGTERM drains (runs finish within the grace period, or are
+interrupted), and a server killed with kill -9 leaves its runs interrupted and resumable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from tests.server.conftest import make_key
+from tests.signals import as_from_a_shell
+
+AFCTL = str(Path(sys.executable).parent / "afctl")
+
+
+def start(repo: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen([AFCTL, "serve", "--port", "0", *options], cwd=repo,
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=as_from_a_shell)  # fmt: skip
+    assert server.stderr is not None
+    first = server.stderr.readline()
+    assert "listening on" in first, first + server.stderr.read()
+    return server, first.split("listening on ", 1)[1].split(" ")[0]
+
+
+def status_of(client: httpx2.Client, run_id: str) -> str:
+    return str(client.get(f"/v1/runs/{run_id}").json().get("status"))
+
+
+def until(check: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_sigterm_lets_short_runs_finish_and_interrupts_long_ones(repo):
+    key = make_key(repo, "runner")
+    server, url = start(repo, "--grace", "2s")
+    try:
+        with httpx2.Client(base_url=url, headers={"authorization": f"Bearer {key}"}) as client:
+            short = client.post(
+                "/v1/runs",
+                json={"target": "workflow/slowflow", "input": {"seconds": 0.5}, "background": True},
+            ).json()["run_id"]
+            long = client.post(
+                "/v1/runs", json={"target": "agent/sleeper", "input": "x", "background": True}
+            ).json()["run_id"]
+            until(lambda: status_of(client, long) == "running")
+            began = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=30) == 0
+            assert time.monotonic() - began < 15
+    finally:
+        if server.poll() is None:
+            server.kill()
+    rest = server.stderr.read() if server.stderr else ""
+    assert "Traceback" not in rest and "afctl serve stopped" in rest
+    server, url = start(repo)
+    try:
+        with httpx2.Client(base_url=url, headers={"authorization": f"Bearer {key}"}) as client:
+            assert status_of(client, short) == "succeeded"
+            assert status_of(client, long) == "interrupted"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_a_server_killed_mid_run_leaves_it_interrupted_and_resumable(repo):
+    key = make_key(repo, "operator")
+    server, url = start(repo)
+    headers = {"authorization": f"Bearer {key}"}
+    try:
+        with httpx2.Client(base_url=url, headers=headers) as client:
+            run_id = client.post(
+                "/v1/runs",
+                json={"target": "workflow/slowflow", "input": {"seconds": 60}, "background": True},
+            ).json()["run_id"]
+
+            def napping() -> bool:
+                steps = [e for e in client.get(f"/v1/runs/{run_id}").json()["events"]
+                         if e["type"] == "step"]  # fmt: skip
+                return any(e["payload"]["id"] == "first" for e in steps)
+
+            until(napping)
+    finally:
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+    server, url = start(repo)
+    try:
+        with httpx2.Client(base_url=url, headers=headers, timeout=60) as client:
+            assert status_of(client, run_id) == "interrupted"
+            (repo / "wake").write_text("")
+            resumed = client.post(f"/v1/runs/{run_id}/resume", json={})
+            assert resumed.status_code == 200, resumed.text
+            result = resumed.json()
+            assert result["run_id"] == run_id and result["status"] == "succeeded"
+            assert result["resumed"] == ["first"] and result["outputs"] == {"said": "noted one"}
+            assert status_of(client, run_id) == "succeeded"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
