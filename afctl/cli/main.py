@@ -129,6 +129,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.auth:auth",
         "API keys of the server: create, list, revoke.",
     ),
+    "mcp": (
+        "afctl.cli.commands.mcp:mcp",
+        "Offer the applied agents and workflows to MCP clients.",
+    ),
     "audit": (
         "afctl.cli.commands.auth:audit",
         "List who changed what through the server, and how it ended.",

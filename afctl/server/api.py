@@ -236,6 +236,8 @@ async def handle(endpoint: Endpoint, request: Request, server: Server) -> Any:
     call = Call(request, server, None, request_id, dict(request.path_params), {})
     status = 500
     try:
+        if server.settings.insecure_no_auth:
+            _check_host(request)
         if endpoint.role is not None:
             call.principal = server.authenticator.principal(request.headers.get("authorization"))
             role = call.principal.role_in(server.env)
@@ -270,6 +272,22 @@ async def handle(endpoint: Endpoint, request: Request, server: Server) -> Any:
                      request_id)  # fmt: skip
     server.metrics.request(endpoint.path, endpoint.method, status)
     return response
+
+
+def _check_host(request: Request) -> None:
+    """With --insecure-no-auth, only requests addressed to this machine are served: a web page
+    elsewhere cannot reach the API by pointing a name of its own at 127.0.0.1 (DNS rebinding).
+
+    Raises:
+        Problem: 403 for another Host.
+    """
+    from afctl.server.exposure import is_loopback
+
+    host = request.headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+    if not is_loopback(name):
+        raise Problem(403, f"this server (--insecure-no-auth) answers requests to this machine "
+                           f"only, not to {host[:100]!r}")  # fmt: skip
 
 
 def _is_response(value: Any) -> bool:

@@ -36,14 +36,19 @@ def build_app(server: Server) -> Starlette:
 
     import afctl.server.routes  # noqa: F401  (declares the routes)
     from afctl.server.api import API, starlette_routes
+    from afctl.server.exposure import is_loopback
+    from afctl.server.mcp_app import http_endpoint
 
     stop = asyncio.Event()
+    mcp, sessions = http_endpoint(server.context.services.state.catalog, _mcp_run(server),
+                                  is_loopback(server.settings.host))  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         triggers = asyncio.create_task(server.triggers.run(stop))
         try:
-            yield
+            async with sessions.run():
+                yield
         finally:
             await server.runs.drain(server.settings.grace_s)
             stop.set()
@@ -61,11 +66,43 @@ def build_app(server: Server) -> Starlette:
                                                     "x-afctl-session", "x-request-id"],
                                      expose_headers=["x-request-id", "x-afctl-run-id",
                                                      "location"]))  # fmt: skip
-    routes = [*starlette_routes(API), Route("/{path:path}", webhook, methods=list(ANY_METHOD))]
+    routes = [*starlette_routes(API), Route("/mcp", mcp, methods=["GET", "POST", "DELETE"]),
+              Route("/{path:path}", webhook, methods=list(ANY_METHOD))]  # fmt: skip
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_allowed})  # fmt: skip
     app.state.server = server
     return app
+
+
+def _mcp_run(server: Server) -> Any:
+    """How an MCP tool call runs: as a run of the caller's, counted against their limits."""
+    from afctl.server.problems import Problem
+    from afctl.server.runs import Feed
+
+    async def run(kind: str, name: str, arguments: dict[str, Any], request: Any) -> Any:
+        principal = request.scope.get("afctl.principal") if request is not None else None
+        if principal is None or not principal.may("runner", server.env):
+            raise Problem(403, f"running needs the runner role in environment {server.env}")
+        runs = server.context.services.runs
+
+        async def work(feed: Feed, run_id: str) -> Any:
+            if kind == "Agent":
+                return await runs.run(f"agent/{name}", arguments["input"],
+                                      session=arguments.get("session"), run_id=run_id)  # fmt: skip
+            return await runs.run_workflow(f"workflow/{name}", arguments, typed=True,
+                                           run_id=run_id)  # fmt: skip
+
+        served = server.runs.start(principal.key, kind.lower(), f"{kind.lower()}/{name}", work)
+        await server.runs.wait(served, server.limits.request_timeout_s)
+        if not served.feed.done:
+            return {"run_id": served.run_id, "status": "running",
+                    "error": f"still going; follow it at /v1/runs/{served.run_id}"}  # fmt: skip
+        final: dict[str, Any] = served.feed.events[-1][2]
+        server.audit(principal, principal.role_in(server.env) or "", "mcp.call",
+                     f"run/{served.run_id} ({kind.lower()}/{name})", 200, "-")  # fmt: skip
+        return final
+
+    return run
 
 
 async def webhook(request: Request) -> Any:
@@ -185,8 +222,17 @@ async def serve(
                                 timeout_graceful_shutdown=int(settings.grace_s) or 1,
                                 timeout_keep_alive=KEEP_ALIVE_S,
                                 limit_concurrency=LIMIT_CONNECTIONS)  # fmt: skip
+        from sse_starlette.sse import AppStatus
+
+        # sse-starlette would end every event stream of the process once any server stops;
+        # afctl's streams end with their runs, which the drain ends within the grace period
+        AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
         loop = asyncio.get_running_loop()
-        uv = _Uvicorn(config, lambda: loop.call_soon_threadsafe(server.runs.stop_accepting))
+
+        def draining() -> None:
+            server.runs.begin_drain(settings.grace_s)
+
+        uv = _Uvicorn(config, lambda: loop.call_soon_threadsafe(draining))
         task = asyncio.create_task(uv.serve(sockets=[sock]))
         watcher = asyncio.create_task(_stop_on(stop, uv)) if stop is not None else None
         try:

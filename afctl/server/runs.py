@@ -102,6 +102,7 @@ class RunManager:
         self.started: dict[tuple[str, str], tuple[str, str, float]] = {}
         """(caller, Idempotency-Key) -> (request fingerprint, run id, when)."""
         self.accepting = True
+        self._draining: asyncio.Future[None] | None = None
 
     # -- starting --------------------------------------------------------------------------
 
@@ -235,14 +236,21 @@ class RunManager:
         served.task.cancel()
         return True
 
-    def stop_accepting(self) -> None:
-        """Start no more runs (a stop was asked; the runs going may finish)."""
+    def begin_drain(self, grace_s: float) -> None:
+        """A stop was asked: start no more runs, and give the runs going `grace_s` to finish
+        from now (their followers' streams end with them, so the server can close)."""
         self.accepting = False
+        if self._draining is None:
+            self._draining = asyncio.ensure_future(self._drain(grace_s))
 
     async def drain(self, grace_s: float) -> None:
         """Start nothing more; let the runs going finish for `grace_s`, then interrupt them
         (a workflow run can be resumed, `POST /v1/runs/{id}/resume`)."""
-        self.accepting = False
+        self.begin_drain(grace_s)
+        assert self._draining is not None
+        await self._draining
+
+    async def _drain(self, grace_s: float) -> None:
         tasks = {served.task for served in self.live.values() if served.task is not None}
         if not tasks:
             return

@@ -47,6 +47,17 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+def run_status(repo: Path, run_id: str) -> str | None:
+    """A run's status in the prompt log (None until it is there)."""
+    from afctl.errors import UsageError
+
+    with Context(workspace=repo).prompt_log() as log:
+        try:
+            return log.run(run_id).status
+        except UsageError:
+            return None
+
+
 def repo_with(tmp_path: Path, triggers: str) -> Path:
     return write_repo(
         tmp_path,
@@ -219,9 +230,8 @@ def test_serve_runs_signed_webhooks_reports_metrics_and_stops_on_sigterm(tmp_pat
         assert status == 202
         run_id = json.loads(text)["run_id"]
 
-        def finished() -> bool:
-            with Context(workspace=repo).prompt_log() as log:
-                return log.run(run_id).status == "succeeded"
+        def finished() -> bool:  # 202: accepted; the run is written as it starts
+            return run_status(repo, run_id) == "succeeded"
 
         wait_for(finished)
         with Context(workspace=repo).prompt_log() as log:
@@ -318,9 +328,8 @@ def test_serve_follows_the_applied_state(tmp_path):
         run_id = json.loads(text)["run_id"]
         assert request(url + "/hooks/a", body)[0] == 404
 
-        def finished() -> bool:
-            with Context(workspace=repo).prompt_log() as log:
-                return log.run(run_id).status == "succeeded"
+        def finished() -> bool:  # 202: accepted; the run is written as it starts
+            return run_status(repo, run_id) == "succeeded"
 
         wait_for(finished)
         with Context(workspace=repo).prompt_log() as log:
