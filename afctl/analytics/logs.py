@@ -148,7 +148,28 @@ class LogAnalytics:
         return self._table(sql, parameters)
 
     def query(self, sql: str) -> Table:
-        """Any read-only SQL over the views."""
+        """One SELECT over the views, nothing else: no second statement, no writing, and no
+        file, URL or database beyond the prompt log (DuckDB's external access is switched off
+        and its configuration locked before the query runs).
+
+        Raises:
+            UsageError: the SQL is not one SELECT, or it fails.
+        """
+        import duckdb
+
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise UsageError(f"the query is not valid SQL: {str(exc).splitlines()[0]}") from None
+        if len(statements) != 1:
+            raise UsageError(f"give one statement, not {len(statements)}",
+                             hint="afctl query runs a single SELECT")  # fmt: skip
+        if statements[0].type != duckdb.StatementType.SELECT:  # type: ignore[attr-defined]
+            kind = statements[0].type.name
+            raise UsageError(f"afctl query only reads: {kind} statements are refused",
+                             hint="write a SELECT (or WITH ... SELECT) over the views")  # fmt: skip
+        self.connection.execute("SET enable_external_access = false")
+        self.connection.execute("SET lock_configuration = true")
         return self._table(sql)
 
     def export(

@@ -142,6 +142,24 @@ class BlueprintService:
         return self._install(source, sets=sets, files=files, trust=trust, dry_run=dry_run,
                              lock_timeout=lock_timeout, action="Install")  # fmt: skip
 
+    def install_from_registry(
+        self,
+        reference: str,
+        *,
+        sets: Sequence[str] = (),
+        dry_run: bool = False,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+    ) -> tuple[ApplyOutcome, Prepared]:
+        """`install` of NAME[@RANGE] from the workspace's registries only (never a path: the
+        server installs this way), untrusted.
+
+        Raises:
+            UsageError: nothing matches, or a digest differs from the lock or the index.
+        """
+        return self._install_from_registry(reference, sets=sets, files=(), trust=False,
+                                           dry_run=dry_run, lock_timeout=lock_timeout,
+                                           action="Install")  # fmt: skip
+
     def _install(
         self,
         source: PathArg,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +119,7 @@ class EvalService:
         baseline: str | None = None,
         cache: bool = True,
         explain_cache: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[EvalResult]:
         """Run every EvalSuite in `paths` against its agent (from the same files, else the
         applied state); each case is a run in the prompt log with the eval's id, and the
@@ -131,6 +132,8 @@ class EvalService:
         regressions and fixes. Model answers come from the response cache in the prompt log
         when every input of the call is the same (`cache=False` calls the models anyway);
         `explain_cache` lists each miss with the inputs that differ from the nearest entry.
+        `progress(done, total)` is told of each case instead of the console (a server follows
+        each eval on its own).
 
         Raises:
             ManifestError: the manifests are invalid.
@@ -153,7 +156,10 @@ class EvalService:
         def on_case(_: CaseResult) -> None:
             nonlocal finished
             finished += 1
-            console.progress(finished, total, "Evaluating")
+            if progress is not None:
+                progress(finished, total)
+            else:
+                console.progress(finished, total, "Evaluating")
 
         results = []
         async with self.target(catalog) as target:

@@ -10,12 +10,14 @@ A directory walk reads `*.yaml` and `*.yml` files and skips:
   matches folders; `#` starts a comment).
 
 A file named explicitly is always read, whatever its extension. `-` reads standard input.
+`Uploaded` manifests (sent to `afctl serve` by a remote client) are read from memory.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,12 +30,24 @@ _SKIP_DIRS = {"node_modules", "__pycache__"}
 
 
 class Source(NamedTuple):
-    """A file to read: `display` is how diagnostics name it; `path` is None for stdin."""
+    """A file to read: `display` is how diagnostics name it; `path` is None for stdin (or an
+    uploaded file, whose bytes are `data`)."""
 
     display: str
     path: str | None
     key: str = ""
     """The file's canonical path, to read each file once."""
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """Manifests sent over the API instead of read here: each file's bytes by the path its
+    sender shows it as (relative to the sender's repository root), and the paths the sender
+    was given (`-f`), which name the source set as they would on the sender's machine."""
+
+    files: tuple[tuple[str, bytes], ...]
+    given: tuple[str, ...] = (".",)
 
 
 def _display(path: str) -> str:
@@ -103,7 +117,7 @@ def _walk(root: Path, given: str) -> list[Source]:
     return found
 
 
-def discover(paths: list[str] | tuple[str, ...]) -> list[Source]:
+def discover(paths: list[str | Uploaded] | tuple[str | Uploaded, ...]) -> list[Source]:
     """The files named by `paths`, each once, in a stable order.
 
     Raises:
@@ -116,6 +130,12 @@ def discover(paths: list[str] | tuple[str, ...]) -> list[Source]:
     sources: list[Source] = []
     seen: set[str] = set()
     for given in paths:
+        if isinstance(given, Uploaded):
+            for name, data in given.files:
+                if "upload:" + name not in seen:
+                    seen.add("upload:" + name)
+                    sources.append(Source(name, None, "upload:" + name, data))
+            continue
         if given == STDIN:
             sources.append(Source("<stdin>", None, STDIN))
             continue

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from afctl.console import Console
 from afctl.errors import ManifestError
+from afctl.manifests.discovery import Uploaded
 from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -15,14 +16,15 @@ if TYPE_CHECKING:
     from afctl.manifests.validate import ValidationResult
 
 PathArg = str | os.PathLike[str]
-Paths = PathArg | Sequence[PathArg]
+Paths = PathArg | Uploaded | Sequence[PathArg | Uploaded]
+"""Files and folders (`-f`), `-` for stdin, or manifests uploaded to the server."""
 
 
-def as_list(paths: Paths) -> list[str]:
-    """One path or several, as a list of strings."""
-    if isinstance(paths, (str, os.PathLike)):
-        return [os.fspath(paths)]
-    return [os.fspath(p) for p in paths]
+def as_list(paths: Paths) -> list[str | Uploaded]:
+    """One path or several, as a list of strings (uploads as they are)."""
+    if isinstance(paths, (str, os.PathLike, Uploaded)):
+        paths = [paths]
+    return [p if isinstance(p, Uploaded) else os.fspath(p) for p in paths]
 
 
 class ManifestService:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from afctl.diagnostics import Diagnostic, Severity, did_you_mean, error
 from afctl.manifests.cache import ValidationCache
-from afctl.manifests.discovery import Source, discover
+from afctl.manifests.discovery import Source, Uploaded, discover
 from afctl.manifests.kinds import API_VERSION, KINDS
 from afctl.manifests.limits import MAX_FILE_BYTES
 
@@ -140,7 +140,10 @@ def _read_file(path: str) -> bytes | None:
 
 def _read(source: Source) -> tuple[bytes | None, Diagnostic | None]:
     try:
-        if source.path is None:
+        data: bytes | None
+        if source.data is not None:
+            data = source.data
+        elif source.path is None:
             data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
         else:
             data = _read_file(source.path)
@@ -376,7 +379,7 @@ def validate_sources(
 
 
 def validate_paths(
-    paths: Sequence[str],
+    paths: Sequence[str | Uploaded],
     cache: ValidationCache | None = None,
     progress: Progress | None = None,
     external: Collection[tuple[str, str]] = (),

@@ -5,7 +5,7 @@ started, the triggers it serves, its metrics, and the audit log."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from afctl.server.auth import Authenticator, JwtSettings
 from afctl.server.limits import Limits
@@ -46,6 +46,8 @@ class Server:
     runs: RunManager
     metrics: ServerMetrics
     triggers: TriggerHost
+    extras: dict[str, Any] = field(default_factory=dict)
+    """What routes keep for the server's life (the evals it runs)."""
 
     @property
     def env(self) -> str:

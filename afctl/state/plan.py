@@ -17,6 +17,7 @@ from typing import Any
 from afctl._version import __version__
 from afctl.errors import UsageError, UserError
 from afctl.ids import new_ulid, utc_now
+from afctl.manifests.discovery import Uploaded
 from afctl.manifests.kinds import KINDS
 from afctl.manifests.model import Manifest
 from afctl.state.diff import FieldChange, content_hash, field_changes
@@ -34,14 +35,19 @@ def is_protected(document: Mapping[str, Any] | None) -> bool:
     return bool(isinstance(lifecycle, dict) and lifecycle.get("protect"))
 
 
-def source_set_of(paths: Sequence[str], root: Path) -> str:
+def source_set_of(paths: Sequence[str | Uploaded], root: Path) -> str:
     """The identity of "these files", recorded on what they apply and used by `--prune`.
 
     The `-f` paths relative to the repository root, sorted: `afctl apply -f .` at the root and
-    `afctl apply -f ..` from `agents/` are the same source set.
+    `afctl apply -f ..` from `agents/` are the same source set. Uploaded manifests name the
+    paths their sender was given, relative to the sender's root: a remote apply of `.` and a
+    local one are the same source set.
     """
-    names = set()
+    names: set[str] = set()
     for path in paths:
+        if isinstance(path, Uploaded):
+            names.update(path.given)
+            continue
         if path == "-":
             names.add("-")
             continue

@@ -19,6 +19,7 @@ from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
     from afctl.manifests.catalog import Catalog
+    from afctl.manifests.discovery import Uploaded
     from afctl.state.plan import Plan
     from afctl.state.store import AppliedResource, ApplyRecord, LockInfo, Revision, StateStore
 
@@ -156,7 +157,9 @@ class StateService:
 
     # -- plans -----------------------------------------------------------------------------
 
-    def _plan_with(self, store: StateStore | None, paths: list[str], prune: bool) -> Plan:
+    def _plan_with(
+        self, store: StateStore | None, paths: list[str | Uploaded], prune: bool
+    ) -> Plan:
         from afctl.state.plan import build_plan, source_set_of
 
         desired = self.manifests.load(paths)

@@ -86,8 +86,17 @@ def test_sql_over_the_views_and_exports(workspace, tmp_path):
     assert table.records() == [{"tool": "lookup", "n": 4}]
     calls = context.query("SELECT sum(input_tokens) AS t FROM model_calls").records()
     assert calls == [{"t": 36}]
-    with pytest.raises(UsageError, match="the query failed"):
+    with pytest.raises(UsageError, match="not valid SQL"):
         context.query("SELEC 1")
+    for sql, refusal in [
+        ("SELECT 1; SELECT 2", "one statement"),
+        ("DELETE FROM runs", "only reads"),
+        ("ATTACH '/tmp/other.db'", "only reads"),
+        ("SELECT * FROM read_text('/etc/hostname')", "disabled"),
+        ("SELECT * FROM read_csv('https://example.com/x.csv')", "disabled"),
+    ]:
+        with pytest.raises(UsageError, match=refusal):
+            context.query(sql)
     assert context.export("runs", tmp_path / "out" / "runs.csv", "csv") == 5
     assert (tmp_path / "out" / "runs.csv").read_text().startswith("id,kind,target")
     assert context.export("events", tmp_path / "events.jsonl", "jsonl", since="2026-11-02") == 4

@@ -45,9 +45,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "resume": {"json": {}},
     "approve": {"json": {}},
     "deny": {"json": {}},
+    "plan": {"json": {"files": {"a.yaml": "apiVersion: afctl/v1\nkind: Model\nmetadata: "
+                                          "{name: m}\nspec: {provider: local, model: echo}\n"}}},
+    "start_eval": {"json": {"files": {"e.yaml": "kind: Nothing\n"}}},
+    "query": {"json": {"sql": "SELECT count(*) FROM runs"}},
+    "install_blueprint": {"json": {"ref": "nothing-here"}},
 }  # fmt: skip
 PARAMS = {"kind": "agent", "name": "noter", "run_id": "01NOSUCHRUN", "session": "s1",
-          "key": "nokey"}  # fmt: skip
+          "key": "nokey", "other": "01NOSUCHRUN", "eval_id": "noeval"}  # fmt: skip
 
 
 def call(client: Any, endpoint: Any) -> Any:

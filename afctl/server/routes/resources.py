@@ -13,8 +13,28 @@ LIST = {"type": "array", "items": {"type": "object"}}
 OUTCOME = {"type": "object", "properties": {"applied": {"type": "boolean"},
                                             "plan": {"type": "object"}},
            "required": ["applied", "plan"]}  # fmt: skip
+RELATIVE = "^(?![/~])(?!.*(^|/)[.][.](/|$))[^\\x00-\\x1f]{1,300}$"
+FILES = {
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 2000,
+    "propertyNames": {"pattern": RELATIVE},
+    "additionalProperties": {"type": "string", "maxLength": 1_000_000},
+    "description": "Manifest files by their path relative to the sender's repository root",
+}
+GIVEN = {"type": "array", "items": {"type": "string", "pattern": RELATIVE}, "maxItems": 100,
+         "description": "The paths the sender was given (-f), relative to its root: they name "
+                        "the source set (default: .)"}  # fmt: skip
 LOCK = {"type": "number", "minimum": 0, "maximum": 600,
         "description": "Seconds to wait for the workspace lock"}  # fmt: skip
+
+
+def uploaded(body: dict[str, Any]) -> Any:
+    """The manifests a request sent, to plan, apply or evaluate as if read from files."""
+    from afctl.manifests.discovery import Uploaded
+
+    files = tuple((name, text.encode()) for name, text in sorted(body["files"].items()))
+    return Uploaded(files, tuple(body.get("given") or ["."]))
 
 
 def _kind(text: str) -> str:
@@ -106,20 +126,37 @@ async def rollback_resource(call: Call) -> Any:
     return outcome.to_dict()
 
 
+@API.route("POST", "/v1/plan", role="viewer", tag="resources",
+           summary="What applying these manifest files would change (writes nothing)",
+           body=obj({"files": FILES, "given": GIVEN, "prune": {"type": "boolean"}}, ("files",)),
+           response={"type": "object"})  # fmt: skip
+async def plan(call: Call) -> Any:
+    state = call.server.context.services.state
+    return state.plan(uploaded(call.body), prune=call.body.get("prune", False)).to_dict()
+
+
 @API.route("POST", "/v1/apply", role="admin", action="resources.apply", tag="resources",
-           summary="Apply a saved plan (as afctl plan --out made it); refused when the state "
-                   "moved on since",
-           body=obj({"plan": {"type": "object"}, "lock_timeout": LOCK}, ("plan",)),
+           summary="Apply manifest files (planned under the workspace lock and applied in one "
+                   "transaction), or a saved plan (refused when the state moved on since)",
+           body={**obj({"files": FILES, "given": GIVEN, "prune": {"type": "boolean"},
+                        "plan": {"type": "object"}, "lock_timeout": LOCK}),
+                 "oneOf": [{"required": ["files"]}, {"required": ["plan"]}]},
            response=OUTCOME)  # fmt: skip
 async def apply_plan(call: Call) -> Any:
     from afctl.state.plan import Plan
 
+    state = call.server.context.services.state
+    if "files" in call.body:
+        call.target = "files: " + ", ".join(call.body.get("given") or ["."])
+        outcome = state.apply(uploaded(call.body), prune=call.body.get("prune", False),
+                              lock_timeout=call.body.get("lock_timeout", 10),
+                              command="API apply")  # fmt: skip
+        return outcome.to_dict()
     try:
         plan = Plan.from_dict(call.body["plan"])
     except (KeyError, TypeError, ValueError) as exc:
         raise Problem(422, f"body/plan: not a plan made by afctl plan --out ({exc})") from None
     call.target = f"plan/{plan.plan_id}"
-    state = call.server.context.services.state
     outcome = state.apply_saved_plan(plan, lock_timeout=call.body.get("lock_timeout", 10),
                                      command="API apply PLAN")  # fmt: skip
     return outcome.to_dict()
