@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from afctl._version import __version__
 
 if TYPE_CHECKING:
+    from afctl.client import AsyncClient, Client
     from afctl.console import Console
     from afctl.context import AsyncContext, Context, load, run, validate
     from afctl.diagnostics import Diagnostic, Severity
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AfctlError",
+    "AsyncClient",
     "AsyncContext",
     "ChecksFailed",
+    "Client",
     "Console",
     "Context",
     "Diagnostic",
@@ -54,7 +57,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AsyncClient": "afctl.client",
     "AsyncContext": "afctl.context",
+    "Client": "afctl.client",
     "Console": "afctl.console",
     "Context": "afctl.context",
     "load": "afctl.context",

@@ -9,8 +9,10 @@ import afctl
 
 EXPORTED = [
     "AfctlError",
+    "AsyncClient",
     "AsyncContext",
     "ChecksFailed",
+    "Client",
     "Console",
     "Context",
     "Diagnostic",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -146,10 +146,13 @@ lock_timeout_option = click.option(
 )
 
 
-def cli_context(workspace: str | None = None, env: str | None = None) -> Context:
+def cli_context(
+    workspace: str | None = None, env: str | None = None, server: str | None = None
+) -> Context:
     """The one `Context` of this invocation, on click's `ctx.obj`, built on first use with
     the CLI's console (which reads -o/--output, --yes and --stream of the command) and closed
-    when the command ends."""
+    when the command ends. With `server`, an `afctl.Client` of that server stands in for it
+    (the commands that take --server call only what the client offers)."""
     from afctl.cli.console import CliConsole
     from afctl.context import Context
 
@@ -161,11 +164,41 @@ def cli_context(workspace: str | None = None, env: str | None = None) -> Context
         params = ctx.params
         console = CliConsole(str(params.get("output") or "text"), yes=bool(params.get("yes")),
                              stream=params.get("stream"))  # fmt: skip
+        if server:
+            from afctl.client import Client
+
+            source = ctx.get_parameter_source("env")
+            chosen = env if source not in (None, click.core.ParameterSource.DEFAULT) else None
+            client = Client(server, console=console, workspace=workspace, env=chosen)
+            console.workspace = client.workspace
+            obj["context"] = client
+            root.call_on_close(client.close)
+            return cast("Context", client)
         context = obj["context"] = Context(workspace=workspace, env=env, console=console)
         console.workspace = context.workspace
         root.call_on_close(context.close)
-    assert isinstance(context, Context)
-    return context
+    return cast("Context", context)
+
+
+server_option = click.option(
+    "--server",
+    envvar="AFCTL_SERVER",
+    metavar="URL",
+    help="Do this on afctl serve at URL (authenticated by AFCTL_API_KEY), not locally.",
+)
+
+
+def remote_state_options(function: F) -> F:
+    """`state_options` and --server: the command works on a local workspace, or on a server
+    (`context` is then an `afctl.Client`)."""
+
+    @functools.wraps(function)
+    def with_context(
+        *args: Any, workspace: str | None, env: str, server: str | None, **kwargs: Any
+    ) -> Any:
+        return function(*args, context=cli_context(workspace, env, server), **kwargs)
+
+    return server_option(workspace_option(env_option(with_context)))  # type: ignore[return-value]
 
 
 def state_options(function: F) -> F:

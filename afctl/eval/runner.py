@@ -85,6 +85,12 @@ class CaseResult:
         data["outcome"] = self.outcome
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["assertions"] = [Checked(**a) for a in data.get("assertions") or []]
+        return cls(**fields)
+
 
 @dataclass
 class EvalResult:
@@ -206,6 +212,14 @@ class EvalResult:
             "cache": self.cache,
             "cases": [c.to_dict() for c in self.cases],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
+        """A result as `to_dict` gave it (a remote `afctl eval` reads the server's report);
+        what `to_dict` computes is computed again from the cases."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["cases"] = [CaseResult.from_dict(c) for c in data.get("cases") or []]
+        return cls(**fields)
 
 
 def cache_report(cache: ResponseCache, result: EvalResult, explain: bool) -> dict[str, Any]:

@@ -31,6 +31,18 @@ class Transcript:
         """The run, its payloads and its events as one JSON object (`runs show -o json`)."""
         return {**self.run.to_dict(), **self.payload, "events": [{**vars(e)} for e in self.events]}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        """A transcript as `to_dict` gave it (a remote client reads the server's answer)."""
+        from afctl.promptlog.store import EventRecord, RunRecord
+
+        fields = RunRecord.__dataclass_fields__
+        record = RunRecord(**{k: v for k, v in data.items() if k in fields})
+        payload = {k: v for k, v in data.items() if k not in fields and k != "events"}
+        if "input" in data:
+            payload["input"] = data["input"]
+        return cls(record, payload, [EventRecord(**e) for e in data.get("events") or []])
+
 
 @dataclass(frozen=True)
 class RestoredRun:

@@ -55,6 +55,19 @@ class RunResult:
             "agent": self.agent,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """A result as `to_dict` gave it (a remote client reads the server's answer)."""
+        counts = data.get("usage") or {}
+        known = counts.get("input_tokens") is not None
+        usage = Usage(int(counts.get("input_tokens") or 0), int(counts.get("output_tokens") or 0),
+                      known=known)  # fmt: skip
+        return cls(data["run_id"], data["status"], data.get("output"), data.get("error"),
+                   data.get("error_type"), usage, data.get("cost_usd"),
+                   float(data.get("latency_ms") or 0.0), int(data.get("turns") or 0),
+                   int(data.get("tool_calls") or 0), data.get("model"),
+                   data.get("agent"))  # fmt: skip
+
 
 class RunStopped(Exception):
     """Ends a run early with a status (a limit, an invalid output, a pause): not an error of

@@ -83,6 +83,25 @@ class RunService:
         return RunHooks(on_text=StreamToConsole(console) if console.streams else None,
                         approver=console.approve if console.asks else None)  # fmt: skip
 
+    def available(
+        self, target: str, catalog: Catalog, paths: Paths | None = None
+    ) -> tuple[str, str]:
+        """(kind, name) of `target` (`agent/NAME` or `workflow/NAME`) once `catalog` has it.
+
+        Raises:
+            UsageError: it is not KIND/NAME, not an agent or workflow, or not there.
+        """
+        from afctl.manifests.kinds import parse_ref
+
+        kind, name = parse_ref(target)
+        if kind not in ("Agent", "Workflow"):
+            raise UsageError(f"{target} is a {kind}; agents and workflows run")
+        if catalog.find(kind, name) is None:
+            what = f"agent/{name} is not defined" if kind == "Agent" else (
+                f"{target} is not a workflow defined")  # fmt: skip
+            raise self._missing(what, paths)
+        return kind, name
+
     def _missing(self, what: str, paths: Paths | None) -> UsageError:
         where = "in the given files" if paths else f"in environment {self.workspace.env}"
         hint = "apply it first (afctl apply -f .), or pass its manifest with -f"
@@ -131,8 +150,7 @@ class RunService:
         kind, name = parse_ref(target)
         if kind != "Agent":
             raise UsageError(f"afctl run runs agents; {target} is a {kind}")
-        if catalog.find("Agent", name) is None:
-            raise self._missing(f"agent/{name} is not defined", paths)
+        self.available(target, catalog, paths)
         variables = dict(variables or {})
         environment = self.environment(catalog, variables)
         request = RunRequest(variables, session, model, history=history, env=self.workspace.env,
@@ -164,13 +182,12 @@ class RunService:
             UsageError: the target is not an available workflow, or the inputs do not match
                 its `inputs` schema.
         """
-        from afctl.manifests.kinds import parse_ref
         from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
         from afctl.runtime.workflow_values import coerce_inputs, read_input_file
 
         catalog = self.state.catalog(as_list(paths) if paths else None)
-        kind, name = parse_ref(target)
-        if kind != "Workflow" or catalog.find("Workflow", name) is None:
+        kind, name = self.available(target, catalog, paths)
+        if kind != "Workflow":
             raise self._missing(f"{target} is not a workflow defined", paths)
         spec = catalog.get("Workflow", name).get("spec") or {}
         if input_file is not None:

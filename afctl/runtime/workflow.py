@@ -96,6 +96,15 @@ class WorkflowResult:
             "resumed": self.resumed,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkflowResult:
+        """A result as `to_dict` gave it (a remote client reads the server's answer)."""
+        steps = {k: StepState(**v) for k, v in (data.get("steps") or {}).items()}
+        return cls(data["run_id"], data["status"], data.get("outputs"), steps,
+                   data.get("error"), float(data.get("latency_ms") or 0.0),
+                   data.get("cost_usd"), int(data.get("tokens") or 0),
+                   list(data.get("resumed") or []))  # fmt: skip
+
 
 @dataclass
 class WorkflowOptions:

@@ -62,7 +62,9 @@ KINDS = {
     503: "unavailable",
     504: "timeout",
 }
-EXIT_CODES = {409: EXIT_CONFLICT, 422: EXIT_INVALID, 400: EXIT_USAGE}
+EXIT_CODES = {409: EXIT_CONFLICT, 422: EXIT_INVALID, 400: EXIT_USAGE, 404: EXIT_USAGE}
+"""The CLI's exit code for a status (a run or resource that is not there is a usage error
+locally, exit 64; a remote command exits the same)."""
 
 
 class Problem(Exception):

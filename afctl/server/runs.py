@@ -89,6 +89,8 @@ class ServedRun:
     feed: Feed
     error: Exception | None = None
     """What ended the run when it was not a result (a workflow's inputs did not fit)."""
+    after: int = 0
+    """The feed's events before this start (a paused run going on keeps its feed)."""
 
 
 class RunManager:
@@ -166,7 +168,7 @@ class RunManager:
             feed.finish(_result_dict(result))
             return result
 
-        served = ServedRun(run_id, kind, target, owner, None, feed)
+        served = ServedRun(run_id, kind, target, owner, None, feed, after=len(feed.events))
         task = served.task = asyncio.create_task(running())
         self.live[run_id] = served
 

@@ -55,6 +55,14 @@ class ApplyOutcome:
         record = None if self.record is None else dict(vars(self.record))
         return {"applied": self.applied, "plan": self.plan.to_dict(), "apply": record}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ApplyOutcome:
+        from afctl.state.plan import Plan
+        from afctl.state.store import ApplyRecord
+
+        record = data.get("apply")
+        return cls(Plan.from_dict(data["plan"]), None if record is None else ApplyRecord(**record))
+
 
 @dataclass(frozen=True)
 class ResourceDiff:
@@ -72,6 +80,20 @@ class Description:
     resource: AppliedResource
     revisions: list[Revision]
     last_apply: ApplyRecord | None
+
+    def to_dict(self) -> dict[str, Any]:
+        last = None if self.last_apply is None else dict(vars(self.last_apply))
+        return {"resource": self.resource.to_dict(),
+                "revisions": [r.to_dict() for r in self.revisions], "last_apply": last}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Description:
+        from afctl.state.store import AppliedResource, ApplyRecord, Revision
+
+        last = data.get("last_apply")
+        return cls(AppliedResource.from_dict(data["resource"]),
+                   [Revision.from_dict(r) for r in data.get("revisions") or []],
+                   None if last is None else ApplyRecord(**last))  # fmt: skip
 
 
 AfterApply = Callable[[ApplyOutcome], ApplyOutcome]

@@ -100,6 +100,14 @@ class AppliedResource:
                 "applied_by": self.applied_by, "apply_id": self.apply_id,
                 "document": self.document}  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppliedResource:
+        """A resource as `to_dict` gave it (a remote client reads the server's answer)."""
+        row = {**data, "document": json.dumps(data["document"]),
+               "labels": json.dumps(data.get("labels") or {}),
+               "protect": int(bool(data.get("protect")))}  # fmt: skip
+        return cls(row)
+
 
 @dataclass(frozen=True)
 class Revision:
@@ -125,7 +133,15 @@ class Revision:
         return {"revision": self.revision, "action": self.action, "hash": self.hash,
                 "applied_at": self.applied_at, "applied_by": self.applied_by,
                 "apply_id": self.apply_id, "source_file": self.source_file,
-                "document": self.document}  # fmt: skip
+                "source_set": self.source_set, "document": self.document}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Revision:
+        document = data.get("document")
+        return cls(data["revision"], data["action"], data["hash"],
+                   None if document is None else json.dumps(document), data.get("source_file"),
+                   data.get("source_set"), data["applied_at"], data["applied_by"],
+                   data["apply_id"])  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from afctl.cli.params import (
     filename_option,
     lock_timeout_option,
     prune_option,
-    state_options,
+    remote_state_options,
     yes_option,
 )
 from afctl.errors import EXIT_OK, UsageError
@@ -33,7 +33,7 @@ def command_line() -> str:
 @prune_option
 @yes_option
 @lock_timeout_option
-@state_options
+@remote_state_options
 def apply(
     plan_file: Path | None,
     paths: tuple[str, ...],

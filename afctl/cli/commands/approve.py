@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from afctl.cli.params import output_option, state_options
+from afctl.cli.params import output_option, remote_state_options
 
 if TYPE_CHECKING:
     from afctl.context import Context
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 @click.argument("run_id", metavar="RUN")
 @click.option("--deny", is_flag=True, help="Refuse the calls instead; the model is told so.")
 @output_option("text", "json")
-@state_options
+@remote_state_options
 def approve(run_id: str, deny: bool, output: str, context: Context) -> int:
     """Approve or deny the tool calls a paused run waits for.
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from afctl.cli.params import Duration, Ramp, output_option, state_options
+from afctl.cli.params import Duration, Ramp, output_option, remote_state_options
 from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     help="How long each --stress step runs.",
 )  # fmt: skip
 @output_option("text", "json")
-@state_options
+@remote_state_options
 def eval_command(
     paths: tuple[str, ...],
     files: tuple[str, ...],

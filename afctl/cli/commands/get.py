@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from afctl.cli.params import LabelSelector, output_option, state_options
+from afctl.cli.params import LabelSelector, output_option, remote_state_options
 from afctl.errors import EXIT_OK
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def _split(kind: str, name: str | None) -> tuple[str, str | None]:
     help="Only resources whose labels match (team=cx,tier!=3).",
 )  # fmt: skip
 @output_option("table", "wide", "yaml", "json", "name", default="table")
-@state_options
+@remote_state_options
 def get(kind: str, name: str | None, selector: str | None, output: str, context: Context) -> int:
     """List applied resources, or show one.
 
@@ -65,7 +65,7 @@ def get(kind: str, name: str | None, selector: str | None, output: str, context:
 
 @click.command()
 @click.argument("target", metavar="KIND/NAME")
-@state_options
+@remote_state_options
 def describe(target: str, context: Context) -> int:
     """Show an applied resource with its source and history."""
     from afctl.cli.render import console

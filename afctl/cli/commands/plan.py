@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from afctl.cli.params import filename_option, output_option, prune_option, state_options
+from afctl.cli.params import filename_option, output_option, prune_option, remote_state_options
 from afctl.errors import EXIT_CHANGES, EXIT_OK
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     help="Exit 2 when the plan has changes (0 when it has none).",
 )
 @output_option("text", "json")
-@state_options
+@remote_state_options
 def plan(
     paths: tuple[str, ...],
     prune: bool,

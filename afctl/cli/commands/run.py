@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from afctl.cli.params import filename_option, output_option, pairs_option, state_options
+from afctl.cli.params import filename_option, output_option, pairs_option, remote_state_options
 from afctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _split(args: tuple[str, ...], from_files: bool) -> tuple[str | None, str | N
     "--stream/--no-stream", default=None, help="Print tokens as they come (default: on a terminal)."
 )
 @output_option("text", "json")
-@state_options
+@remote_state_options
 def run(
     args: tuple[str, ...],
     paths: tuple[str, ...],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from afctl.cli.params import cli_context, output_option, workspace_option
+from afctl.cli.params import cli_context, output_option, server_option, workspace_option
 from afctl.errors import EXIT_OK
 from afctl.promptlog.store import STATUSES
 
@@ -15,6 +15,7 @@ from afctl.promptlog.store import STATUSES
 @click.option("-n", "--limit", type=click.IntRange(1), default=20, show_default=True)
 @output_option("table", "json", default="table")
 @workspace_option
+@server_option
 @click.pass_context
 def runs(
     ctx: click.Context,
@@ -23,9 +24,10 @@ def runs(
     limit: int,
     output: str,
     workspace: str | None,
+    server: str | None,
 ) -> int:
     """List recent runs from the prompt log, newest first."""
-    context = cli_context(workspace)  # `runs show` uses it too
+    context = cli_context(workspace, server=server)  # `runs show` uses it too
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
     from afctl.cli.render import console, print_json

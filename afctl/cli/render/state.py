@@ -41,6 +41,8 @@ def short_value(value: Any) -> str:
 def display_path(path: Path | str | None) -> str:
     if path is None:
         return "(none)"
+    if isinstance(path, str) and path.startswith(("http://", "https://")):
+        return path  # a remote workspace: the server's URL
     try:
         relative = os.path.relpath(path)
     except ValueError:

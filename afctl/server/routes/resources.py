@@ -81,10 +81,7 @@ async def describe_resource(call: Call) -> Any:
         found = state.describe(_kind(call.params["kind"]), call.params["name"])
     except UsageError as exc:
         raise _not_applied(exc) from None
-    last = found.last_apply
-    return {"resource": found.resource.to_dict(),
-            "revisions": [r.to_dict() for r in found.revisions],
-            "last_apply": None if last is None else dict(vars(last))}  # fmt: skip
+    return found.to_dict()
 
 
 @API.route("GET", "/v1/resources/{kind}/{name}/history", role="viewer", tag="resources",

@@ -29,6 +29,10 @@ START = obj(
         "model": NAME,
         "background": {"type": "boolean", "default": False,
                        "description": "Answer 202 at once instead of waiting for the result"},
+        "typed": {"type": "boolean", "default": True,
+                  "description": "A workflow's inputs are typed already (false: text values, "
+                                 "read as YAML scalars where its schema wants another type, "
+                                 "as `afctl run --input k=v` does)"},
     },
     ("target", "input"),
 )  # fmt: skip
@@ -41,13 +45,11 @@ FINISH = obj({"background": {"type": "boolean", "default": False}})
 
 def _check_target(call: Call, target: str, user_input: Any) -> str:
     """The kind of run `target` is, once it is applied and `user_input` fits it."""
-    from afctl.manifests.kinds import parse_ref
-
-    kind, name = parse_ref(target)
-    catalog = call.server.context.services.state.catalog()
-    if catalog.find(kind, name) is None:
-        raise Problem(404, f"{target} is not applied in environment {call.env}",
-                      hint="apply it first (afctl apply -f .)")  # fmt: skip
+    services = call.server.context.services
+    try:
+        kind, _ = services.runs.available(target, services.state.catalog())
+    except UsageError as exc:
+        raise Problem(404, exc.message, hint=exc.hint) from None
     if kind == "Agent" and not isinstance(user_input, str):
         raise Problem(422, "body/input: an agent's input is text")
     if kind == "Workflow" and not isinstance(user_input, dict):
@@ -86,7 +88,7 @@ def start_run(call: Call, body: dict[str, Any], *, text: bool = True) -> ServedR
                                   session=body.get("session"), model=body.get("model"),
                                   run_id=run_id, hooks=run_hooks(feed, text=text))  # fmt: skip
         return await runs.run_workflow(target, dict(body["input"]), variables=variables,
-                                       typed=True, run_id=run_id)  # fmt: skip
+                                       typed=body.get("typed", True), run_id=run_id)  # fmt: skip
 
     idempotency = (key, body) if key is not None else None
     return manager.start(call.principal.key, kind.lower(), target, work, idempotency=idempotency)
@@ -99,11 +101,12 @@ async def answer(call: Call, served: ServedRun, background: bool) -> Any:
     if not background:
         await call.server.runs.wait(served, call.server.limits.request_timeout_s)
     link = f"/v1/runs/{served.run_id}"
-    if served.feed.done and served.feed.events:
+    if served.feed.done and len(served.feed.events) > served.after:
         return json_response(served.feed.events[-1][2], 200, {"location": link})
+    events = f"{link}/events" + (f"?after={served.after}" if served.after else "")
     return json_response(
         {"run_id": served.run_id, "status": "running", "target": served.target,
-         "links": {"self": link, "events": f"{link}/events"}},
+         "after": served.after, "links": {"self": link, "events": events}},
         202, {"location": link},
     )  # fmt: skip
 
