@@ -28,8 +28,15 @@ def since_timestamp(text: str, now: datetime.datetime | None = None) -> str:
     """
     seconds = seconds_of(text) if text.strip()[-1:].isalpha() else None
     if seconds is not None:
-        moment = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(seconds=seconds)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        try:
+            moment = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(
+                seconds=seconds
+            )
+        except OverflowError:  # before year 1: everything is newer
+            return "0001-01-01T00:00:00.000Z"
+        # the year padded by hand: strftime's %Y gives "931" for 931 (and the log's times
+        # are compared as text)
+        return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.000Z")
     try:
         return datetime.date.fromisoformat(text.strip()).isoformat()
     except ValueError:

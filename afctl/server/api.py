@@ -239,7 +239,7 @@ async def handle(endpoint: Endpoint, request: Request, server: Server) -> Any:
         if server.settings.insecure_no_auth:
             _check_host(request)
         if endpoint.role is not None:
-            call.principal = server.authenticator.principal(request.headers.get("authorization"))
+            call.principal = _authenticated(server, request)
             role = call.principal.role_in(server.env)
             call.role = role or ""
             if not call.principal.may(endpoint.role, server.env):
@@ -272,6 +272,20 @@ async def handle(endpoint: Endpoint, request: Request, server: Server) -> Any:
                      request_id)  # fmt: skip
     server.metrics.request(endpoint.path, endpoint.method, status)
     return response
+
+
+def _authenticated(server: Server, request: Request) -> Principal:
+    """The caller's principal. Failed attempts count against the caller's address, so
+    guessing keys (or filling the audit log with refusals) is slowed to the rate limit.
+
+    Raises:
+        Problem: 401, or 429 past the rate limit of failures from one address.
+    """
+    try:
+        return server.authenticator.principal(request.headers.get("authorization"))
+    except Problem:
+        server.limits.admit("address:" + (request.client.host if request.client else "-"))
+        raise
 
 
 def _check_host(request: Request) -> None:

@@ -28,6 +28,7 @@ ERRORS = {
     "401": "No credential, or one that is not accepted",
     "403": "The caller's role does not allow this in this environment",
     "404": "Not found",
+    "405": "The method is not allowed here",
     "409": "Conflict with the state (locked, stale, not in the right status)",
     "413": "The body is too large",
     "422": "The body or a parameter does not match the schema",
@@ -35,6 +36,7 @@ ERRORS = {
     "500": "Internal error",
     "502": "A model provider or tool failed",
     "503": "Not ready, or shutting down",
+    "504": "The run is still going when the request timed out",
 }
 
 
@@ -100,11 +102,10 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
 
 def _responses(endpoint: Endpoint) -> dict[str, Any]:
     schema = endpoint.response or {}
-    content: dict[str, Any] = (
-        {endpoint.media: {"schema": schema}}
-        if endpoint.media == "application/json"
-        else {endpoint.media: {"schema": {"type": "string"}}}
-    )
+    content: dict[str, Any] = {
+        media: {"schema": schema if media == "application/json" else {"type": "string"}}
+        for media in endpoint.media.split(", ")
+    }
     responses: dict[str, Any] = {str(endpoint.status): {"description": "Done",
                                                         "content": content}}  # fmt: skip
     for status in endpoint.statuses:

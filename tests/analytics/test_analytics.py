@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sqlite3
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from afctl.context import Context
 from afctl.errors import UsageError
@@ -152,3 +155,14 @@ def test_prune_keeps_what_it_is_asked_to_and_vacuum_shrinks(workspace):
 def test_no_log_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="no prompt log yet"):
         Context(workspace=tmp_path / "none").stats()
+
+
+@given(st.text(max_size=12) | st.from_regex(r"\A[0-9]{1,12}[smhdw]\Z"))
+def test_any_since_is_a_timestamp_or_a_usage_error(text):
+    from afctl.durations import since_timestamp
+
+    try:
+        stamp = since_timestamp(text, datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC))
+    except UsageError:
+        return
+    assert len(stamp) >= 10 and stamp[:4].isdigit() and stamp[4] == "-"

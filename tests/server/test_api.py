@@ -217,6 +217,9 @@ def test_limits_answer_429_with_retry_after(repo):
         assert third.status_code == 429 and int(third.headers["retry-after"]) >= 1
         other = make_key(repo, "viewer")
         assert running.client(other).get("/v1/runs").status_code == 200  # a bucket per key
+    with Running(settings) as running, running.client("afk_guess") as guesser:
+        statuses = [guesser.get("/v1/runs").status_code for _ in range(3)]
+        assert statuses == [401, 401, 429]  # failed attempts count against the address
 
 
 def test_health_readiness_metrics_and_request_ids(running, admin_key):

@@ -20,6 +20,7 @@ from afctl.server.api import API
 from afctl.server.auth import RANK, JwtSettings, roles_of
 from afctl.server.core import ServeSettings
 from afctl.server.exposure import check_bind
+from afctl.server.limits import Limits
 from afctl.testing import invoke
 from tests.server.conftest import Running, make_key
 
@@ -72,6 +73,7 @@ def secured(repo: Path):
         workspace=str(repo),
         grace_s=1,
         jwt=JwtSettings(secret=SECRET, issuer=ISSUER, audience=AUDIENCE),
+        limits=Limits(rate_per_min=0),  # the matrix makes some 2,000 calls at once
     )
     with Running(settings) as running:
         yield running

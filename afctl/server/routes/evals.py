@@ -115,7 +115,7 @@ async def get_eval(call: Call) -> Any:
 @API.route("GET", "/v1/evals/{eval_id}/report", role="viewer", tag="evals",
            summary="An eval's report: json (every case), junit or html",
            query={"format": {"type": "string", "enum": ["json", "junit", "html"]}},
-           media="application/octet-stream")  # fmt: skip
+           media="application/json, application/xml, text/html")  # fmt: skip
 async def eval_report(call: Call) -> Any:
     from starlette.responses import Response
 

@@ -105,7 +105,7 @@ def _session(call: Call, body: dict[str, Any]) -> str | None:
 @API.route("POST", "/v1/chat/completions", role="runner", action="chat.completions",
            tag="openai", summary="Run an agent or workflow as an OpenAI chat completion "
                                  "(streamed with stream: true)",
-           body=CHAT, response=COMPLETION)  # fmt: skip
+           body=CHAT, response=COMPLETION, media="application/json, text/event-stream")  # fmt: skip
 async def chat_completions(call: Call) -> Any:
     from afctl.manifests.kinds import parse_ref
     from afctl.providers.types import Message
