@@ -7,6 +7,7 @@ shows warnings and errors only (retries, fallbacks).
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import datetime
 import json
@@ -43,9 +44,9 @@ class Text(logging.Formatter):
         return f"afctl: {record.levelname.lower()}: {_redacted(record.getMessage())}"
 
 
-started: list[tuple[str, str]] = []
-"""(run id, kind) of the top-level runs this process started, in order: what an interrupt
-names."""
+started: collections.deque[tuple[str, str]] = collections.deque(maxlen=100)
+"""(run id, kind) of the latest top-level runs this process started, in order: what an
+interrupt names (bounded: a server starts millions)."""
 
 
 def note_started(run_id: str, kind: str, parent_id: str | None) -> None:

@@ -16,6 +16,7 @@ BENCHMARKS = [
     "mcp_bench.py",
     "eval_bench.py",
     "analytics_bench.py",
+    "serve_bench.py",
 ]
 
 if __name__ == "__main__":

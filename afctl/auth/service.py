@@ -4,6 +4,7 @@ list, revoke, and check a key a request presents."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from afctl.auth.keys import PREFIX, ROLES, ApiKey, AuditRecord, key_hash, new_key
@@ -96,11 +97,14 @@ class AuthService:
         key = ApiKey.from_row(rows[0])
         return key if key.state(utc_now()) == "active" else None
 
-    def audit(self, record: AuditRecord) -> None:
-        """Keep the record of a change a caller of the server made (or tried to)."""
+    def audit(self, records: Sequence[AuditRecord]) -> None:
+        """Keep the records of changes callers of the server made (or tried to), in one
+        transaction."""
+        if not records:
+            return
         store = self._store()
         with store.transaction():
-            store.db.table("audit").insert(record.to_dict())
+            store.db.table("audit").insert_all([r.to_dict() for r in records])
 
     def audit_records(self, *, limit: int = 100, env: str | None = None) -> list[AuditRecord]:
         """The latest `limit` audit records (of one environment when `env`), oldest first."""

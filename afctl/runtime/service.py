@@ -172,6 +172,7 @@ class RunService:
         typed: bool = False,
         input_file: PathArg | None = None,
         run_id: str | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> WorkflowResult:
         """Run a workflow (`workflow/NAME`) on `inputs`; the run and every step's child run are
         recorded in the prompt log. Inputs given as text (`typed=False`, from `--input k=v`)
@@ -196,7 +197,7 @@ class RunService:
             inputs = coerce_inputs(inputs, spec.get("inputs"))
         variables = dict(variables or {})
         environment = self.environment(catalog, variables)
-        options = WorkflowOptions(variables, self.workspace.env)
+        options = WorkflowOptions(variables, self.workspace.env, on_event=on_event)
         engine = WorkflowRun(name, environment, self.logs.log, options, run_id=run_id)
         try:
             return await sharing_mcp(environment, engine.run(inputs))

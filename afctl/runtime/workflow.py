@@ -122,6 +122,8 @@ class WorkflowOptions:
     cache: Any = None
     """The response cache the agent steps use (an eval's), with the case's `repeat`."""
     repeat: int = 0
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
+    """Told of each step as it settles (`step`, its record as kept): a server streams them."""
 
 
 class WorkflowRun:
@@ -357,11 +359,13 @@ class WorkflowRun:
         for key, value in details.items():
             setattr(state, key, value)
         self._seq += 1
-        self.log.record_event(
+        kept = self.log.record_event(
             self.run_id, self._seq, "step", state.to_dict(), self._redact,
             tool=state.id, status=status,
         )  # fmt: skip
         self.log.flush()
+        if self.options.on_event is not None:
+            self.options.on_event("step", json.loads(kept))
 
     async def _run_step(
         self, step: dict[str, Any], state: StepState, scope: dict[str, Any]

@@ -46,6 +46,7 @@ def build_app(server: Server) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         triggers = asyncio.create_task(server.triggers.run(stop))
+        audit = asyncio.create_task(server.write_audit(stop))
         try:
             async with sessions.run():
                 yield
@@ -53,6 +54,7 @@ def build_app(server: Server) -> Starlette:
             await server.runs.drain(server.settings.grace_s)
             stop.set()
             await triggers
+            await audit
 
     middleware = []
     if server.settings.cors_origins:
@@ -175,7 +177,9 @@ def _bind(host: str, port: int) -> socket.socket:
         UsageError: the address cannot be listened on.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it a streamed answer's small writes wait on delayed ACKs (40 ms each)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -82,6 +82,17 @@ def test_a_background_run_streams_its_events_and_a_reconnect_gets_what_it_missed
         assert again == events[2:]
 
 
+def test_a_workflow_run_streams_its_steps(running, admin_key):
+    with running.client(admin_key) as client:
+        started = client.post("/v1/runs", json={"target": "workflow/flow",
+                                                "input": {"ticket": "T-3"}, "background": True})
+        with client.stream("GET", f"/v1/runs/{started.json()['run_id']}/events") as response:
+            events = sse(response)
+    assert [kind for _, kind, _ in events] == ["step", "result"]
+    assert events[0][2]["id"] == "log" and events[0][2]["output"] == "noted T-3"
+    assert events[1][2]["outputs"] == {"said": "noted T-3"}
+
+
 def test_the_same_idempotency_key_returns_the_same_run(running, admin_key):
     body = {"target": "agent/noter", "input": "once"}
     with running.client(admin_key) as client:
@@ -186,6 +197,7 @@ def test_resources_are_read_and_changed_as_with_the_cli(running, repo, admin_key
         gone = client.delete("/v1/resources/agent/echo")
         assert gone.status_code == 200
         assert client.get("/v1/resources/agent/echo").status_code == 404
+    running.stop()  # audit records are written in batches; a stopping server writes the rest
     audit = invoke(["audit", "-o", "json"], cwd=repo)
     actions = [(r["action"], r["result"]) for r in json.loads(audit.stdout)]
     assert actions == [("resources.apply", "ok"), ("resources.apply", "failed"),
@@ -275,3 +287,31 @@ def test_secrets_never_reach_a_response(running, repo, admin_key, monkeypatch):
         assert running.client(secret).get("/v1/runs").status_code == 401  # at once
         audit = client.get("/v1/audit").text
         assert secret not in audit and admin_key not in audit
+
+
+def test_what_a_server_keeps_per_run_is_bounded(monkeypatch):
+    """A server starts millions of runs: the per-run memory it keeps has a cap (found by
+    bench/serve_bench.py, whose server grew 260 bytes a request)."""
+    import asyncio
+
+    from afctl.logs import note_started, started
+    from afctl.server import runs as served_runs
+
+    for index in range(500):
+        note_started(f"run-{index}", "agent", None)
+    assert len(started) <= 100 and started[-1] == ("run-499", "agent")
+
+    monkeypatch.setattr(served_runs, "FEEDS_KEPT", 10)
+
+    async def many() -> int:
+        manager = served_runs.RunManager(None, Limits(max_runs_per_key=1000))  # type: ignore[arg-type]
+
+        async def work(feed, run_id):  # type: ignore[no-untyped-def]
+            return {"status": "succeeded"}
+
+        for _ in range(50):
+            served = manager.start("k", "agent", "agent/x", work)
+            await manager.wait(served, 5)
+        return len(manager.feeds)
+
+    assert asyncio.run(many()) == 10

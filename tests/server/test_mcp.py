@@ -51,6 +51,7 @@ def test_the_mcp_client_lists_and_calls_the_applied_agents(running, repo):
     assert ghost.is_error
     with Context(workspace=repo) as context:
         assert [r.target for r in context.runs(limit=5)][-1] == "agent/noter"  # logged
+    running.stop()  # audit records are written in batches; a stopping server writes the rest
     audit = [r.action for r in Context(workspace=repo).audit_records()]
     assert audit.count("mcp.call") == 2
 

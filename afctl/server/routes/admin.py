@@ -65,6 +65,7 @@ async def revoke_key(call: Call) -> Any:
            query={"limit": {"type": "integer", "minimum": 1, "maximum": 10_000}},
            response=LIST)  # fmt: skip
 async def audit(call: Call) -> Any:
+    call.server.flush_audit()
     records = call.server.context.services.auth.audit_records(
         limit=call.query.get("limit", 100), env=call.env
     )

@@ -88,7 +88,8 @@ def start_run(call: Call, body: dict[str, Any], *, text: bool = True) -> ServedR
                                   session=body.get("session"), model=body.get("model"),
                                   run_id=run_id, hooks=run_hooks(feed, text=text))  # fmt: skip
         return await runs.run_workflow(target, dict(body["input"]), variables=variables,
-                                       typed=body.get("typed", True), run_id=run_id)  # fmt: skip
+                                       typed=body.get("typed", True), run_id=run_id,
+                                       on_event=feed.on_event)  # fmt: skip
 
     idempotency = (key, body) if key is not None else None
     return manager.start(call.principal.key, kind.lower(), target, work, idempotency=idempotency)
