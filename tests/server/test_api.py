@@ -84,8 +84,10 @@ def test_a_background_run_streams_its_events_and_a_reconnect_gets_what_it_missed
 
 def test_a_workflow_run_streams_its_steps(running, admin_key):
     with running.client(admin_key) as client:
-        started = client.post("/v1/runs", json={"target": "workflow/flow",
-                                                "input": {"ticket": "T-3"}, "background": True})
+        started = client.post(
+            "/v1/runs",
+            json={"target": "workflow/flow", "input": {"ticket": "T-3"}, "background": True},
+        )
         with client.stream("GET", f"/v1/runs/{started.json()['run_id']}/events") as response:
             events = sse(response)
     assert [kind for _, kind, _ in events] == ["step", "result"]
