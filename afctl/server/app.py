@@ -79,22 +79,17 @@ def build_app(server: Server) -> Starlette:
 def _mcp_run(server: Server) -> Any:
     """How an MCP tool call runs: as a run of the caller's, counted against their limits."""
     from afctl.server.problems import Problem
-    from afctl.server.runs import Feed
+    from afctl.server.runs import run_work
 
     async def run(kind: str, name: str, arguments: dict[str, Any], request: Any) -> Any:
         principal = request.scope.get("afctl.principal") if request is not None else None
         if principal is None or not principal.may("runner", server.env):
             raise Problem(403, f"running needs the runner role in environment {server.env}")
-        runs = server.context.services.runs
-
-        async def work(feed: Feed, run_id: str) -> Any:
-            if kind == "Agent":
-                return await runs.run(f"agent/{name}", arguments["input"],
-                                      session=arguments.get("session"), run_id=run_id)  # fmt: skip
-            return await runs.run_workflow(f"workflow/{name}", arguments, typed=True,
-                                           run_id=run_id)  # fmt: skip
-
-        served = server.runs.start(principal.key, kind.lower(), f"{kind.lower()}/{name}", work)
+        runs, target = server.context.services.runs, f"{kind.lower()}/{name}"
+        work = (run_work(runs, kind, target, arguments["input"], text=False,
+                         session=arguments.get("session")) if kind == "Agent" else
+                run_work(runs, kind, target, arguments))  # fmt: skip
+        served = server.runs.start(principal.key, kind.lower(), target, work)
         await server.runs.wait(served, server.limits.request_timeout_s)
         if not served.feed.done:
             return {"run_id": served.run_id, "status": "running",

@@ -9,7 +9,9 @@ command exits as a local one would), `hint`, `diagnostics` (a manifest error's p
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from afctl.errors import (
@@ -23,6 +25,7 @@ from afctl.errors import (
     ManifestError,
     RunError,
     StateConflict,
+    UsageError,
     UserError,
 )
 
@@ -104,6 +107,16 @@ class Problem(Exception):
         if request_id:
             body["request_id"] = request_id
         return body
+
+
+@contextlib.contextmanager
+def missing() -> Iterator[None]:
+    """Within it, a UsageError (no such run, resource, key: what a lookup raises) is a 404
+    with its message and hint (and the CLI's exit code for it, 64)."""
+    try:
+        yield
+    except UsageError as exc:
+        raise Problem(404, exc.message, hint=exc.hint) from None
 
 
 def from_error(exc: AfctlError) -> Problem:

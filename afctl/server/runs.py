@@ -28,6 +28,7 @@ from afctl.server.problems import Problem
 
 if TYPE_CHECKING:
     from afctl.context import AsyncContext
+    from afctl.runtime.service import RunService
     from afctl.server.limits import Limits
 
 FEEDS_KEPT = 1000
@@ -76,6 +77,42 @@ class Feed:
             payload = {k: payload.get(k) for k in ("id", "name", "result", "error")}
         if shown is not None:
             self.push(shown, payload)
+
+
+Work = Callable[[Feed, str], Awaitable[Any]]
+"""What a served run does: (its feed, its id) -> its result."""
+
+
+def run_hooks(feed: Feed, *, text: bool = True) -> Any:
+    """Hooks streaming a run's events (and, with `text`, its text) to its feed."""
+    from afctl.runtime.run_types import RunHooks
+
+    return RunHooks(on_text=feed.on_text if text else None, on_event=feed.on_event)
+
+
+def run_work(
+    runs: RunService,
+    kind: str,
+    target: str,
+    given: Any,
+    *,
+    text: bool = True,
+    typed: bool = True,
+    **options: Any,
+) -> Work:
+    """The work of running agent or workflow `target` on `given` (an agent's input text, a
+    workflow's inputs), streaming to the run's feed; `options` go to `RunService.run`
+    (session, history, model, variables) or, for a workflow, its variables."""
+
+    async def work(feed: Feed, run_id: str) -> Any:
+        if kind == "Agent":
+            return await runs.run(target, given, run_id=run_id,
+                                  hooks=run_hooks(feed, text=text), **options)  # fmt: skip
+        return await runs.run_workflow(target, dict(given), typed=typed, run_id=run_id,
+                                       on_event=feed.on_event,
+                                       variables=options.get("variables"))  # fmt: skip
+
+    return work
 
 
 @dataclass
@@ -132,7 +169,7 @@ class RunManager:
         owner: str,
         kind: str,
         target: str,
-        work: Callable[[Feed, str], Awaitable[Any]],
+        work: Work,
         *,
         idempotency: tuple[str, dict[str, Any]] | None = None,
         run_id: str | None = None,

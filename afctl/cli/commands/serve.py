@@ -17,6 +17,7 @@ from afctl.cli.params import (
     workspace_option,
 )
 from afctl.errors import EXIT_OK
+from afctl.server.limits import MAX_BODY, MAX_RUNS_PER_KEY, RATE_PER_MIN, REQUEST_TIMEOUT_S
 
 if TYPE_CHECKING:
     from afctl.context import Context
@@ -67,28 +68,28 @@ if TYPE_CHECKING:
 @click.option(
     "--max-body",
     type=click.IntRange(1_000, 100_000_000),
-    default=1_000_000,
+    default=MAX_BODY,
     show_default=True,
     help="The largest request body, in bytes.",
 )
 @click.option(
     "--rate-limit",
     type=click.IntRange(0),
-    default=600,
+    default=RATE_PER_MIN,
     show_default=True,
     help="Requests a minute per key (0: no limit).",
 )
 @click.option(
     "--max-runs-per-key",
     type=click.IntRange(1),
-    default=16,
+    default=MAX_RUNS_PER_KEY,
     show_default=True,
     help="Runs one key may have going at once.",
 )
 @click.option(
     "--request-timeout",
     type=Duration(),
-    default="300s",
+    default=f"{REQUEST_TIMEOUT_S:g}s",
     show_default=True,
     help="How long a request waits for its run; then it answers 202 and the run goes on.",
 )

@@ -43,8 +43,7 @@ async def create_key(call: Call) -> Any:
            summary="Revoke a key (by id, id prefix or name); it stops working at once",
            response={"type": "object"})  # fmt: skip
 async def revoke_key(call: Call) -> Any:
-    from afctl.errors import UsageError
-    from afctl.server.problems import Problem
+    from afctl.server.problems import Problem, missing
 
     reference = call.params["key"]
     call.target = f"key/{reference}"
@@ -53,10 +52,8 @@ async def revoke_key(call: Call) -> Any:
               and (k.id.startswith(reference) or k.name == reference)]  # fmt: skip
     if theirs:
         raise Problem(403, f"that key belongs to environment {theirs[0].env}")
-    try:
+    with missing():
         key = auth.revoke_key(reference)
-    except UsageError as exc:
-        raise Problem(404, exc.message, hint=exc.hint) from None
     return key.to_dict()
 
 

@@ -21,8 +21,7 @@ from typing import Any
 
 from afctl.server.api import API, Call, json_response
 from afctl.server.problems import Problem
-from afctl.server.routes.runs import run_hooks
-from afctl.server.runs import Feed
+from afctl.server.runs import Feed, run_work
 
 RUN_HEADER = "X-Afctl-Run-Id"
 SESSION_HEADER = "x-afctl-session"
@@ -145,15 +144,11 @@ async def chat_completions(call: Call) -> Any:
     from afctl.server.routes.runs import _check_target
 
     _check_target(call, f"{kind.lower()}/{name}", inputs if kind == "Workflow" else user_input)
-    runs = call.server.context.services.runs
     assert call.principal is not None
-
-    async def work(feed: Feed, run_id: str) -> Any:
-        if kind == "Agent":
-            return await runs.run(f"agent/{name}", user_input, session=session, history=history,
-                                  run_id=run_id, hooks=run_hooks(feed, text=stream))  # fmt: skip
-        return await runs.run_workflow(f"workflow/{name}", inputs, typed=True, run_id=run_id)
-
+    runs = call.server.context.services.runs
+    work = (run_work(runs, kind, f"agent/{name}", user_input, text=stream, session=session,
+                     history=history) if kind == "Agent" else
+            run_work(runs, kind, f"workflow/{name}", inputs))  # fmt: skip
     served = call.server.runs.start(call.principal.key, kind.lower(), target, work)
     call.target = f"run/{served.run_id} ({target})"
     headers = {RUN_HEADER: served.run_id}

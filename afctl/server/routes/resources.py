@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from afctl.errors import UsageError
 from afctl.server.api import API, Call, obj
-from afctl.server.problems import Problem
+from afctl.server.problems import Problem, missing
 
 LIST = {"type": "array", "items": {"type": "object"}}
 OUTCOME = {"type": "object", "properties": {"applied": {"type": "boolean"},
@@ -40,14 +39,8 @@ def uploaded(body: dict[str, Any]) -> Any:
 def _kind(text: str) -> str:
     from afctl.manifests.kinds import find_kind
 
-    try:
+    with missing():
         return find_kind(text)
-    except UsageError as exc:
-        raise Problem(404, exc.message, hint=exc.hint) from None
-
-
-def _not_applied(exc: UsageError) -> Problem:
-    return Problem(404, exc.message, hint=exc.hint)
 
 
 @API.route("GET", "/v1/resources", role="viewer", tag="resources",
@@ -65,10 +58,8 @@ async def list_resources(call: Call) -> Any:
            summary="One applied resource", response={"type": "object"})  # fmt: skip
 async def get_resource(call: Call) -> Any:
     state = call.server.context.services.state
-    try:
+    with missing():
         (found,) = state.get(_kind(call.params["kind"]), call.params["name"])
-    except UsageError as exc:
-        raise _not_applied(exc) from None
     return found.to_dict()
 
 
@@ -77,10 +68,8 @@ async def get_resource(call: Call) -> Any:
            response={"type": "object"})  # fmt: skip
 async def describe_resource(call: Call) -> Any:
     state = call.server.context.services.state
-    try:
+    with missing():
         found = state.describe(_kind(call.params["kind"]), call.params["name"])
-    except UsageError as exc:
-        raise _not_applied(exc) from None
     return found.to_dict()
 
 
@@ -88,10 +77,8 @@ async def describe_resource(call: Call) -> Any:
            summary="Every revision of a resource, deletions included", response=LIST)  # fmt: skip
 async def resource_history(call: Call) -> Any:
     state = call.server.context.services.state
-    try:
+    with missing():
         revisions = state.history(_kind(call.params["kind"]), call.params["name"])
-    except UsageError as exc:
-        raise _not_applied(exc) from None
     return [r.to_dict() for r in revisions]
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from afctl.errors import UsageError
 from afctl.server.api import API, Call, json_response, obj
-from afctl.server.problems import Problem
-from afctl.server.runs import Feed, ServedRun
+from afctl.server.problems import Problem, missing
+from afctl.server.runs import Feed, ServedRun, run_hooks, run_work
 
 HEARTBEAT_S = 15.0
 NAME = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -46,21 +46,13 @@ FINISH = obj({"background": {"type": "boolean", "default": False}})
 def _check_target(call: Call, target: str, user_input: Any) -> str:
     """The kind of run `target` is, once it is applied and `user_input` fits it."""
     services = call.server.context.services
-    try:
+    with missing():
         kind, _ = services.runs.available(target, services.state.catalog())
-    except UsageError as exc:
-        raise Problem(404, exc.message, hint=exc.hint) from None
     if kind == "Agent" and not isinstance(user_input, str):
         raise Problem(422, "body/input: an agent's input is text")
     if kind == "Workflow" and not isinstance(user_input, dict):
         raise Problem(422, "body/input: a workflow's inputs are an object")
     return kind
-
-
-def run_hooks(feed: Feed, *, text: bool = True) -> Any:
-    from afctl.runtime.run_types import RunHooks
-
-    return RunHooks(on_text=feed.on_text if text else None, on_event=feed.on_event)
 
 
 def start_run(call: Call, body: dict[str, Any], *, text: bool = True) -> ServedRun:
@@ -79,18 +71,11 @@ def start_run(call: Call, body: dict[str, Any], *, text: bool = True) -> ServedR
             return served
         return ServedRun(earlier, kind.lower(), target, call.principal.key, None,
                          manager.feed(earlier))  # fmt: skip
-    runs = call.server.context.services.runs
-    variables = dict(body.get("variables") or {})
-
-    async def work(feed: Feed, run_id: str) -> Any:
-        if kind == "Agent":
-            return await runs.run(target, body["input"], variables=variables,
-                                  session=body.get("session"), model=body.get("model"),
-                                  run_id=run_id, hooks=run_hooks(feed, text=text))  # fmt: skip
-        return await runs.run_workflow(target, dict(body["input"]), variables=variables,
-                                       typed=body.get("typed", True), run_id=run_id,
-                                       on_event=feed.on_event)  # fmt: skip
-
+    options: dict[str, Any] = {"variables": dict(body.get("variables") or {})}
+    if kind == "Agent":
+        options.update(session=body.get("session"), model=body.get("model"))
+    work = run_work(call.server.context.services.runs, kind, target, body["input"], text=text,
+                    typed=body.get("typed", True), **options)  # fmt: skip
     idempotency = (key, body) if key is not None else None
     return manager.start(call.principal.key, kind.lower(), target, work, idempotency=idempotency)
 
@@ -135,10 +120,8 @@ async def list_runs(call: Call) -> Any:
 
 
 def transcript(call: Call, run_id: str) -> Any:
-    try:
+    with missing():
         return call.server.context.services.logs.transcript(run_id)
-    except UsageError as exc:
-        raise Problem(404, exc.message, hint=exc.hint) from None
 
 
 @API.route("GET", "/v1/runs/{run_id}", role="viewer", tag="runs",
@@ -169,10 +152,8 @@ async def events(call: Call) -> Any:
     from sse_starlette import EventSourceResponse
 
     run_id = call.params["run_id"]
-    try:
+    with missing():
         feed = call.server.runs.feed(run_id)
-    except UsageError as exc:
-        raise Problem(404, exc.message) from None
     last = call.request.headers.get("last-event-id", "")
     after = int(last) if last.isdigit() else int(call.query.get("after", 0))
 
