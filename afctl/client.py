@@ -316,11 +316,15 @@ class AsyncClient:
         started = await self._call("POST", f"/v1/runs/{run_id}/{verb}", json={"background": True})
         return RunResult.from_dict(await self._follow(started))
 
-    async def resume(self, run_id: str) -> WorkflowResult:
+    async def resume(self, run_id: str) -> RunResult | WorkflowResult:
+        from afctl.runtime.run_types import RunResult
         from afctl.runtime.workflow import WorkflowResult
 
         started = await self._call("POST", f"/v1/runs/{run_id}/resume", json={"background": True})
-        return WorkflowResult.from_dict(await self._follow(started))
+        result = await self._follow(started)
+        if "steps" in result:
+            return WorkflowResult.from_dict(result)
+        return RunResult.from_dict(result)
 
     async def cancel(self, run_id: str) -> None:
         await self._call("POST", f"/v1/runs/{run_id}/cancel")

@@ -79,7 +79,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "resume": (
         "afctl.cli.commands.resume:resume",
-        "Go on with a workflow run that a crash interrupted.",
+        "Go on with an agent or workflow run that a crash interrupted.",
     ),
     "approve": (
         "afctl.cli.commands.approve:approve",
@@ -278,10 +278,9 @@ def _interrupted() -> str:
     if not started:
         return "Interrupted."
     run_id, kind = started[-1]
-    if kind == "workflow":
-        return (f"Interrupted: workflow run {run_id} stopped; go on from its last finished step "
-                f"with: afctl resume {run_id}")  # fmt: skip
-    return f"Interrupted: run {run_id} stopped; see it with: afctl runs show {run_id}"
+    what = "workflow run" if kind == "workflow" else "run"
+    return (f"Interrupted: {what} {run_id} stopped; go on with it with: "
+            f"afctl resume {run_id}")  # fmt: skip
 
 
 def _report_exception(exc: BaseException, debug: bool) -> int:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from afctl.errors import RunError
 from afctl.ids import new_ulid
-from afctl.providers.types import Message, ProviderError, Usage
+from afctl.providers.types import Message, ProviderError
 from afctl.runtime.activation import (
     Active,
     activate,
@@ -40,14 +40,14 @@ from afctl.runtime.run_types import (
     RunRequest,
     RunResult,
     RunStopped,
-    Spend,
     Step,
     TurnBudget,
 )
 from afctl.runtime.tool_dispatch import ToolDispatch
 
 if TYPE_CHECKING:
-    from afctl.promptlog.store import EventRecord, RunRecord
+    from afctl.promptlog.service import RestoredRun
+    from afctl.runtime.resumption import Resumption
 
 __all__ = [
     "AgentRun",
@@ -181,43 +181,51 @@ class AgentRun:
             "is_replay": 1 if request.replay_of else 0,
         }
 
-    async def resume(
-        self, record: RunRecord, events: list[EventRecord], approved: bool
-    ) -> RunResult:
-        """Go on with a run that paused for approval (`record` and its `events`, from the
-        log): its pending tool calls run (approved) or are answered as denied, and the
-        conversation continues, as the same run.
+    async def resume(self, restored: RestoredRun, approved: bool | None = None) -> RunResult:
+        """Go on, as the same run, with a run from the log: one paused for approval (`approved`:
+        the person's decision on its pending tool calls, which then run or are answered as
+        denied) or one a crash interrupted (`approved` None). Either goes on from its last
+        recorded model answer (see `resumption`), with the agent revision it started with.
 
         Raises:
-            UsageError: the run is not awaiting approval.
+            UsageError: the run is not awaiting approval (or, with `approved` None, not
+                interrupted).
         """
         from afctl.errors import UsageError
         from afctl.logs import current_run
+        from afctl.runtime.resumption import resumption
 
         started = time.perf_counter()
-        if record.status != "awaiting_approval":
+        record, events = restored.run, restored.events
+        if approved is not None and record.status != "awaiting_approval":
             raise UsageError(f"run {record.id} is {record.status}, not awaiting approval")
-        request = next(e for e in reversed(events) if e.type == "approval_requested")
-        call = next(e for e in reversed(events) if e.type == "model_call")
-        messages = [Message.from_dict(m) for m in call.payload["request"]["messages"]]
-        messages.append(Message.from_dict(call.payload["response"]["message"]))
-        self.journal.resume_at(record.id, events[-1].seq)
-        self.turns, self.tools.count = request.turn or 1, record.tool_calls or 0
-        usage = Usage(record.input_tokens or 0, record.output_tokens or 0,
-                      known=record.input_tokens is not None)  # fmt: skip
-        self.models.spend, self.models.label = Spend(usage, record.cost_usd), record.model
+        if approved is None and record.status != "interrupted":
+            raise UsageError(f"run {record.id} is {record.status}; only an interrupted run "
+                             "resumes")  # fmt: skip
+        state = resumption(record, events)
+        if approved is not None and state is not None:
+            request = next(e for e in reversed(events) if e.type == "approval_requested")
+            state.decided.update(dict.fromkeys(request.payload["pending"], approved))
+        self.journal.resume_at(record.id, max((e.seq for e in events), default=0))
         spec = self.environment.catalog.get("Agent", self.agent).get("spec") or {}
         limits = spec.get("limits") or {}
         budget = TurnBudget(int(limits.get("max_turns", DEFAULT_MAX_TURNS)))
-        budget.left -= self.turns
-        decided = dict.fromkeys(request.payload["pending"], approved)
+        if state is not None:
+            self.turns, self.tools.count = state.turn, state.tool_calls
+            self.models.spend, self.models.label = state.spend, record.model
+            budget.left -= self.turns
+            self._new_messages = state.messages[state.own_from :]
         self.recorder.reopen(record.id)
         token = current_run.set(self.run_id)
         try:
 
             async def conversation() -> str:
-                active = await self._activate(str(request.payload["agent"]))
-                return await self._converse(active, messages, limits, budget, self.turns, decided)
+                if state is None:  # stopped before its model first answered: start again
+                    user_input = str(restored.payload.get("input") or "")
+                    return await self._first_turn(spec, user_input, str(record.model))
+                active = await self._activate(state.agent)
+                return await self._converse(active, state.messages, limits, budget, state.turn,
+                                            state)  # fmt: skip
 
             return await self._complete(conversation(), spec, started)
         finally:
@@ -347,42 +355,49 @@ class AgentRun:
         limits: dict[str, Any],
         budget: TurnBudget,
         first_turn: int,
-        decided: dict[str, bool] | None = None,
+        resumed: Resumption | None = None,
     ) -> str:
-        """Turns from `first_turn` on; when resuming, the tool calls that ended the conversation
-        so far (the last message) are run first, with `decided` approvals."""
+        """Turns from `first_turn` on. A `resumed` run's conversation ends with an answer
+        already given (the last message): what was not done of it is done first."""
         max_turns = int(limits.get("max_turns", DEFAULT_MAX_TURNS))
-        repaired = False
-        pending = decided is not None
+        repaired = resumed is not None and resumed.repaired
         for turn in range(first_turn, max_turns + 1):
             self.turns = turn
-            if pending:
-                pending = False
-                calls = messages[-1].tool_calls
+            if resumed is not None:
+                message, given, resumed = messages[-1], resumed, None
             else:
+                given = None
                 budget.spend()
                 message = await self.models.answer(active, messages, turn)
                 self.models.spend.check(limits)
                 messages.append(message)
                 self._new_messages.append(message)
-                calls = message.tool_calls
-            if calls:
-                results, target = await self.tools.run_calls(
-                    active, calls, limits, turn, budget, decided
-                )
-                decided = None
+            if message.tool_calls:
+                results, target = await self._tool_results(active, message, limits, turn,
+                                                           budget, given)  # fmt: skip
                 messages.extend(results)
                 self._new_messages.extend(results)
                 if target is not None:
-                    self.journal.event("handoff", {"from": active.name, "to": target}, turn=turn)
+                    if given is None or given.handoff is None:
+                        self.journal.event("handoff", {"from": active.name, "to": target},
+                                           turn=turn)  # fmt: skip
                     active = await self._activate(target)
                     messages = _with_system(messages, active.system)
                 continue
             output = message.content or ""
-            output_guardrails = (active.spec.get("guardrails") or {}).get("output") or []
-            if output_guardrails:
-                output = await self._guard_output(output_guardrails, messages, turn, active.name)
-            problems = self._output_problems(active, output, turn, repaired)
+            if given is not None:  # the output guardrails had their say when it was recorded
+                if given.blocked is not None:
+                    from afctl.runtime.resumption import blocked_reason
+
+                    raise RunStopped("guardrail", blocked_reason(given.blocked), "blocked",
+                                     output)  # fmt: skip
+                problems = self._recorded_problems(given.invalid)
+            else:
+                output_guardrails = (active.spec.get("guardrails") or {}).get("output") or []
+                if output_guardrails:
+                    output = await self._guard_output(output_guardrails, messages, turn,
+                                                      active.name)  # fmt: skip
+                problems = self._output_problems(active, output, turn, repaired)
             if problems:
                 repaired = True
                 text = f"Your answer does not match the required JSON Schema: {problems}."
@@ -391,6 +406,40 @@ class AgentRun:
             self.final_agent = active.name
             return output
         raise RunStopped("limit", f"limit: the agent did not finish within max_turns={max_turns}")
+
+    async def _tool_results(
+        self,
+        active: Active,
+        answer: Message,
+        limits: dict[str, Any],
+        turn: int,
+        budget: TurnBudget,
+        resumed: Resumption | None,
+    ) -> tuple[list[Message], str | None]:
+        """The results of the answer's tool calls, in their order, and the agent to hand off
+        to; a resumed answer's recorded results are used, and only its other calls made."""
+        if resumed is None:
+            return await self.tools.run_calls(active, answer.tool_calls, limits, turn, budget)
+        done = resumed.results
+        left = tuple(c for c in answer.tool_calls if c.id not in done)
+        if not left:
+            return [done[c.id] for c in answer.tool_calls], resumed.handoff
+        made, target = await self.tools.run_calls(active, left, limits, turn, budget,
+                                                  resumed.decided, resumed.recorded)  # fmt: skip
+        by_call = {id(call): result for call, result in zip(left, made, strict=True)}
+        results = [done[c.id] if c.id in done else by_call[id(c)] for c in answer.tool_calls]
+        return results, target
+
+    def _recorded_problems(self, invalid: dict[str, Any] | None) -> str:
+        """What the output_schema check recorded of a resumed final answer ("" if nothing);
+        a second mismatch ends the run, as it did."""
+        if invalid is None:
+            return ""
+        problems = "; ".join(invalid.get("problems") or [])
+        if not invalid.get("repair"):
+            raise RunStopped("output_schema", "the output does not match output_schema: "
+                             + problems)  # fmt: skip
+        return problems
 
     def _output_problems(self, active: Active, output: str, turn: int, repaired: bool) -> str:
         """What makes the answer not match the agent's output_schema ("" when it does); a

@@ -17,6 +17,7 @@ from afctl.workspace import Workspace
 
 if TYPE_CHECKING:
     from afctl.manifests.catalog import Catalog
+    from afctl.promptlog.service import RestoredRun
     from afctl.providers.types import Message
     from afctl.runtime.agent import RunResult
     from afctl.runtime.environment import RunEnvironment
@@ -204,26 +205,41 @@ class RunService:
         finally:
             self.logs.flush()
 
-    async def resume(self, run_id: str) -> WorkflowResult:
-        """Go on with a workflow run that a crash interrupted, as the same run: the steps it
-        finished are not run again, and it runs on the revision it started with.
+    async def resume(
+        self, run_id: str, *, hooks: RunHooks | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> RunResult | WorkflowResult:  # fmt: skip
+        """Go on with a run that a crash interrupted, as the same run, on the revision it
+        started with: a workflow's finished steps are not run again; an agent run goes on from
+        its last recorded model answer, and tool calls with recorded results are not made again
+        (see `runtime.resumption`). `hooks` are an agent run's, `on_event` a workflow's.
 
         Raises:
-            UsageError: no such run, or it is not an interrupted workflow run.
+            UsageError: no such run, it is not interrupted, or it is a step of another run.
         """
-        from afctl.runtime.workflow import StepState, WorkflowOptions, WorkflowRun
-
         restored = self.logs.restore(run_id)
         record = restored.run
-        if record.kind != "workflow":
-            raise UsageError(
-                f"run {record.id} is a {record.kind} run; resume goes on with workflows"
-            )
         if record.status != "interrupted":
             raise UsageError(
-                f"run {record.id} is {record.status}; only an interrupted workflow run resumes",
+                f"run {record.id} is {record.status}; only an interrupted run resumes",
                 hint="start it again with afctl run" if record.status == "failed" else None,
             )
+        if record.parent_id is not None:
+            raise UsageError(f"run {record.id} is a step of run {record.parent_id}",
+                             hint=f"resume that one: afctl resume {record.parent_id}")  # fmt: skip
+        if record.kind == "agent" and record.agent:
+            return await self._go_on(restored, hooks)
+        if record.kind != "workflow":
+            raise UsageError(f"run {record.id} is a {record.kind} run; agent and workflow runs "
+                             "resume")  # fmt: skip
+        return await self._resume_workflow(restored, on_event)
+
+    async def _resume_workflow(
+        self, restored: RestoredRun, on_event: Callable[[str, dict[str, Any]], None] | None
+    ) -> WorkflowResult:
+        from afctl.runtime.workflow import StepState, WorkflowOptions, WorkflowRun
+
+        record = restored.run
         fields = StepState.__dataclass_fields__
         done = {
             state.id: state
@@ -233,11 +249,30 @@ class RunService:
         variables = restored.variables
         environment = self.environment(restored.catalog(), variables)
         name = record.target.removeprefix("workflow/")
-        options = WorkflowOptions(variables, record.env or self.workspace.env, record.parent_id)
+        options = WorkflowOptions(variables, record.env or self.workspace.env, record.parent_id,
+                                  on_event=on_event)  # fmt: skip
         engine = WorkflowRun(name, environment, self.logs.log, options, run_id=record.id)
         engine.skip_seq(max((e.seq for e in restored.events), default=0))
         try:
             return await sharing_mcp(environment, engine.resume(restored.inputs, done))
+        finally:
+            self.logs.flush()
+
+    async def _go_on(
+        self, restored: RestoredRun, hooks: RunHooks | None, approved: bool | None = None
+    ) -> RunResult:
+        """An agent run from the log goes on as the same run (see `AgentRun.resume`)."""
+        from afctl.runtime.agent import AgentRun, LogRecorder, RunRequest
+
+        record = restored.run
+        variables = restored.variables
+        environment = self.environment(restored.catalog(), variables)
+        request = RunRequest(variables, record.session_id, env=record.env or self.workspace.env,
+                             parent_id=record.parent_id)  # fmt: skip
+        agent_run = AgentRun(str(record.agent), environment, LogRecorder(self.logs.log), request,
+                             hooks or self.hooks())  # fmt: skip
+        try:
+            return await agent_run.resume(restored, approved)
         finally:
             self.logs.flush()
 
@@ -254,8 +289,6 @@ class RunService:
         Raises:
             UsageError: no such run, or it is not awaiting approval.
         """
-        from afctl.runtime.agent import AgentRun, LogRecorder, RunRequest
-
         restored = self.logs.restore(run_id)
         record = restored.run
         if record.status != "awaiting_approval" or not record.agent:
@@ -263,12 +296,4 @@ class RunService:
                 f"run {record.id} is {record.status}, not awaiting approval",
                 hint="afctl runs --status awaiting_approval lists the runs that wait",
             )
-        variables = restored.variables
-        environment = self.environment(restored.catalog(), variables)
-        request = RunRequest(variables, env=record.env, parent_id=record.parent_id)
-        agent_run = AgentRun(record.agent, environment, LogRecorder(self.logs.log), request,
-                             hooks or self.hooks())  # fmt: skip
-        try:
-            return await agent_run.resume(record, list(restored.events), approved=not deny)
-        finally:
-            self.logs.flush()
+        return await self._go_on(restored, hooks, approved=not deny)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from afctl.errors import RunError
@@ -40,13 +40,15 @@ class ToolDispatch:
         turn: int,
         budget: TurnBudget,
         decided: dict[str, bool] | None = None,
+        recorded: Collection[str] = (),
     ) -> tuple[list[Message], str | None]:
         """Run a turn's tool calls (concurrently); returns their results in the order of the
         calls, and the agent to hand off to, if the model asked for one. Calls that need a
-        person's approval are asked for first, or the run pauses (`awaiting_approval`)."""
+        person's approval and are not `decided` (by call id; those in `recorded` are logged
+        already) are asked for first, or the run pauses (`awaiting_approval`)."""
         handoff = next((c for c in calls if c.name in active.handoffs), None)
         work = [c for c in calls if c.name not in active.handoffs]
-        denied = await self._approve(active, calls, work, turn, decided)
+        denied = await self._approve(active, calls, work, turn, decided or {}, recorded)
         work = [c for c in work if c.id not in denied]
         self.count += len(work)
         cap = limits.get("max_tool_calls")
@@ -82,44 +84,45 @@ class ToolDispatch:
         calls: tuple[ToolCall, ...],
         work: list[ToolCall],
         turn: int,
-        decided: dict[str, bool] | None,
+        decided: dict[str, bool],
+        recorded: Collection[str],
     ) -> set[str]:
         """The ids of the calls a person denied. Asks the approver for each call whose tool's
-        `approval` rule requires it; without one, records the request and pauses the run."""
+        `approval` rule requires it and that is not decided; without an approver, records the
+        request and pauses the run."""
         needed = [call for call in work if _needs_approval(active.approvals.get(call.name), call)]
         if not needed:
             return set()
         approver = self.hooks.approver
-        if decided is None and approver is None:
+        undecided = [call.id for call in needed if call.id not in decided]
+        if undecided and approver is None:
             self.journal.event(
                 "approval_requested",
-                {
-                    "agent": active.name,
-                    "calls": [c.to_dict() for c in calls],
-                    "pending": [c.id for c in needed],
-                },
+                {"agent": active.name, "calls": [c.to_dict() for c in calls],
+                 "pending": undecided},
                 turn=turn,
                 status="waiting",
-            )
-            names = ", ".join(sorted({c.name for c in needed}))
+            )  # fmt: skip
+            names = ", ".join(sorted({c.name for c in needed if c.id in undecided}))
             raise RunStopped(
                 "approval", f"waiting for a person to approve {names}", "awaiting_approval"
             )
         denied = set()
         for call in needed:
-            if decided is not None:
-                approved, by = decided.get(call.id, False), "afctl approve"
+            if call.id in decided:
+                approved, by = decided[call.id], "afctl approve"
             else:
                 assert approver is not None
                 approved, by = await approver(call.name, call.arguments), "prompt"
-            self.journal.event(
-                "approval",
-                {"id": call.id, "name": call.name, "arguments": call.arguments,
-                 "approved": approved, "by": by},
-                turn=turn,
-                tool=call.name,
-                status="approved" if approved else "denied",
-            )  # fmt: skip
+            if call.id not in recorded:
+                self.journal.event(
+                    "approval",
+                    {"id": call.id, "name": call.name, "arguments": call.arguments,
+                     "approved": approved, "by": by},
+                    turn=turn,
+                    tool=call.name,
+                    status="approved" if approved else "denied",
+                )  # fmt: skip
             if not approved:
                 denied.add(call.id)
         return denied

@@ -430,7 +430,7 @@ def test_a_killed_workflow_resumes_without_running_finished_steps_again(tmp_path
         steps = [e.payload["id"] for e in log.events(run_id) if e.type == "step"]
     assert steps == ["first", "second", "third"]
     again = invoke(["resume", run_id], cwd=repo)
-    assert again.exit_code == 64 and "only an interrupted workflow run resumes" in again.stderr
+    assert again.exit_code == 64 and "only an interrupted run resumes" in again.stderr
 
 
 def test_an_eval_suite_can_target_a_workflow(tmp_path):

@@ -97,6 +97,12 @@ FILES = {
             _scripted("noting", "note", "{text: hi}", "done: {{ tool_result }}"),
             _scripted("sleepy", "wait", "{seconds: 30}", "woke"),
             _scripted("cash", "refund", "{amount: 500}", "done: {{ tool_result }}"),
+            # one turn, two calls: a refund returns at once, a wait until woken
+            "apiVersion: afctl/v1\nkind: Model\nmetadata: {name: two-calls}\n"
+            "spec:\n  provider: local\n  model: scripted\n  script:\n    rules:\n"
+            "      - turn: 1\n        tool_calls: [{name: refund, arguments: {amount: 5}}, "
+            "{name: wait, arguments: {seconds: 60}}]\n"
+            "      - after_tool: wait\n        reply: 'done: {{ tool_result }}'\n",
         ]
     ),
     "agents.yaml": "---\n".join(
@@ -105,6 +111,7 @@ FILES = {
             _agent("noter", "noting", "[note]"),
             _agent("sleeper", "sleepy", "[wait]"),
             _agent("cashier", "cash", "[refund]"),
+            _agent("patient", "two-calls", "[refund, wait]"),
         ]
     ),
     "flows.yaml": (

@@ -176,7 +176,7 @@ def test_bad_requests_get_problem_details_never_a_500(running, admin_key):
 def test_resources_are_read_and_changed_as_with_the_cli(running, repo, admin_key, tmp_path):
     with running.client(admin_key) as client:
         agents = client.get("/v1/resources", params={"kind": "agent"}).json()
-        assert [a["name"] for a in agents] == ["cashier", "echo", "noter", "sleeper"]
+        assert [a["name"] for a in agents] == ["cashier", "echo", "noter", "patient", "sleeper"]
         one = client.get("/v1/resources/agent/echo").json()
         assert one["document"]["spec"]["model"] == "echo" and one["revision"] == 1
         described = client.get("/v1/resources/agents/echo/describe").json()

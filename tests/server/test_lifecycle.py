@@ -106,3 +106,43 @@ def test_a_server_killed_mid_run_leaves_it_interrupted_and_resumable(repo):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_an_agent_run_of_a_server_killed_mid_call_resumes_over_the_api(repo):
+    key = make_key(repo, "operator")
+    server, url = start(repo)
+    headers = {"authorization": f"Bearer {key}"}
+    try:
+        with httpx2.Client(base_url=url, headers=headers) as client:
+            run_id = client.post(
+                "/v1/runs", json={"target": "agent/patient", "input": "go", "background": True}
+            ).json()["run_id"]
+
+            def refunded() -> bool:
+                events = client.get(f"/v1/runs/{run_id}").json()["events"]
+                return any(e["type"] == "tool_call" and e["tool"] == "refund" for e in events)
+
+            until(refunded)
+    finally:
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+    server, url = start(repo)
+    try:
+        with httpx2.Client(base_url=url, headers=headers, timeout=60) as client:
+            assert status_of(client, run_id) == "interrupted"
+            (repo / "wake").write_text("")
+            resumed = client.post(f"/v1/runs/{run_id}/resume", json={})
+            assert resumed.status_code == 200, resumed.text
+            result = resumed.json()
+            assert result["run_id"] == run_id and result["status"] == "succeeded"
+            assert result["output"] == "done: woken" and result["tool_calls"] == 2
+            assert (repo / "refunds.log").read_text() == "5\n"  # made once, before the kill
+            shown = client.get(f"/v1/runs/{run_id}").json()
+            assert shown["status"] == "succeeded"
+            tools = [e["tool"] for e in shown["events"] if e["type"] == "tool_call"]
+            assert tools == ["refund", "wait"]
+            again = client.post(f"/v1/runs/{run_id}/resume", json={})
+            assert again.status_code == 409 and "only an interrupted run" in again.text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

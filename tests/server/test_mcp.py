@@ -41,7 +41,7 @@ def test_the_mcp_client_lists_and_calls_the_applied_agents(running, repo):
     tools, answer, flow, bad, ghost = asyncio.run(_over_http(running.url, key,
                                                              _listed_and_called))  # fmt: skip
     by_name = {tool.name: tool for tool in tools}
-    assert sorted(by_name) == ["agent_cashier", "agent_echo", "agent_noter", "agent_sleeper",
+    assert sorted(by_name) == ["agent_cashier", "agent_echo", "agent_noter", "agent_patient", "agent_sleeper",
                                "workflow_flow", "workflow_slowflow"]  # fmt: skip
     assert by_name["agent_noter"].input_schema["required"] == ["input"]
     assert by_name["workflow_flow"].input_schema["required"] == ["ticket"]

@@ -35,13 +35,13 @@ def test_uploaded_manifests_are_planned_and_applied_as_the_cli_would(running, re
     files = files_of(repo, "agents.yaml", "models.yaml", "tools.yaml", "flows.yaml")
     with running.client(admin_key) as client:
         planned = client.post("/v1/plan", json={"files": files}).json()
-        assert planned["summary"] == {"create": 0, "update": 4, "delete": 0, "unchanged": 9}
+        assert planned["summary"] == {"create": 0, "update": 5, "delete": 0, "unchanged": 10}
         assert {c["source_file"] for c in planned["changes"]} == {"agents.yaml"}
         broken = client.post("/v1/plan", json={"files": {"x.yaml": "kind: Agent\n"}})
         assert broken.status_code == 422 and broken.json()["exit_code"] == 3
         assert broken.json()["diagnostics"][0]["file"] == "x.yaml"
         applied = client.post("/v1/apply", json={"files": files})
-        assert applied.status_code == 200 and applied.json()["apply"]["updates"] == 4
+        assert applied.status_code == 200 and applied.json()["apply"]["updates"] == 5
         # the same source set as a local `afctl apply -f .`: prune sees what it applied
         without_flows = files_of(repo, "agents.yaml", "models.yaml", "tools.yaml")
         pruned = client.post("/v1/apply", json={"files": without_flows, "prune": True}).json()

@@ -17,7 +17,7 @@ def client(running, admin_key):
 
 def test_the_applied_agents_and_workflows_are_models(client):
     names = [model.id for model in client.models.list()]
-    assert names == ["agent/cashier", "agent/echo", "agent/noter", "agent/sleeper",
+    assert names == ["agent/cashier", "agent/echo", "agent/noter", "agent/patient", "agent/sleeper",
                      "workflow/flow", "workflow/slowflow"]  # fmt: skip
 
 

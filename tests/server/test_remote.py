@@ -91,7 +91,7 @@ def test_a_remote_apply_asks_plans_and_applies_exactly_what_it_showed(running, r
     refused = invoke(["apply", "-f", "."], cwd=repo, env=env)
     assert refused.exit_code == 64 and "--yes" in refused.stderr
     applied = invoke(["apply", "-f", ".", "--yes"], cwd=repo, env=env)
-    assert applied.exit_code == 0 and "Apply complete: 0 created, 4 updated" in applied.stdout
+    assert applied.exit_code == 0 and "Apply complete: 0 created, 5 updated" in applied.stdout
     assert f"Workspace: {running.url}" in applied.stdout
     again = invoke(["apply", "-f", ".", "--yes", "--prune"], cwd=repo, env=env)
     assert again.exit_code == 0 and "No changes" in again.stdout
@@ -122,7 +122,13 @@ def test_the_python_client_mirrors_the_context(running, repo, admin_key):
         assert isinstance(result, afctl.RunResult) and result.output == "done: noted hi"
         kinds = [kind for kind, _ in client.events(result.run_id)]
         assert kinds[0] == "tool_call" and kinds[-1] == "result"
-        assert [r.name for r in client.get("agent")] == ["cashier", "echo", "noter", "sleeper"]
+        assert [r.name for r in client.get("agent")] == [
+            "cashier",
+            "echo",
+            "noter",
+            "patient",
+            "sleeper",
+        ]
         assert client.transcript(result.run_id).run.status == "succeeded"
         plan = client.plan(str(repo))
         assert not plan.has_changes

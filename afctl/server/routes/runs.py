@@ -178,20 +178,22 @@ async def cancel(call: Call) -> Any:
 
 
 @API.route("POST", "/v1/runs/{run_id}/resume", role="operator", action="runs.resume",
-           tag="runs", summary="Go on with an interrupted workflow run from its last finished "
-                               "step", body=FINISH, response=RESULT, statuses=(202,))  # fmt: skip
+           tag="runs", summary="Go on with an interrupted run: a workflow from its last finished "
+                               "step, an agent from its last recorded model answer",
+           body=FINISH, response=RESULT, statuses=(202,))  # fmt: skip
 async def resume(call: Call) -> Any:
     record = transcript(call, call.params["run_id"]).run
     runs = call.server.context.services.runs
-    if record.kind != "workflow" or record.status != "interrupted":
-        raise Problem(409, f"run {record.id} is a {record.status} {record.kind} run; only an "
-                           "interrupted workflow run resumes")  # fmt: skip
+    if record.status != "interrupted" or record.parent_id is not None:
+        what = f"a step of run {record.parent_id}" if record.parent_id else record.status
+        raise Problem(409, f"run {record.id} is {what}; only an interrupted run resumes "
+                           "(a step resumes with its parent)")  # fmt: skip
     assert call.principal is not None
 
     async def work(feed: Feed, run_id: str) -> Any:
-        return await runs.resume(run_id)
+        return await runs.resume(run_id, hooks=run_hooks(feed), on_event=feed.on_event)
 
-    served = call.server.runs.start(call.principal.key, "workflow", record.target, work,
+    served = call.server.runs.start(call.principal.key, record.kind, record.target, work,
                                     run_id=record.id)  # fmt: skip
     return await answer(call, served, bool(call.body.get("background")))
 
