@@ -137,6 +137,19 @@ def test_without_anyone_to_ask_the_run_pauses_and_approve_resumes_it(tmp_path):
         Context(workspace=repo).approve(paused.run_id)
 
 
+def test_a_paused_session_run_is_remembered_once_it_goes_on(tmp_path):
+    repo = make_repo(tmp_path, approval="always")
+    paused = Context(workspace=repo).run("agent/cashier", "refund me", paths=[str(repo)],
+                                         session="s1")  # fmt: skip
+    assert paused.status == "awaiting_approval"
+    assert Context(workspace=repo).approve(paused.run_id).ok
+    with Context(workspace=repo).prompt_log() as log:
+        remembered = log.sessions.messages("s1", 10)
+    assert [m["role"] for m in remembered] == ["user", "assistant", "tool", "assistant"]
+    assert remembered[0]["content"] == "refund me"
+    assert remembered[-1]["content"] == "done: refunded 500"
+
+
 def test_a_denied_call_is_reported_to_the_model(tmp_path):
     repo = make_repo(tmp_path, approval="always")
     paused = run(repo)
