@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from afctl.analytics.service import AnalyticsService
 from afctl.auth.service import AuthService
 from afctl.blueprints.service import BlueprintService
+from afctl.dbops.service import DbService
 from afctl.console import Console as Console
 from afctl.eval.service import EvalService
 from afctl.knowledge.service import KnowledgeBuild as KnowledgeBuild
@@ -231,6 +232,8 @@ class Context(_Base):
     query = _via("analytics", AnalyticsService.query)
     export = _via("analytics", AnalyticsService.export)
     api_key_create = _via("auth", AuthService.create_key)
+    db_status = _via("db", DbService.status)
+    db_migrate = _via("db", DbService.migrate)
     api_keys = _via("auth", AuthService.keys)
     api_key_revoke = _via("auth", AuthService.revoke_key)
     audit_records = _via("auth", AuthService.audit_records)
@@ -312,6 +315,8 @@ class AsyncContext(_Base):
     query = _awaiting("analytics", AnalyticsService.query)
     export = _awaiting("analytics", AnalyticsService.export)
     api_key_create = _awaiting("auth", AuthService.create_key)
+    db_status = _awaiting("db", DbService.status)
+    db_migrate = _awaiting("db", DbService.migrate)
     api_keys = _awaiting("auth", AuthService.keys)
     api_key_revoke = _awaiting("auth", AuthService.revoke_key)
     audit_records = _awaiting("auth", AuthService.audit_records)

@@ -6,6 +6,7 @@
     │   └── ManifestError      exit 3   ...with the diagnostics that explain why
     ├── StateConflict          exit 4   lock held, stale plan, environment mismatch
     ├── RunError               exit 1   a provider, tool or runtime failure
+    ├── DatabaseUnavailable    exit 1   the configured database cannot be used as it is
     └── ChecksFailed           exit 5   eval assertions or thresholds failed
 
 The CLI maps these in one place; the core raises them and never prints.
@@ -72,6 +73,10 @@ class StateConflict(AfctlError):
     """The workspace state is locked, moved on, or belongs to another environment."""
 
     exit_code = EXIT_CONFLICT
+
+
+class DatabaseUnavailable(AfctlError):
+    """The configured database cannot be reached, refuses the login, or lacks migrations."""
 
 
 class RunError(AfctlError):

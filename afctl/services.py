@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from afctl.analytics.service import AnalyticsService
 from afctl.auth.service import AuthService
 from afctl.blueprints.service import BlueprintService
+from afctl.dbops.service import DbService
 from afctl.console import Console
 from afctl.eval.service import EvalService
 from afctl.knowledge.service import KnowledgeService
@@ -46,6 +47,7 @@ class Services:
     blueprints: BlueprintService
     analytics: AnalyticsService
     auth: AuthService
+    db: DbService
 
     @classmethod
     def build(
@@ -82,7 +84,7 @@ class Services:
         state.after_apply.append(knowledge.refresh)
         return cls(place, manifests, state, logs, knowledge, runs, ReplayService(runs),
                    EvalService(runs), TriggerService(runs), BlueprintService(place, state, logs),
-                   AnalyticsService(place), AuthService(place, state))  # fmt: skip
+                   AnalyticsService(place), AuthService(place, state), DbService(place))  # fmt: skip
 
     def close(self) -> None:
         """Commit what is pending and close the shared connections."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from afctl.storage.settings import StorageSettings
 
 WORKSPACE_DIR = ".afctl"
 ENV_VAR = "AFCTL_WORKSPACE"
@@ -70,6 +75,13 @@ class Workspace:
                 f"--env {self.env}: not a valid environment name",
                 hint="use lowercase letters, digits, '-' and '_' (e.g. prod, staging-eu)",
             )
+
+    @functools.cached_property
+    def storage(self) -> StorageSettings:
+        """Which databases hold the state and the prompt log (`afctl.storage.settings`)."""
+        from afctl.storage.settings import StorageSettings
+
+        return StorageSettings.from_env()
 
     @property
     def root(self) -> Path:

@@ -64,13 +64,62 @@ def _isolated_env(
 ) -> None:
     """Each test gets its own validate cache and no workspace or debug settings from outside."""
     monkeypatch.setenv("AFCTL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    for name in ("AFCTL_WORKSPACE", "AFCTL_ENV", "AFCTL_DEBUG", "NO_COLOR"):
+    for name in ("AFCTL_WORKSPACE", "AFCTL_ENV", "AFCTL_DEBUG", "NO_COLOR", "AFCTL_DATABASE_URL",
+                 "AFCTL_STATE_DATABASE_URL", "AFCTL_LOG_DATABASE_URL"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     # the secrets earlier tests resolved (random ones from hypothesis among them) would redact
     # this test's output, as if one process had run them all
     from afctl.safety.secrets import PROCESS
 
     PROCESS.forget()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL server on loopback for this test session (see tests/postgres.py)."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: Any) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    url = postgres.database()
+    try:
+        yield url
+    finally:
+        postgres.drop(url)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test using `backend` runs on SQLite and on PostgreSQL (on SQLite only when marked
+    `sqlite_only`: it is about the files themselves)."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite"] if only else ["sqlite", "postgresql"],
+                             indirect=True)  # fmt: skip
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where the test's workspace keeps its state and prompt log: the SQLite files, or a new
+    PostgreSQL database (AFCTL_DATABASE_URL, migrated with afctl db migrate)."""
+    kind = str(request.param)
+    if kind == "postgresql":
+        server = request.getfixturevalue("postgres")
+        url = server.database()
+        request.addfinalizer(lambda: server.drop(url))
+        monkeypatch.setenv("AFCTL_DATABASE_URL", url)
+        from afctl.dbops.service import DbService
+        from afctl.workspace import Workspace
+
+        DbService(Workspace(request.getfixturevalue("tmp_path"))).migrate()
+    return kind
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ class AuthService:
                "created_by": created_by, "expires_at": expires, "revoked_at": None}  # fmt: skip
         store = self._store()
         with store.transaction():
-            store.db.table("api_keys").insert(row)
+            store.sql.insert("api_keys", [row])
         return ApiKey.from_row(row), key
 
     def keys(self) -> list[ApiKey]:
@@ -64,7 +64,7 @@ class AuthService:
         store = self.state.store()
         if store is None:
             return []
-        rows = store.db.query("SELECT * FROM api_keys ORDER BY created_at, id")
+        rows = store.sql.query("SELECT * FROM api_keys ORDER BY created_at, id")
         return [ApiKey.from_row(row) for row in rows]
 
     def revoke_key(self, reference: str) -> ApiKey:
@@ -80,9 +80,9 @@ class AuthService:
         key = matches[0]
         store = self._store()
         with store.transaction():
-            store.conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND "
-                               "revoked_at IS NULL", [utc_now(), key.id])  # fmt: skip
-        return ApiKey.from_row(store.db.table("api_keys").get(key.id))
+            store.sql.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND "
+                              "revoked_at IS NULL", [utc_now(), key.id])  # fmt: skip
+        return ApiKey.from_row(store.sql.query("SELECT * FROM api_keys WHERE id = ?", [key.id])[0])
 
     def check_key(self, presented: str) -> ApiKey | None:
         """The key `presented` is, when it is active (not revoked, not expired); else None."""
@@ -91,7 +91,7 @@ class AuthService:
         store = self.state.store()
         if store is None:
             return None
-        rows = list(store.db.query("SELECT * FROM api_keys WHERE hash = ?", [key_hash(presented)]))
+        rows = store.sql.query("SELECT * FROM api_keys WHERE hash = ?", [key_hash(presented)])
         if not rows:
             return None
         key = ApiKey.from_row(rows[0])
@@ -104,7 +104,7 @@ class AuthService:
             return
         store = self._store()
         with store.transaction():
-            store.db.table("audit").insert_all([r.to_dict() for r in records])
+            store.sql.insert("audit", [r.to_dict() for r in records])
 
     def audit_records(self, *, limit: int = 100, env: str | None = None) -> list[AuditRecord]:
         """The latest `limit` audit records (of one environment when `env`), oldest first."""
@@ -112,6 +112,6 @@ class AuthService:
         if store is None:
             return []
         where, params = ("WHERE env = ?", [env]) if env else ("", [])
-        rows = store.db.query(f"SELECT * FROM audit {where} ORDER BY at DESC, id DESC LIMIT ?",
-                              [*params, limit])  # fmt: skip
-        return [AuditRecord(**row) for row in reversed(list(rows))]
+        rows = store.sql.query(f"SELECT * FROM audit {where} ORDER BY at DESC, id DESC LIMIT ?",
+                               [*params, limit])  # fmt: skip
+        return [AuditRecord(**row) for row in reversed(rows)]

@@ -129,6 +129,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.auth:auth",
         "API keys of the server: create, list, revoke.",
     ),
+    "db": (
+        "afctl.cli.commands.db:db",
+        "Where the state and the prompt log are kept, and their migrations.",
+    ),
     "mcp": (
         "afctl.cli.commands.mcp:mcp",
         "Offer the applied agents and workflows to MCP clients.",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from afctl.ids import utc_now
 from afctl.promptlog.store import PromptLog
 from afctl.providers.models import ModelConfig
 from afctl.providers.types import ModelRequest, ModelResponse
+from afctl.storage.sql import Sql
 
 
 def _digest(value: Any) -> str:
@@ -94,7 +94,7 @@ class ResponseCache:
         key = _digest(inputs)
         cached = self._pending[key][1] if key in self._pending else None
         if cached is None:
-            row = self.log.conn.execute(
+            row = self.log.sql.execute(
                 "SELECT response FROM response_cache WHERE key = ?", [key]
             ).fetchone()
             cached = None if row is None else json.loads(row[0])
@@ -112,10 +112,12 @@ class ResponseCache:
         self._pending[lookup.key] = (lookup.inputs, json.loads(text))
         row = [lookup.key, lookup.inputs["messages"], json.dumps(lookup.inputs), text, utc_now()]
 
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: Sql) -> None:
             connection.execute(
-                "INSERT OR REPLACE INTO response_cache (key, messages, inputs, response, "
-                "created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO response_cache (key, messages, inputs, response, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET messages = "
+                "excluded.messages, inputs = excluded.inputs, response = excluded.response, "
+                "created_at = excluded.created_at",
                 row,
             )
             self._pending.pop(lookup.key, None)  # the connection sees it from now on
@@ -125,7 +127,7 @@ class ResponseCache:
     def _nearest(self, inputs: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """The inputs that differ from the closest cached entry with the same messages."""
         messages = inputs["messages"]
-        candidates = [json.loads(text) for (text,) in self.log.conn.execute(
+        candidates = [json.loads(text) for (text,) in self.log.sql.execute(
             "SELECT inputs FROM response_cache WHERE messages = ? LIMIT 50", [messages]
         )]  # fmt: skip
         candidates += [kept for kept, _ in self._pending.values() if kept["messages"] == messages]

@@ -4,12 +4,12 @@ repeat, which `--only-failed` and `--baseline` read back."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from afctl.errors import UsageError
 from afctl.ids import utc_now
 from afctl.promptlog.writer import LogWriter
+from afctl.storage.sql import Sql
 
 
 class EvalRecords:
@@ -19,7 +19,7 @@ class EvalRecords:
     def save(self, summary: dict[str, Any], cases: list[dict[str, Any]]) -> None:
         """An eval's record and the result of each case, variant and repeat."""
 
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: Sql) -> None:
             connection.execute(
                 "INSERT INTO eval_records (id, suite, agent, started_at, pass_rate, passed, "
                 "summary) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -42,7 +42,7 @@ class EvalRecords:
             UsageError: there is none.
         """
         self.writer.flush()
-        conn = self.writer.conn
+        conn = self.writer.sql
         if reference == "last":
             row = conn.execute(
                 "SELECT id FROM eval_records WHERE suite = ? ORDER BY started_at DESC, id DESC "
@@ -65,7 +65,7 @@ class EvalRecords:
         """(case, variant) -> pass or fail of each repeat, in an earlier eval."""
         self.writer.flush()
         results: dict[tuple[str, str], list[bool]] = {}
-        for case_id, variant, passed in self.writer.conn.execute(
+        for case_id, variant, passed in self.writer.sql.execute(
             "SELECT case_id, variant, passed FROM eval_cases WHERE eval_id = ? "
             "ORDER BY case_id, variant, repeat",
             [eval_id],

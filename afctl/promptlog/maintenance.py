@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from afctl.promptlog.writer import LogWriter
+from afctl.storage.sql import Sql
 
 
 class Maintenance:
@@ -20,15 +20,14 @@ class Maintenance:
         if keep_failed:
             condition += " AND status NOT IN ('failed', 'blocked', 'interrupted')"
 
-        def delete(conn: sqlite3.Connection) -> int:
-            conn.execute(f"CREATE TEMP TABLE doomed AS SELECT id FROM runs WHERE {condition}",
-                         [before])  # fmt: skip
-            count = int(conn.execute("SELECT count(*) FROM doomed").fetchone()[0])
+        def delete(conn: Sql) -> int:
+            doomed = f"SELECT id FROM runs WHERE {condition}"
+            count = int(conn.execute(f"SELECT count(*) FROM ({doomed}) d", [before])
+                        .fetchone()[0])  # fmt: skip
             for table, column in (("event_payloads", "run_id"), ("events", "run_id"),
                                   ("run_payloads", "run_id"), ("session_messages", "run_id"),
                                   ("runs", "id")):  # fmt: skip
-                conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM doomed)")
-            conn.execute("DROP TABLE doomed")
+                conn.execute(f"DELETE FROM {table} WHERE {column} IN ({doomed})", [before])
             conn.execute("DELETE FROM response_cache WHERE created_at < ?", [before])
             conn.execute(
                 "DELETE FROM revisions WHERE hash NOT IN "
@@ -39,33 +38,44 @@ class Maintenance:
         return int(self.writer.transaction(delete))
 
     def vacuum(self) -> None:
-        """Give the space of deleted rows back to the file system."""
+        """Give the space of deleted rows back (SQLite: to the file system; PostgreSQL: to
+        the tables, for new rows)."""
         self.writer.flush()
-        conn = self.writer.conn
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        sql = self.writer.sql
+        if sql.dialect != "sqlite":
+            sql.execute("VACUUM")
+            return
+        sql.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        sql.execute("VACUUM")
+        sql.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def table_sizes(self) -> dict[str, tuple[int, int]]:
         """Bytes and rows per table (indexes counted with their table)."""
         self.writer.flush()
-        conn = self.writer.conn
+        sql = self.writer.sql
+        hidden = ("sqlite_", "_sqlite", "afctl_migrations")
+        tables = sorted(t for t in sql.tables() if not t.startswith(hidden))
         sizes: dict[str, int] = {}
-        for _name, table, size in conn.execute(
-            "SELECT d.name, coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
-            "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY d.name"
-        ):
-            sizes[table] = sizes.get(table, 0) + int(size)
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name NOT LIKE '_sqlite%' ORDER BY name")]  # fmt: skip
+        if sql.dialect == "sqlite":
+            for _name, table, size in sql.execute(
+                "SELECT d.name, coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
+                "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY d.name"
+            ):
+                sizes[table] = sizes.get(table, 0) + int(size)
+        else:
+            for table in tables:
+                row = sql.execute("SELECT pg_total_relation_size(CAST(? AS regclass))", [table])
+                sizes[table] = int(row.fetchone()[0])
         return {
             table: (sizes.get(table, 0),
-                    conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+                    int(sql.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]))
             for table in tables
         }  # fmt: skip
 
     def file_size(self) -> int:
-        """Bytes on disk: the database and its WAL."""
+        """Bytes on disk: the database and its WAL (PostgreSQL: the database's size)."""
         path = self.writer.path
+        if path is None:
+            return int(self.writer.sql.execute("SELECT pg_database_size(current_database())")
+                       .fetchone()[0])  # fmt: skip
         return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())

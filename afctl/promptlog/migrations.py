@@ -1,17 +1,18 @@
-"""Numbered, append-only migrations of the prompt log, `logs.db`. Never edit a shipped
-migration: add one. They run inside the log's own `BEGIN IMMEDIATE`, so two processes opening
-an old log at once cannot both migrate it."""
+"""Numbered, append-only migrations of the prompt log (`logs.db`, or its PostgreSQL
+database). Never edit a shipped migration: add one. On SQLite they run inside the log's own
+`BEGIN IMMEDIATE`, so two processes opening an old log at once cannot both migrate it; see
+`afctl.storage.schema` for PostgreSQL."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlite_utils.migrations import Migrations
+from afctl.storage.schema import MigrationSet
 
-log_migrations = Migrations("afctl-logs")
+log_migrations = MigrationSet("afctl-logs")
 
 
-@log_migrations(name="0001_initial")
+@log_migrations("0001_initial")
 def _initial(db: Any) -> None:
     db["runs"].create(
         {
@@ -48,12 +49,12 @@ def _initial(db: Any) -> None:
     )
 
 
-@log_migrations(name="0002_run_labels")
+@log_migrations("0002_run_labels")
 def _run_labels(db: Any) -> None:
     db["runs"].add_column("labels", str)  # the agent's metadata.labels, as JSON
 
 
-@log_migrations(name="0003_evals")
+@log_migrations("0003_evals")
 def _evals(db: Any) -> None:
     db["eval_records"].create(
         {"id": str, "suite": str, "agent": str, "started_at": str, "pass_rate": float,
@@ -68,7 +69,7 @@ def _evals(db: Any) -> None:
     )  # fmt: skip
 
 
-@log_migrations(name="0004_response_cache")
+@log_migrations("0004_response_cache")
 def _response_cache(db: Any) -> None:
     # key: a hash of every input of a model call; inputs: those inputs, for --explain-cache
     db["response_cache"].create(
@@ -78,7 +79,7 @@ def _response_cache(db: Any) -> None:
     db["response_cache"].create_index(["messages"])
 
 
-@log_migrations(name="0005_trigger_firings")
+@log_migrations("0005_trigger_firings")
 def _trigger_firings(db: Any) -> None:
     # one row per scheduled occurrence that fired: two `afctl serve` never both run it
     db["trigger_firings"].create(

@@ -17,6 +17,7 @@ from afctl.workspace import Workspace
 if TYPE_CHECKING:
     from afctl.manifests.catalog import Catalog
     from afctl.promptlog.store import EventRecord, PromptLog, RunRecord
+    from afctl.storage.sql import Sql
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,13 @@ class RestoredRun:
         return dict((self.payload.get("vars") or {}).get("inputs") or {})
 
 
-USAGE_GROUPS = {
-    "blueprint": "json_extract(labels, '$.\"afctl/blueprint\"')",
-    "agent": "agent",
-    "model": "model",
-}
-"""What `usage` groups by, and the column each is read from."""
+USAGE_GROUPS = ("blueprint", "agent", "model")
+"""What `usage` groups by."""
+
+
+def _usage_column(group: str, sql: Sql) -> str:
+    """The expression `usage` reads a group from."""
+    return sql.json_text("labels", "afctl/blueprint") if group == "blueprint" else group
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class LogService:
         """A prompt log of its own for the caller, who closes it."""
         from afctl.promptlog.store import PromptLog
 
-        return PromptLog.open(self.workspace.dir)
+        return PromptLog.open(self.workspace.dir, self.workspace.storage)
 
     def flush(self) -> None:
         """Commit what the shared log holds (a call that recorded anything ends with this)."""
@@ -174,23 +176,24 @@ class LogService:
     ) -> list[tuple[dict[str, Any], UsageTotals]]:
         """Agent runs of installed blueprints (not replays), since the timestamp `since`,
         grouped by `by` (names in USAGE_GROUPS): each group with its totals."""
-        columns = USAGE_GROUPS
-        where = ["kind = 'agent'", f"{columns['blueprint']} IS NOT NULL", "is_replay = 0"]
+        log = self.log
+        where = ["kind = 'agent'", f"{_usage_column('blueprint', log.sql)} IS NOT NULL",
+                 "is_replay = 0"]  # fmt: skip
         values: list[Any] = []
         if since:
             where.append("started_at >= ?")
             values.append(since)
-        select = ", ".join(f"{columns[b]} AS {b}" for b in by)
+        select = ", ".join(f"{_usage_column(b, log.sql)} AS {b}" for b in by)
         sql = (
-            f"SELECT {select}, count(*), coalesce(sum(input_tokens), 0), "
-            "coalesce(sum(output_tokens), 0), sum(cost_usd), sum(cost_usd IS NULL) "
+            f"SELECT {select}, count(*), CAST(coalesce(sum(input_tokens), 0) AS BIGINT), "
+            "CAST(coalesce(sum(output_tokens), 0) AS BIGINT), sum(cost_usd), "
+            "CAST(sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) AS BIGINT) "
             f"FROM runs WHERE {' AND '.join(where)} "
             f"GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}"
         )
-        log = self.log
         log.flush()
         rows = []
-        for row in log.conn.execute(sql, values):
+        for row in log.sql.execute(sql, values):
             group = dict(zip(by, row[: len(by)], strict=True))
             runs, tokens_in, tokens_out, cost, unknown = row[len(by) :]
             rows.append((group, UsageTotals(runs, tokens_in, tokens_out, cost, unknown)))

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from afctl.ids import utc_now
 from afctl.promptlog.writer import LogWriter, Redact
+from afctl.storage.sql import Sql
 
 
 class Sessions:
@@ -18,7 +18,7 @@ class Sessions:
     def messages(self, session_id: str, limit: int) -> list[dict[str, Any]]:
         """The last `limit` messages of a session, oldest first."""
         self.writer.flush()
-        rows = self.writer.conn.execute(
+        rows = self.writer.sql.execute(
             "SELECT message FROM (SELECT seq, message FROM session_messages WHERE session_id = ? "
             "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
             [session_id, limit],
@@ -37,7 +37,7 @@ class Sessions:
         now = utc_now()
         texts = [redact(json.dumps(message)) for message in messages]
 
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: Sql) -> None:
             connection.execute(
                 "INSERT INTO sessions (id, agent, created_at, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",

@@ -20,7 +20,6 @@ import functools
 import json
 import os
 import socket
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from afctl.promptlog.maintenance import Maintenance
 from afctl.promptlog.sessions import Sessions
 from afctl.promptlog.trigger_firings import TriggerFirings
 from afctl.promptlog.writer import COMMIT_DELAY_S, LOG_FILE, NARROW_COLUMNS, LogWriter, Redact
+from afctl.storage.sql import Sql
 
 __all__ = ["COMMIT_DELAY_S", "LOG_FILE", "STATUSES", "EventRecord", "PromptLog", "RunRecord"]
 
@@ -101,8 +101,8 @@ class PromptLog(LogWriter):
     """The prompt log: runs, their events and the revisions they used; the other concerns
     hang off it (`sessions`, `evals`, `trigger_firings`, `maintenance`)."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
-        super().__init__(path, connection)
+    def __init__(self, sql: Sql, path: Path | None = None) -> None:
+        super().__init__(sql, path)
         self._stored_revisions: set[str] = set()
         self.sessions = Sessions(self)
         self.evals = EvalRecords(self)
@@ -117,12 +117,12 @@ class PromptLog(LogWriter):
     def mark_interrupted(self) -> int:
         """Mark runs left `running` by processes of this host that no longer exist."""
         host = _hostname()
-        rows = self.conn.execute(
+        rows = self.sql.execute(
             "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
         ).fetchall()
         gone = [run_id for run_id, pid in rows if pid is not None and not _alive(pid)]
         if gone:
-            self.conn.executemany(
+            self.sql.executemany(
                 "UPDATE runs SET status = 'interrupted', error_type = 'interrupted', "
                 "error = 'the process running it stopped' WHERE id = ?",
                 [(run_id,) for run_id in gone],
@@ -136,8 +136,8 @@ class PromptLog(LogWriter):
             return
         self._stored_revisions.add(digest)
         self.write(
-            "INSERT OR IGNORE INTO revisions (hash, target, bundle, created_at) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO revisions (hash, target, bundle, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [digest, target, redact(json.dumps(bundle)), utc_now()],
         )
 
@@ -155,7 +155,7 @@ class PromptLog(LogWriter):
         marks = ", ".join("?" * len(row))
         payload = [run["id"], redact(input_text), redact(json.dumps(variables))]
 
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: Sql) -> None:
             connection.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", list(row.values()))
             connection.execute(
                 "INSERT INTO run_payloads (run_id, input, vars) VALUES (?, ?, ?)", payload
@@ -200,7 +200,7 @@ class PromptLog(LogWriter):
         values = [*totals.values(), utc_now(), run_id]
         payload = [None if output is None else redact(output), redact(json.dumps(details)), run_id]
 
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: Sql) -> None:
             connection.execute(f"UPDATE runs SET {assignments}, ended_at = ? WHERE id = ?", values)
             connection.execute(
                 "UPDATE run_payloads SET output = ?, details = ? WHERE run_id = ?", payload
@@ -211,7 +211,7 @@ class PromptLog(LogWriter):
     def reopen_run(self, run_id: str) -> None:
         """A paused run (awaiting approval) goes on, in this process."""
 
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: Sql) -> None:
             connection.execute(
                 "UPDATE runs SET status = 'running', ended_at = NULL, error = NULL, "
                 "error_type = NULL, pid = ?, host = ? WHERE id = ?",
@@ -238,7 +238,7 @@ class PromptLog(LogWriter):
             where.append("status = ?")
             values.append(status)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.db.query(
+        rows = self.sql.query(
             "SELECT runs.*, substr(p.input, 1, 200) AS input FROM runs "
             f"LEFT JOIN run_payloads p ON p.run_id = runs.id {clause} "
             "ORDER BY started_at DESC, id DESC LIMIT ?",
@@ -255,13 +255,13 @@ class PromptLog(LogWriter):
         """
         self.flush()
         if run_id == LATEST:
-            rows = list(self.db.query(
+            rows = list(self.sql.query(
                 "SELECT * FROM runs WHERE parent_id IS NULL ORDER BY started_at DESC, id DESC "
                 "LIMIT 1"))  # fmt: skip
             if not rows:
                 raise UsageError("there are no runs yet", hint='afctl run agent/NAME "input"')
             return RunRecord(**rows[0])
-        rows = list(self.db.query("SELECT * FROM runs WHERE id LIKE ? LIMIT 2", [run_id + "%"]))
+        rows = list(self.sql.query("SELECT * FROM runs WHERE id LIKE ? LIMIT 2", [run_id + "%"]))
         if len(rows) != 1:
             what = "no run" if not rows else "more than one run"
             raise UsageError(f"{what} matches {run_id!r}", hint="afctl runs lists recent runs")
@@ -274,7 +274,7 @@ class PromptLog(LogWriter):
             UsageError: the revision is not in this log.
         """
         self.flush()
-        row = self.conn.execute("SELECT bundle FROM revisions WHERE hash = ?", [digest]).fetchone()
+        row = self.sql.execute("SELECT bundle FROM revisions WHERE hash = ?", [digest]).fetchone()
         if row is None:
             raise UsageError(f"revision {digest[:12]} is not in the prompt log")
         bundle: dict[str, Any] = json.loads(row[0])
@@ -282,7 +282,7 @@ class PromptLog(LogWriter):
 
     def payload(self, run_id: str) -> dict[str, Any]:
         self.flush()
-        row = self.conn.execute(
+        row = self.sql.execute(
             "SELECT input, output, vars, details FROM run_payloads WHERE run_id = ?", [run_id]
         ).fetchone()
         if row is None:
@@ -296,7 +296,7 @@ class PromptLog(LogWriter):
 
     def events(self, run_id: str) -> Iterator[EventRecord]:
         self.flush()
-        rows = self.conn.execute(
+        rows = self.sql.execute(
             "SELECT e.seq, e.type, e.at, e.turn, e.model, e.tool, e.status, e.latency_ms, "
             "e.input_tokens, e.output_tokens, e.cost_usd, p.payload FROM events e "
             "LEFT JOIN event_payloads p ON p.run_id = e.run_id AND p.seq = e.seq "

@@ -3,10 +3,9 @@ once, by one process, so two `afctl serve` on one workspace never fire it twice.
 
 from __future__ import annotations
 
-import sqlite3
-
 from afctl.ids import utc_now
 from afctl.promptlog.writer import LogWriter
+from afctl.storage.sql import Sql
 
 
 class TriggerFirings:
@@ -17,12 +16,12 @@ class TriggerFirings:
         """Claim an occurrence for this process; False when another (or an earlier) process
         already fired it."""
 
-        def insert(connection: sqlite3.Connection) -> bool:
+        def insert(connection: Sql) -> bool:
             cursor = connection.execute(
-                "INSERT OR IGNORE INTO trigger_firings (key, trigger, occurrence, fired_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO trigger_firings (key, trigger, occurrence, fired_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [f"{trigger}@{occurrence}", trigger, occurrence, utc_now()],
             )
-            return cursor.rowcount == 1
+            return bool(cursor.rowcount == 1)
 
         return bool(self.writer.transaction(insert))

@@ -15,9 +15,13 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from afctl.promptlog.migrations import log_migrations
+from afctl.storage.sql import Sql, SqliteSql
+
+if TYPE_CHECKING:
+    from afctl.storage.settings import StorageSettings
 
 LOG_FILE = "logs.db"
 COMMIT_DELAY_S = 0.1
@@ -25,7 +29,7 @@ COMMIT_DELAY_S = 0.1
 once when it ends: a fast run costs one commit, and a crash loses at most the last 0.1 s."""
 
 Redact = Callable[[str], str]
-Work = Callable[[sqlite3.Connection], None]
+Work = Callable[[Sql], None]
 EventRow = tuple[tuple[Any, ...], tuple[str, int, str]]
 """An `events` row and its `event_payloads` row."""
 
@@ -102,16 +106,28 @@ class LogWriter:
     """A connection to the prompt log with grouped commits: `submit` work or `add_event`
     rows, and they are committed together (see the module's doc)."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
-        import sqlite_utils
-
+    def __init__(self, sql: Sql, path: Path | None = None) -> None:
+        self.sql = sql
         self.path = path
-        self.conn = connection
-        self.db = sqlite_utils.Database(connection)
+        """The SQLite file (None for a PostgreSQL log)."""
+        self.where = sql.where
+        """The file or database URL (password hidden), for messages."""
         self._deferred: list[Work] = []
         self._event_rows: list[EventRow] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._checkpointer = Checkpointer(path)
+        self._checkpointer = Checkpointer(path) if path is not None else None
+
+    @property
+    def conn(self) -> Any:
+        """The driver's connection (sqlite3 or psycopg)."""
+        return self.sql.conn  # type: ignore[attr-defined]
+
+    @property
+    def db(self) -> Any:
+        """sqlite-utils over a SQLite log."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     def _submit(self, work: Work | None, *, now: bool) -> None:
         """Commit `work` with everything pending: `now`, or within COMMIT_DELAY_S."""
@@ -131,16 +147,16 @@ class LogWriter:
         self._timer = None
         try:
             self.flush()
-        except sqlite3.Error:  # kept if worth retrying: the next flush tries again, and raises
+        except self.sql.errors:  # kept if worth retrying: the next flush tries again, and raises
             pass
 
     def flush(self) -> None:
         """Commit every pending write, in one transaction.
 
         Raises:
-            sqlite3.OperationalError: the database is locked, busy or full; the writes stay
-                pending for the next flush.
-            sqlite3.Error: other failures (the writes are dropped).
+            sqlite3.OperationalError, psycopg.OperationalError: the database is locked, busy,
+                full or gone; the writes stay pending for the next flush.
+            sqlite3.Error, psycopg.Error: other failures (the writes are dropped).
         """
         if self._timer is not None:
             self._timer.cancel()
@@ -150,38 +166,50 @@ class LogWriter:
         pending, self._deferred = self._deferred, []
         events, self._event_rows = self._event_rows, []
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self.sql.transaction():
                 if events:  # one statement per table: events depend on nothing else
-                    self.conn.executemany(_INSERT_EVENT, [row for row, _ in events])
-                    self.conn.executemany(_INSERT_PAYLOAD, [payload for _, payload in events])
+                    self.sql.executemany(_INSERT_EVENT, [row for row, _ in events])
+                    self.sql.executemany(_INSERT_PAYLOAD, [payload for _, payload in events])
                 for work in pending:
-                    work(self.conn)
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-        except sqlite3.OperationalError:  # locked, busy, disk full: worth another try
+                    work(self.sql)
+        except self.sql.retryable:  # locked, busy, disk full: worth another try
             self._deferred[:0] = pending
             self._event_rows[:0] = events
             raise
-        self._checkpointer.committed()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     @classmethod
     def in_memory(cls: type[W]) -> W:
         """A prompt log that is never written to disk (offline replay runs in one)."""
         connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        log = cls(Path(":memory:"), connection)
-        log_migrations.apply(log.db)
+        log = cls(SqliteSql(connection, ":memory:"), Path(":memory:"))
+        log_migrations.apply(log.sql)
         return log
 
     @classmethod
-    def open(cls: type[W], workspace: Path) -> W:
-        """The workspace's prompt log, migrated to the current schema.
+    def open(cls: type[W], workspace: Path, settings: StorageSettings | None = None) -> W:
+        """The workspace's prompt log: its SQLite file, migrated to the current schema as it
+        opens, or the PostgreSQL database `settings` name (migrated by `afctl db migrate`).
 
         Raises:
             UsageError: the file cannot be opened or migrated (named in the message).
+            DatabaseUnavailable: the database cannot be reached, or lacks migrations.
         """
+        if settings is not None and settings.log is not None:
+            from afctl.storage.schema import check_migrated
+            from afctl.storage.settings import LOG_SCHEMA
+            from afctl.storage.sql import connect_postgres
+
+            sql = connect_postgres(settings.log, LOG_SCHEMA)
+            try:
+                check_migrated(log_migrations, sql, settings.log.variable, "prompt log")
+                log = cls(sql)
+                log.opened()
+            except BaseException:
+                sql.close()
+                raise
+            return log
         from afctl.sqlite_files import named_errors
         from afctl.workspace import ensure_workspace
 
@@ -190,15 +218,10 @@ class LogWriter:
         connection = _connect(path)
         try:
             with named_errors(path):
-                log = cls(path, connection)
-                if log_migrations.pending(log.db):
-                    connection.execute("BEGIN IMMEDIATE")
-                    try:
-                        log_migrations.apply(log.db)
-                    except BaseException:
-                        connection.execute("ROLLBACK")
-                        raise
-                    connection.execute("COMMIT")
+                log = cls(SqliteSql(connection, str(path)), path)
+                if log_migrations.pending(log.sql):
+                    with log.sql.transaction():
+                        log_migrations.apply(log.sql)
                 log.opened()
         except BaseException:
             connection.close()
@@ -213,8 +236,9 @@ class LogWriter:
         try:
             self.flush()
         finally:
-            self._checkpointer.join()
-            self.conn.close()
+            if self._checkpointer is not None:
+                self._checkpointer.join()
+            self.sql.close()
 
     def __enter__(self: W) -> W:
         return self
@@ -235,19 +259,13 @@ class LogWriter:
     def write(self, sql: str, values: list[Any] | tuple[Any, ...]) -> None:
         """One statement in the next grouped commit."""
 
-        def work(connection: sqlite3.Connection) -> None:
+        def work(connection: Sql) -> None:
             connection.execute(sql, values)
 
         self._submit(work, now=False)
 
-    def transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+    def transaction(self, work: Callable[[Sql], Any]) -> Any:
         """Run `work` in its own write transaction, now, after what is pending."""
         self.flush()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(self.conn)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        return result
+        with self.sql.transaction():
+            return work(self.sql)

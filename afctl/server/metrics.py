@@ -37,14 +37,14 @@ class LogCollector:
         log.flush()
         runs = CounterMetricFamily("afctl_runs", "Runs in the prompt log by kind, target and "
                                    "status.", labels=["kind", "target", "status"])  # fmt: skip
-        for kind, target, status, count in log.conn.execute(
+        for kind, target, status, count in log.sql.execute(
             "SELECT kind, target, status, count(*) FROM runs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ):
             runs.add_metric([kind, target, status], count)
         yield runs
         errors = CounterMetricFamily("afctl_errors", "Failed runs by kind, target and error "
                                      "type.", labels=["kind", "target", "error_type"])  # fmt: skip
-        for kind, target, error_type, count in log.conn.execute(
+        for kind, target, error_type, count in log.sql.execute(
             "SELECT kind, target, coalesce(error_type, 'unknown'), count(*) FROM runs "
             "WHERE status IN ('failed', 'blocked') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ):
@@ -52,7 +52,7 @@ class LogCollector:
         yield errors
         tools = CounterMetricFamily("afctl_tool_calls", "Tool calls by tool and status.",
                                     labels=["tool", "status"])  # fmt: skip
-        for tool, status, count in log.conn.execute(
+        for tool, status, count in log.sql.execute(
             "SELECT tool, coalesce(status, 'ok'), count(*) FROM events WHERE type = 'tool_call' "
             "GROUP BY 1, 2 ORDER BY 1, 2"
         ):
@@ -60,8 +60,9 @@ class LogCollector:
         yield tools
         latency = HistogramMetricFamily("afctl_run_latency_seconds", "Latency of finished runs.",
                                         labels=["kind", "target"])  # fmt: skip
-        sums = ", ".join(f"sum(latency_ms <= {b * 1000:g})" for b in BUCKETS_S)
-        for row in log.conn.execute(
+        sums = ", ".join(f"sum(CASE WHEN latency_ms <= {b * 1000:g} THEN 1 ELSE 0 END)"
+                         for b in BUCKETS_S)  # fmt: skip
+        for row in log.sql.execute(
             f"SELECT kind, target, {sums}, count(*), coalesce(sum(latency_ms), 0) / 1000.0 "
             "FROM runs WHERE latency_ms IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
         ):
@@ -73,7 +74,7 @@ class LogCollector:
                                      labels=["target", "direction"])  # fmt: skip
         cost = CounterMetricFamily("afctl_cost_usd", "Known model spend in USD by target.",
                                    labels=["target"])  # fmt: skip
-        for target, tokens_in, tokens_out, spent in log.conn.execute(
+        for target, tokens_in, tokens_out, spent in log.sql.execute(
             "SELECT target, coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
             "coalesce(sum(cost_usd), 0) FROM runs WHERE kind = 'agent' GROUP BY 1 ORDER BY 1"
         ):

@@ -1,6 +1,6 @@
 """Applying a plan: the only code that writes applied state.
 
-Everything happens in one `BEGIN IMMEDIATE` transaction under the workspace lock: the state
+Everything happens in one write transaction under the workspace lock: the state
 serial is checked against the plan's (a stale plan is refused), every change and its revision
 are written, the apply is recorded, the serial moves on and the lock is released, all in the
 same commit. A crash at any point leaves either the old state or the new one.
@@ -51,11 +51,15 @@ def _insert_many(
     *,
     replace: bool = False,
 ) -> None:
-    """Bulk insert: sqlite-utils' insert_all inspects every value, which costs more than the
-    rest of an apply of thousands of resources; these rows are already plain columns."""
-    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    """Bulk insert of plain columns; `replace`: over the row with the same (env, kind,
+    name)."""
     marks = ", ".join("?" * len(columns))
-    store.conn.executemany(f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    if replace:
+        keys = ("env", "kind", "name")
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        statement += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    store.sql.executemany(statement, rows)
 
 
 def apply_plan(store: StateStore, plan: Plan, lock: LockInfo, command: str) -> ApplyRecord:
@@ -74,7 +78,7 @@ def apply_plan(store: StateStore, plan: Plan, lock: LockInfo, command: str) -> A
         env = plan.env
         stamp = (started, who, apply_id)
         latest = dict(
-            store.conn.execute(
+            store.sql.execute(
                 "SELECT kind || '/' || name, MAX(revision) FROM revisions WHERE env = ? "
                 "GROUP BY kind, name",
                 [env],
@@ -107,13 +111,13 @@ def apply_plan(store: StateStore, plan: Plan, lock: LockInfo, command: str) -> A
         _insert_many(store, "resources", RESOURCE_COLUMNS, upserts, replace=True)
         _insert_many(store, "revisions", _REVISION_COLUMNS, revisions)
         if deletes:
-            store.conn.executemany(
+            store.sql.executemany(
                 "DELETE FROM resources WHERE env = ? AND kind = ? AND name = ?", deletes
             )
         serial_after = plan.state_serial + (1 if plan.changes else 0)
         finished = utc_now()
         if plan.changes:
-            store.conn.execute(
+            store.sql.execute(
                 "INSERT INTO environments (name, serial, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET serial = excluded.serial, "
                 "updated_at = excluded.updated_at",
@@ -134,10 +138,11 @@ def apply_plan(store: StateStore, plan: Plan, lock: LockInfo, command: str) -> A
             updates=plan.count("update"),
             deletes=plan.count("delete"),
         )
-        store.db.table("applies").insert(
-            {**vars(record), "summary": json.dumps([[c.action, c.ref] for c in plan.changes])}
+        store.sql.insert(
+            "applies",
+            [{**vars(record), "summary": json.dumps([[c.action, c.ref] for c in plan.changes])}],
         )
-        store.conn.execute(
+        store.sql.execute(
             "DELETE FROM locks WHERE scope = ? AND lock_id = ?", [LOCK_SCOPE, lock.lock_id]
         )
     return record

@@ -1,30 +1,15 @@
-"""Numbered, append-only migrations of `state.db`. Never edit a shipped migration: add one.
-
-Each migration runs in the same transaction as the record of it having run (sqlite-utils'
-`Migrations`, inside afctl's own `BEGIN IMMEDIATE`), so two processes opening an old database
-at once cannot both migrate it.
-"""
+"""Numbered, append-only migrations of the state (`state.db`, or the state's PostgreSQL
+database). Never edit a shipped migration: add one. See `afctl.storage.schema` for how one
+history serves both backends."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from sqlite_utils.migrations import Migrations
+from afctl.storage.schema import MigrationSet
 
-state_migrations = Migrations("afctl-state")
-MIGRATION_NAMES: list[str] = []
-"""Every migration this afctl knows, in order; a state with others is from a newer afctl."""
-
-
-Step = Callable[[Any], None]
-
-
-def migration(name: str) -> Callable[[Step], Step]:
-    """Register a numbered migration step (sqlite-utils runs it; we remember its name)."""
-    MIGRATION_NAMES.append(name)
-    register: Callable[[Step], Step] = state_migrations(name=name)
-    return register
+state_migrations = MigrationSet("afctl-state")
+migration = state_migrations
 
 
 @migration("0001_initial")

@@ -124,7 +124,8 @@ class StateService:
         if self._store is None:
             if not create and not self.has_state():
                 return None
-            self._store = StateStore.open(self.workspace.dir, create=True)
+            self._store = StateStore.open(self.workspace.dir, create=True,
+                                          settings=self.workspace.storage)  # fmt: skip
         return self._store
 
     def require(self) -> StateStore:
@@ -136,8 +137,10 @@ class StateService:
     def has_state(self) -> bool:
         from afctl.state.store import STATE_FILE
 
+        if self._store is not None or self.workspace.storage.state is not None:
+            return True
         found = self.workspace.found
-        return self._store is not None or (found is not None and (found / STATE_FILE).exists())
+        return found is not None and (found / STATE_FILE).exists()
 
     def close(self) -> None:
         if self._store is not None:

@@ -13,16 +13,19 @@ import contextlib
 import json
 import os
 import socket
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afctl.errors import StateConflict, UsageError
 from afctl.ids import actor, new_ulid, utc_now
+from afctl.storage.sql import Sql
+
+if TYPE_CHECKING:
+    from afctl.storage.settings import StorageSettings
 
 STATE_FILE = "state.db"
 RESOURCE_COLUMNS = (
@@ -31,6 +34,7 @@ RESOURCE_COLUMNS = (
 )  # fmt: skip
 BUSY_TIMEOUT_S = 10.0
 LOCK_SCOPE = "workspace"
+LOCK_KEY = 0x61666374  # "afct": the advisory lock key of the workspace lock (PostgreSQL)
 
 
 class AppliedResource:
@@ -192,28 +196,46 @@ class LockInfo:
 
 
 class StateStore:
-    """An open `state.db`. Use `StateStore.open(workspace)`; close it when done."""
+    """An open state: `.afctl/state.db`, or the state's PostgreSQL database. Use
+    `StateStore.open(workspace)`; close it when done."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
-        import sqlite_utils
-
-        self.path = path
-        self.conn = connection
-        self.db = sqlite_utils.Database(connection)
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
+        self.where = sql.where
+        """The file or database URL (password hidden), for messages."""
 
     @classmethod
-    def open(cls, workspace: Path, *, create: bool = False) -> StateStore:
-        """Open (and migrate) the state of `workspace`.
+    def open(
+        cls, workspace: Path, *, create: bool = False, settings: StorageSettings | None = None
+    ) -> StateStore:
+        """Open the state of `workspace`: its SQLite file (migrated as it opens), or the
+        PostgreSQL database `settings` name (which `afctl db migrate` migrates).
 
         Raises:
-            UsageError: there is no state yet and `create` is false.
+            UsageError: there is no state file yet and `create` is false.
+            DatabaseUnavailable: the database cannot be reached, or lacks migrations.
         """
+        if settings is not None and settings.state is not None:
+            from afctl.storage.settings import STATE_SCHEMA
+            from afctl.storage.sql import connect_postgres
+
+            store = cls(connect_postgres(settings.state, STATE_SCHEMA))
+            try:
+                from afctl.state.migrations import state_migrations
+                from afctl.storage.schema import check_migrated
+
+                check_migrated(state_migrations, store.sql, settings.state.variable, "state")
+            except BaseException:
+                store.close()
+                raise
+            return store
         path = workspace / STATE_FILE
         if not path.exists() and not create:
             raise UsageError(
                 f"no applied state in {workspace}", hint="run afctl apply -f . to create it"
             )
         from afctl.sqlite_files import connect, named_errors
+        from afctl.storage.sql import SqliteSql
         from afctl.workspace import ensure_workspace
 
         ensure_workspace(workspace)
@@ -223,15 +245,15 @@ class StateStore:
                 connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute("PRAGMA synchronous = FULL")
-                store = cls(path, connection)
-                store._migrate()
+                store = cls(SqliteSql(connection, str(path)))
+                store.migrate()
         except BaseException:
             connection.close()
             raise
         return store
 
     def close(self) -> None:
-        self.conn.close()
+        self.sql.close()
 
     def __enter__(self) -> StateStore:
         return self
@@ -239,46 +261,53 @@ class StateStore:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    # -- transactions ----------------------------------------------------------------------
+    @property
+    def conn(self) -> Any:
+        """The driver's connection (sqlite3 or psycopg)."""
+        return self.sql.conn  # type: ignore[attr-defined]
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A write transaction that holds SQLite's write lock from its first statement."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    # -- transactions and migrations -------------------------------------------------------
 
-    def _migrate(self) -> None:
-        from afctl.state.migrations import MIGRATION_NAMES, state_migrations
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write transaction (on SQLite, holding the write lock from its first statement)."""
+        return self.sql.transaction()
 
-        known = set(MIGRATION_NAMES)
-        newer = [m.name for m in state_migrations.applied(self.db) if m.name not in known]
-        if newer:
-            raise StateConflict(
-                f"{self.path} was written by a newer afctl (migration {newer[-1]})",
-                hint="upgrade afctl to read this workspace",
-            )
-        if not state_migrations.pending(self.db):
-            return
+    def migrate(self) -> list[str]:
+        """Run the pending migrations; returns their names.
+
+        Raises:
+            StateConflict: a newer afctl migrated this state.
+        """
+        from afctl.state.migrations import state_migrations
+        from afctl.storage.schema import refuse_newer
+
+        refuse_newer(state_migrations, self.sql)
+        if not state_migrations.pending(self.sql):
+            return []
+        if self.sql.dialect == "sqlite":
+            with self.transaction():
+                ran = state_migrations.apply(self.sql)
+                self._name_workspace()
+            return ran
+        ran = state_migrations.apply(self.sql)
         with self.transaction():
-            state_migrations.apply(self.db)
-            self.db.table("meta").insert({"key": "workspace_id", "value": new_ulid()}, ignore=True)
+            self._name_workspace()
+        return ran
+
+    def _name_workspace(self) -> None:
+        self.sql.insert("meta", [{"key": "workspace_id", "value": new_ulid()}], ignore=True)
 
     # -- reading ---------------------------------------------------------------------------
 
     @cached_property
     def workspace_id(self) -> str:
         """A random id given to the state when it was created (a plan records it)."""
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'workspace_id'").fetchone()
+        row = self.sql.execute("SELECT value FROM meta WHERE key = 'workspace_id'").fetchone()
         return str(row[0])
 
     def serial(self, env: str) -> int:
         """How many applies have changed `env`'s state (0 when it has none yet)."""
-        row = self.conn.execute("SELECT serial FROM environments WHERE name = ?", [env]).fetchone()
+        row = self.sql.execute("SELECT serial FROM environments WHERE name = ?", [env]).fetchone()
         return int(row[0]) if row else 0
 
     def resources(
@@ -287,10 +316,12 @@ class StateStore:
         """The applied resources of `env`; without `documents`, each is read when first used
         (while this store is open)."""
         if documents:
-            rows = self.db.query("SELECT * FROM resources WHERE env = ? ORDER BY kind, name", [env])
+            rows = self.sql.query(
+                "SELECT * FROM resources WHERE env = ? ORDER BY kind, name", [env]
+            )
             return {(r["kind"], r["name"]): AppliedResource(r) for r in rows}
         columns = ", ".join(c for c in RESOURCE_COLUMNS if c != "document")
-        rows = self.db.query(f"SELECT {columns} FROM resources WHERE env = ?", [env])
+        rows = self.sql.query(f"SELECT {columns} FROM resources WHERE env = ?", [env])
         return {
             (r["kind"], r["name"]): AppliedResource(
                 r, self._document_reader(env, r["kind"], r["name"])
@@ -300,7 +331,7 @@ class StateStore:
 
     def _document_reader(self, env: str, kind: str, name: str) -> Callable[[], str]:
         def read() -> str:
-            row = self.conn.execute(
+            row = self.sql.execute(
                 "SELECT document FROM resources WHERE env = ? AND kind = ? AND name = ?",
                 [env, kind, name],
             ).fetchone()
@@ -312,7 +343,7 @@ class StateStore:
         """The applied documents of one kind, by name."""
         import json
 
-        rows = self.conn.execute(
+        rows = self.sql.execute(
             "SELECT name, document FROM resources WHERE env = ? AND kind = ? ORDER BY name",
             [env, kind],
         ).fetchall()
@@ -320,7 +351,7 @@ class StateStore:
 
     def resource(self, env: str, kind: str, name: str) -> AppliedResource | None:
         rows = list(
-            self.db.query(
+            self.sql.query(
                 "SELECT * FROM resources WHERE env = ? AND kind = ? AND name = ?",
                 [env, kind, name],
             )
@@ -328,7 +359,7 @@ class StateStore:
         return AppliedResource(rows[0]) if rows else None
 
     def revisions(self, env: str, kind: str, name: str) -> list[Revision]:
-        rows = self.db.query(
+        rows = self.sql.query(
             "SELECT revision, action, hash, document, source_file, source_set, applied_at, "
             "applied_by, apply_id FROM revisions WHERE env = ? AND kind = ? AND name = ? "
             "ORDER BY revision",
@@ -350,7 +381,7 @@ class StateStore:
         ]
 
     def applies(self, env: str, limit: int = 20) -> list[ApplyRecord]:
-        rows = self.db.query(
+        rows = self.sql.query(
             "SELECT id, env, plan_id, serial_before, serial_after, started_at, finished_at, "
             "actor, command, source_set, creates, updates, deletes FROM applies WHERE env = ? "
             "ORDER BY finished_at DESC, id DESC LIMIT ?",
@@ -360,7 +391,7 @@ class StateStore:
 
     def apply_record(self, apply_id: str) -> ApplyRecord | None:
         rows = list(
-            self.db.query(
+            self.sql.query(
                 "SELECT id, env, plan_id, serial_before, serial_after, started_at, finished_at, "
                 "actor, command, source_set, creates, updates, deletes FROM applies WHERE id = ?",
                 [apply_id],
@@ -371,7 +402,7 @@ class StateStore:
     # -- the workspace lock ----------------------------------------------------------------
 
     def current_lock(self) -> LockInfo | None:
-        row = self.conn.execute(
+        row = self.sql.execute(
             "SELECT lock_id, pid, host, actor, command, acquired_at FROM locks WHERE scope = ?",
             [LOCK_SCOPE],
         ).fetchone()
@@ -380,25 +411,43 @@ class StateStore:
     def acquire_lock(self, command: str, timeout_s: float) -> LockInfo:
         """Take the workspace lock, waiting up to `timeout_s` for its holder to let go.
 
+        On SQLite the lock is a row written in a write transaction. On PostgreSQL it is also
+        an advisory lock of this store's session: whoever holds it has it until they let go
+        or their connection ends, so a process that died never leaves the lock behind.
+
         Raises:
             StateConflict: the lock is still held when the time is up (names the holder).
         """
         mine = LockInfo(new_ulid(), os.getpid(), socket.gethostname(), actor(), command, utc_now())
         deadline = time.monotonic() + max(timeout_s, 0.0)
+        shared = self.sql.dialect != "sqlite"
         while True:
-            with self.transaction():
+            held = None
+            if self.sql.advisory_lock(LOCK_KEY):
+                try:
+                    with self.transaction():
+                        held = self.current_lock()
+                        if held is not None and shared:  # its session ended: it is gone
+                            self.sql.execute("DELETE FROM locks WHERE scope = ?", [LOCK_SCOPE])
+                            held = None
+                        if held is None:
+                            self.sql.execute(
+                                "INSERT INTO locks (scope, lock_id, pid, host, actor, command, "
+                                "acquired_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                [LOCK_SCOPE, *vars(mine).values()],
+                            )
+                            return mine
+                except BaseException:
+                    self.sql.advisory_unlock(LOCK_KEY)
+                    raise
+            else:
                 held = self.current_lock()
-                if held is None:
-                    self.conn.execute(
-                        "INSERT INTO locks (scope, lock_id, pid, host, actor, command, "
-                        "acquired_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [LOCK_SCOPE, *vars(mine).values()],
-                    )
-                    return mine
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 hint = "wait for it to finish, or raise --lock-timeout"
-                if held.holder_is_gone():
+                if held is None:
+                    raise StateConflict("the workspace is locked by another afctl", hint=hint)
+                if held.holder_is_gone() and not shared:
                     hint = (
                         f"process {held.pid} is no longer running; if no apply is in progress, "
                         f"run: afctl force-unlock {held.lock_id}"
@@ -407,11 +456,14 @@ class StateStore:
             time.sleep(min(0.1, remaining))
 
     def release_lock(self, lock: LockInfo) -> None:
-        """Let go of `lock` if it is still ours (it is gone after a successful apply)."""
-        with self.transaction():
-            self.conn.execute(
-                "DELETE FROM locks WHERE scope = ? AND lock_id = ?", [LOCK_SCOPE, lock.lock_id]
-            )
+        """Let go of `lock` if it is still ours (its row is gone after a successful apply)."""
+        try:
+            with self.transaction():
+                self.sql.execute(
+                    "DELETE FROM locks WHERE scope = ? AND lock_id = ?", [LOCK_SCOPE, lock.lock_id]
+                )
+        finally:
+            self.sql.advisory_unlock(LOCK_KEY)
 
     def check_lock(self, lock: LockInfo) -> None:
         """Inside a write transaction: make sure nobody force-unlocked us meanwhile."""
@@ -423,7 +475,8 @@ class StateStore:
             )
 
     def force_unlock(self, lock_id: str) -> LockInfo:
-        """Remove the lock `lock_id`, left behind by a process that died.
+        """Remove the lock `lock_id`, left behind by a process that died (on PostgreSQL, also
+        end the database session that still holds it: its apply rolls back).
 
         Raises:
             StateConflict: there is no lock, or it has another id.
@@ -437,5 +490,6 @@ class StateStore:
                     f"the workspace lock has another id: {held.describe()}",
                     hint=f"to remove this lock: afctl force-unlock {held.lock_id}",
                 )
-            self.conn.execute("DELETE FROM locks WHERE scope = ?", [LOCK_SCOPE])
+            self.sql.execute("DELETE FROM locks WHERE scope = ?", [LOCK_SCOPE])
+        self.sql.end_holder(LOCK_KEY)
         return held

@@ -3,6 +3,8 @@ recognised by afctl's redaction wherever they leak."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import time
 from pathlib import Path
@@ -10,6 +12,8 @@ from pathlib import Path
 from afctl.context import Context
 from afctl.safety.secrets import REDACTED, redact_known
 from afctl.testing import invoke
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on SQLite and PostgreSQL
 
 
 def state_bytes(workspace: Path) -> bytes:

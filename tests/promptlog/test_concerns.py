@@ -136,7 +136,7 @@ def test_prune_keeps_running_runs_and_the_revisions_still_used(tmp_path: Path) -
 
 def test_a_new_log_is_migrated_and_reopening_migrates_nothing(tmp_path: Path) -> None:
     with PromptLog.open(tmp_path) as log:
-        assert not log_migrations.pending(log.db)
+        assert not log_migrations.pending(log.sql)
         applied = list(log.db["_sqlite_migrations"].rows)
     with PromptLog.open(tmp_path) as log:
         assert list(log.db["_sqlite_migrations"].rows) == applied

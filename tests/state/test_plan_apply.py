@@ -10,6 +10,9 @@ from afctl.context import Context
 from afctl.errors import StateConflict, UsageError
 from afctl.state.plan import Plan, ProtectedResources
 from afctl.testing import write_repo
+from tests.postgres import stored_bytes
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on SQLite and PostgreSQL
 
 
 def agent(name: str, model: str = "local/echo", extra: str = "") -> str:
@@ -162,11 +165,19 @@ def test_saved_plans_apply_exactly_or_are_refused_when_stale(repo, tmp_path):
     assert ctx(repo).get("model", "fast")[0].revision == 1
 
 
-def test_saved_plans_are_refused_in_another_environment_or_workspace(repo, tmp_path):
+def test_saved_plans_are_refused_in_another_environment_or_workspace(
+    repo, tmp_path, backend, request, monkeypatch
+):
     ctx(repo).apply(str(repo))
     plan = ctx(repo).plan(str(repo / "agents"), prune=True)
     with pytest.raises(StateConflict, match="environment default"):
         ctx(repo, env="prod").apply_saved_plan(plan)
+    if backend == "postgresql":  # a workspace is its database
+        postgres = request.getfixturevalue("postgres")
+        url = postgres.database()
+        request.addfinalizer(lambda: postgres.drop(url))
+        monkeypatch.setenv("AFCTL_DATABASE_URL", url)
+        Context(workspace=tmp_path).db_migrate()
     other = write_repo(tmp_path / "other", {"m.yaml": model("fast")})
     ctx(other).apply(str(other))
     with pytest.raises(StateConflict, match="another workspace"):
@@ -211,22 +222,31 @@ def test_declining_or_failing_confirmation_writes_nothing_and_unlocks(repo):
     assert ctx(repo).apply(str(repo), lock_timeout=0).applied  # the lock was released
 
 
-def test_a_held_lock_names_its_holder_and_force_unlock_clears_it(repo):
+def open_store(repo: Path):  # type: ignore[no-untyped-def]
     from afctl.state.store import StateStore
+    from afctl.storage.settings import StorageSettings
 
+    return StateStore.open(repo / ".afctl", settings=StorageSettings.from_env())
+
+
+def test_a_held_lock_names_its_holder_and_force_unlock_clears_it(repo):
     ctx(repo).apply(str(repo / "models"))
-    with StateStore.open(repo / ".afctl") as store:
+    store = open_store(repo)  # another process, still applying
+    try:
         held = store.acquire_lock("afctl apply -f . (another terminal)", timeout_s=0)
-    with pytest.raises(StateConflict) as caught:
-        ctx(repo).apply(str(repo), lock_timeout=0.3)
-    assert held.lock_id in caught.value.message and "another terminal" in caught.value.message
-    assert caught.value.exit_code == 4
-    with pytest.raises(StateConflict, match="another id"):
-        ctx(repo).force_unlock("01WRONG")
-    assert ctx(repo).force_unlock(held.lock_id).lock_id == held.lock_id
-    assert ctx(repo).apply(str(repo), lock_timeout=0).applied
+        with pytest.raises(StateConflict) as caught:
+            ctx(repo).apply(str(repo), lock_timeout=0.3)
+        assert held.lock_id in caught.value.message
+        assert "another terminal" in caught.value.message and caught.value.exit_code == 4
+        with pytest.raises(StateConflict, match="another id"):
+            ctx(repo).force_unlock("01WRONG")
+        assert ctx(repo).force_unlock(held.lock_id).lock_id == held.lock_id
+        assert ctx(repo).apply(str(repo), lock_timeout=0).applied
+    finally:
+        store.close()
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL a lock ends with its holder's session
 def test_a_lock_left_by_a_dead_process_suggests_force_unlock(repo):
     from afctl.state.store import LOCK_SCOPE, StateStore
 
@@ -299,12 +319,13 @@ def test_secrets_stay_references_in_state_and_plans(repo, monkeypatch, tmp_path)
     plan = ctx(repo).plan(str(repo))
     Context.save_plan(plan, tmp_path / "plan.json")
     ctx(repo).apply(str(repo))
-    state = (repo / ".afctl" / "state.db").read_bytes()
+    state = stored_bytes(repo / ".afctl")
     for blob in (state, (tmp_path / "plan.json").read_bytes()):
         assert b"s3cr3t-value-123" not in blob
         assert b"${env:SUPER_SECRET_TOKEN}" in blob
 
 
+@pytest.mark.sqlite_only
 def test_state_database_is_wal_migrated_and_sound(repo):
     ctx(repo).apply(str(repo))
     connection = sqlite3.connect(repo / ".afctl" / "state.db")
@@ -316,6 +337,7 @@ def test_state_database_is_wal_migrated_and_sound(repo):
     assert applies == [("default", 3, applies[0][2], "afctl apply")]
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: tests/storage/test_postgres.py
 def test_a_state_from_an_older_afctl_is_migrated_and_keeps_what_it_held(repo):
     ctx(repo).apply(str(repo))
     connection = sqlite3.connect(repo / ".afctl" / "state.db")
@@ -330,6 +352,7 @@ def test_a_state_from_an_older_afctl_is_migrated_and_keeps_what_it_held(repo):
         assert context.services.auth.check_key(key) is not None
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: tests/storage/test_postgres.py
 def test_state_from_a_newer_afctl_is_refused(repo):
     ctx(repo).apply(str(repo / "models"))
     connection = sqlite3.connect(repo / ".afctl" / "state.db")

@@ -6,11 +6,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from afctl.context import Context
 from afctl.testing import write_repo
+from tests.postgres import start_over
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on SQLite and PostgreSQL
 
 names = st.text(alphabet="abcdefghij", min_size=1, max_size=6)
 
@@ -62,6 +66,7 @@ class Workspace:
         return Context(workspace=self.root)
 
     def __enter__(self) -> Workspace:
+        start_over()  # a new PostgreSQL workspace too
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -1,0 +1,68 @@
+"""`afctl db`: where the state and the prompt log are kept, and their migrations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from afctl.cli.params import output_option, state_options
+from afctl.errors import EXIT_CHANGES, EXIT_OK
+
+if TYPE_CHECKING:
+    from afctl.context import Context
+    from afctl.dbops.service import StoreStatus
+
+
+@click.group()
+def db() -> None:
+    """Where the state and the prompt log are kept, and their migrations.
+
+    They are the SQLite files in .afctl/ unless AFCTL_DATABASE_URL (both),
+    AFCTL_STATE_DATABASE_URL or AFCTL_LOG_DATABASE_URL names a PostgreSQL database.
+    """
+
+
+def _render(statuses: list[StoreStatus], output: str) -> None:
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json([s.to_dict() for s in statuses])
+        return
+    for status in statuses:
+        if status.newer:
+            state = f"written by a newer afctl ({status.newer[-1]})"
+        elif status.pending:
+            state = f"{len(status.pending)} pending: {', '.join(status.pending)}"
+        else:
+            state = "current"
+        ran = f"; ran {', '.join(status.ran)}" if status.ran else ""
+        click.echo(f"{status.store:6} {status.backend:10} {status.where}  "
+                   f"{len(status.applied)} applied, {state}{ran}")  # fmt: skip
+
+
+@db.command("status")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 2 when a store has migrations pending.")  # fmt: skip
+@output_option("text", "json")
+@state_options
+def status(detailed_exitcode: bool, output: str, context: Context) -> int:
+    """Show where each store is kept, and its applied and pending migrations."""
+    statuses = context.db_status()
+    _render(statuses, output)
+    if detailed_exitcode and not all(s.current for s in statuses):
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+@db.command("migrate")
+@output_option("text", "json")
+@state_options
+def migrate(output: str, context: Context) -> int:
+    """Run the pending migrations of the state and the prompt log.
+
+    The SQLite files migrate themselves when opened; a PostgreSQL database is migrated only
+    by this command, so that a team's shared database changes when someone means it to.
+    """
+    _render(context.db_migrate(), output)
+    return EXIT_OK
