@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from afctl.analytics.service import AnalyticsService
 from afctl.auth.service import AuthService
 from afctl.blueprints.service import BlueprintService
-from afctl.dbops.service import DbService
 from afctl.console import Console as Console
+from afctl.dbops.service import DbService
 from afctl.eval.service import EvalService
 from afctl.knowledge.service import KnowledgeBuild as KnowledgeBuild
 from afctl.knowledge.service import KnowledgeService

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from afctl.analytics.service import AnalyticsService
 from afctl.auth.service import AuthService
 from afctl.blueprints.service import BlueprintService
-from afctl.dbops.service import DbService
 from afctl.console import Console
+from afctl.dbops.service import DbService
 from afctl.eval.service import EvalService
 from afctl.knowledge.service import KnowledgeService
 from afctl.manifests.service import ManifestService
@@ -84,7 +84,8 @@ class Services:
         state.after_apply.append(knowledge.refresh)
         return cls(place, manifests, state, logs, knowledge, runs, ReplayService(runs),
                    EvalService(runs), TriggerService(runs), BlueprintService(place, state, logs),
-                   AnalyticsService(place), AuthService(place, state), DbService(place))  # fmt: skip
+                   AnalyticsService(place), AuthService(place, state),
+                   DbService(place))  # fmt: skip
 
     def close(self) -> None:
         """Commit what is pending and close the shared connections."""

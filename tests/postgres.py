@@ -44,7 +44,7 @@ class PostgresServer:
         self._as: list[str] = []
         if os.geteuid() == 0:  # initdb and postgres refuse to run as root
             self._as = ["runuser", "-u", "postgres", "--"]
-            os.chmod(self.root, 0o755)
+            self.root.chmod(0o755)
             shutil.chown(self.root, "postgres", "postgres")
         password_file = self.root / "password"
         password_file.write_text(PASSWORD + "\n")
@@ -127,3 +127,25 @@ def start_over() -> None:
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("DROP SCHEMA IF EXISTS afctl_state, afctl_log CASCADE")
     DbService(Workspace(tempfile.gettempdir())).migrate()
+
+
+def elsewhere(workspace: Path, query: str) -> list[tuple[object, ...]]:
+    """The rows of `query` on the prompt log as another connection sees them (what is
+    committed): logs.db, or the PostgreSQL database AFCTL_DATABASE_URL names."""
+    url = os.environ.get("AFCTL_DATABASE_URL")
+    if not url:
+        import sqlite3
+
+        path = workspace / "logs.db"
+        if not path.exists():
+            return []
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return list(connection.execute(query))
+        finally:
+            connection.close()
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        connection.execute("SET search_path TO afctl_log")
+        return list(connection.execute(query))

@@ -17,10 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afctl.durations import since_timestamp
 from afctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from afctl.storage.settings import DatabaseUrl
 
 VIEWS = {
     "runs": "SELECT * FROM logs.runs",
@@ -60,6 +63,11 @@ DIMENSIONS = {
     "env": "env",
     "target": "target",
 }
+_SCANNERS = ("postgres_", "sqlite_")
+"""Functions of the database extensions: they would reach past the views (PostgreSQL's other
+schemas and tables through the attached connection; other SQLite files)."""
+_PASS_THROUGH = frozenset({"query", "query_table"})
+"""Functions that run SQL given as text (which the parse tree cannot see into)."""
 _LABEL = re.compile(r"label:([A-Za-z0-9_./-]{1,63})")
 
 
@@ -73,15 +81,34 @@ class Table:
 
 
 class LogAnalytics:
-    """A DuckDB connection with the prompt log attached read-only and the views defined."""
+    """A DuckDB connection with the prompt log attached read-only and the views defined: the
+    SQLite file `log_file`, or the PostgreSQL database at `url` (through DuckDB's postgres
+    scanner, reading the log's schema)."""
 
-    def __init__(self, log_file: Path) -> None:
+    def __init__(self, log_file: Path, url: DatabaseUrl | None = None) -> None:
         from afctl.duckdb_sqlite import connect
 
-        if not log_file.exists():
+        if url is not None:
+            import duckdb
+
+            from afctl.storage.settings import LOG_SCHEMA
+            from afctl.storage.sql import unavailable
+
+            self.connection = connect("postgres")
+            quoted = url.url.replace("'", "''")
+            try:
+                self.connection.execute(f"ATTACH '{quoted}' AS logs (TYPE postgres, READ_ONLY, "
+                                        f"SCHEMA '{LOG_SCHEMA}')")  # fmt: skip
+            except duckdb.Error as exc:
+                self.connection.close()
+                raise unavailable(url, exc) from None
+        elif not log_file.exists():
             raise UsageError("there is no prompt log yet", hint="afctl run records runs")
-        self.connection = connect()
-        self.connection.execute(f"ATTACH '{log_file.as_posix()}' AS logs (TYPE sqlite, READ_ONLY)")
+        else:
+            self.connection = connect()
+            self.connection.execute(
+                f"ATTACH '{log_file.as_posix()}' AS logs (TYPE sqlite, READ_ONLY)"
+            )
         for name, sql in VIEWS.items():
             self.connection.execute(f"CREATE TEMP VIEW {name} AS {sql}")
 
@@ -168,9 +195,37 @@ class LogAnalytics:
             kind = statements[0].type.name
             raise UsageError(f"afctl query only reads: {kind} statements are refused",
                              hint="write a SELECT (or WITH ... SELECT) over the views")  # fmt: skip
+        called = self._functions(sql)
+        refused = sorted(f for f in called if f in _PASS_THROUGH or f.startswith(_SCANNERS))
+        if refused:
+            raise UsageError(f"afctl query reads the views only: {', '.join(refused)} is refused",
+                             hint="write a SELECT over runs, events, model_calls, tool_calls "
+                                  "or evals")  # fmt: skip
         self.connection.execute("SET enable_external_access = false")
         self.connection.execute("SET lock_configuration = true")
         return self._table(sql)
+
+    def _functions(self, sql: str) -> set[str]:
+        """Every function the statement calls, from DuckDB's own parse tree."""
+        import json
+
+        tree = json.loads(self.connection.execute("SELECT json_serialize_sql(?)", [sql])
+                          .fetchone()[0])  # fmt: skip
+        found: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                name = node.get("function_name")
+                if isinstance(name, str):
+                    found.add(name.lower())
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(tree)
+        return found
 
     def export(
         self, what: str, target: Path, fmt: str, since: str | None = None, content: bool = False

@@ -22,7 +22,7 @@ class AnalyticsService:
         from afctl.analytics.logs import LogAnalytics
         from afctl.promptlog.store import LOG_FILE
 
-        return LogAnalytics(self.workspace.dir / LOG_FILE)
+        return LogAnalytics(self.workspace.dir / LOG_FILE, self.workspace.storage.log)
 
     def stats(
         self, by: Sequence[str] = (), *, since: str | None = None, include_replays: bool = False

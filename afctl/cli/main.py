@@ -131,7 +131,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "db": (
         "afctl.cli.commands.db:db",
-        "Where the state and the prompt log are kept, and their migrations.",
+        "Where state and logs are kept, and their migrations.",
     ),
     "mcp": (
         "afctl.cli.commands.mcp:mcp",

@@ -20,7 +20,7 @@ class Sessions:
         self.writer.flush()
         rows = self.writer.sql.execute(
             "SELECT message FROM (SELECT seq, message FROM session_messages WHERE session_id = ? "
-            "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            "ORDER BY seq DESC LIMIT ?) latest ORDER BY seq",
             [session_id, limit],
         ).fetchall()
         return [json.loads(message) for (message,) in rows]

@@ -139,6 +139,12 @@ def _psycopg_text(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def _storable(params: Params) -> list[Any]:
+    """PostgreSQL's text cannot hold NUL: one in a model's text is kept as U+FFFD."""
+    return [p.replace("\x00", "\ufffd") if isinstance(p, str) and "\x00" in p else p
+            for p in params]  # fmt: skip
+
+
 class PostgresSql(Sql):
     dialect = "postgresql"
 
@@ -160,13 +166,13 @@ class PostgresSql(Sql):
         return (psycopg.OperationalError,)
 
     def execute(self, sql: str, params: Params = ()) -> Any:
-        return self.conn.execute(_psycopg_text(sql), list(params))
+        return self.conn.execute(_psycopg_text(sql), _storable(params))
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         if not rows:
             return
         with self.conn.cursor() as cursor:
-            cursor.executemany(_psycopg_text(sql), [list(r) for r in rows])
+            cursor.executemany(_psycopg_text(sql), [_storable(r) for r in rows])
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

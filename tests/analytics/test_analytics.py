@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from afctl.context import Context
 from afctl.errors import UsageError
 from afctl.promptlog.store import PromptLog
+from afctl.storage.settings import StorageSettings
 from afctl.testing import invoke
 
 RUNS = [
@@ -25,33 +26,33 @@ RUNS = [
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    """A repository whose prompt log holds known runs."""
-    log = PromptLog.open(tmp_path / ".afctl")
+def workspace(tmp_path, backend):
+    """A repository whose prompt log (in SQLite, or in PostgreSQL) holds known runs."""
+    log = PromptLog.open(tmp_path / ".afctl", StorageSettings.from_env())
     for run_id, agent, model, status, started, latency, tokens_in, tokens_out, cost, labels in RUNS:
-        log.conn.execute(
+        log.sql.execute(
             "INSERT INTO runs (id, kind, target, agent, env, status, model, started_at, latency_ms,"
             " input_tokens, output_tokens, cost_usd, labels, is_replay) "
             "VALUES (?, 'agent', ?, ?, 'default', ?, ?, ?, ?, ?, ?, ?, ?, 0)",
             [run_id, f"agent/{agent}", agent, status, model, started, latency, tokens_in,
              tokens_out, cost, labels],
         )  # fmt: skip
-        log.conn.execute(
+        log.sql.execute(
             "INSERT INTO events (run_id, seq, type, at, turn, model, latency_ms, input_tokens, "
             "output_tokens, cost_usd, status) VALUES (?, 1, 'model_call', ?, 1, ?, ?, ?, ?, ?, 'stop')",
             [run_id, started, model, latency, tokens_in, tokens_out, cost],
         )
-        log.conn.execute(
+        log.sql.execute(
             "INSERT INTO events (run_id, seq, type, at, turn, tool, latency_ms, status) "
             "VALUES (?, 2, 'tool_call', ?, 1, 'lookup', 5, 'ok')",
             [run_id, started],
         )
-        log.conn.execute(
+        log.sql.execute(
             "INSERT INTO event_payloads (run_id, seq, payload) VALUES (?, 1, '{}'), (?, 2, '{}')",
             [run_id, run_id],
         )
     # a live replay: its spend is left out unless asked for
-    log.conn.execute(
+    log.sql.execute(
         "INSERT INTO runs (id, kind, target, agent, env, status, model, started_at, latency_ms, "
         "cost_usd, is_replay, replay_of) VALUES ('01E', 'agent', 'agent/support', 'support', "
         "'default', 'succeeded', 'openai/m', '2026-11-03T10:00:00.000Z', 50, 1.0, 1, '01A')"
@@ -97,6 +98,13 @@ def test_sql_over_the_views_and_exports(workspace, tmp_path):
         ("ATTACH '/tmp/other.db'", "only reads"),
         ("SELECT * FROM read_text('/etc/hostname')", "disabled"),
         ("SELECT * FROM read_csv('https://example.com/x.csv')", "disabled"),
+        # past the views: other schemas and tables of the database, SQL given as text
+        (
+            "SELECT * FROM postgres_query('logs', 'SELECT * FROM afctl_state.api_keys')",
+            "postgres_query is refused",
+        ),
+        ("SELECT (SELECT count(*) FROM sqlite_scan('x.db', 't'))", "sqlite_scan is refused"),
+        ("SELECT * FROM query('SELECT 1')", "query is refused"),
     ]:
         with pytest.raises(UsageError, match=refusal):
             context.query(sql)
@@ -125,33 +133,34 @@ def test_the_cli(workspace):
     assert tables["runs"]["rows"] == 5 and tables["events"]["rows"] == 8
 
 
-def test_prune_keeps_what_it_is_asked_to_and_vacuum_shrinks(workspace):
-    log = PromptLog.open(workspace / ".afctl")
+def test_prune_keeps_what_it_is_asked_to_and_vacuum_shrinks(workspace, backend):
+    log = PromptLog.open(workspace / ".afctl", StorageSettings.from_env())
     assert (
         log.maintenance.prune("2026-11-02T00:00:00.000Z", keep_failed=True) == 1
     )  # 01A; 01B failed
     assert {r.id for r in log.runs(limit=10)} == {"01B", "01C", "01D", "01E"}
     assert log.maintenance.prune("2026-11-02T00:00:00.000Z") == 1  # now 01B
-    left = {r[0] for r in log.conn.execute("SELECT DISTINCT run_id FROM events")}
+    left = {r[0] for r in log.sql.execute("SELECT DISTINCT run_id FROM events")}
     assert left == {"01C", "01D"}
     assert (
-        log.conn.execute(
+        log.sql.execute(
             "SELECT count(*) FROM event_payloads WHERE run_id IN ('01A', '01B')"
         ).fetchone()[0]
         == 0
     )
     log.maintenance.vacuum()
     log.close()
-    assert (
-        sqlite3.connect(workspace / "logs.db").execute("PRAGMA integrity_check").fetchone()[0]
-        == "ok"
-    )
+    if backend == "sqlite":
+        check = sqlite3.connect(workspace / ".afctl" / "logs.db").execute("PRAGMA integrity_check")
+        assert check.fetchone()[0] == "ok"
     pruned = invoke(["logs", "prune", "--older-than", "1d", "--workspace", str(workspace)])
     assert pruned.exit_code == 0 and "pruned 3 runs" in pruned.stdout
     vacuumed = invoke(["logs", "vacuum", "--workspace", str(workspace)])
     assert vacuumed.exit_code == 0 and "vacuumed:" in vacuumed.stdout
 
 
+@pytest.mark.usefixtures("backend")
+@pytest.mark.sqlite_only  # a PostgreSQL log exists once migrated
 def test_no_log_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="no prompt log yet"):
         Context(workspace=tmp_path / "none").stats()

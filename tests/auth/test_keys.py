@@ -3,11 +3,11 @@ recognised by afctl's redaction wherever they leak."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import time
 from pathlib import Path
+
+import pytest
 
 from afctl.context import Context
 from afctl.safety.secrets import REDACTED, redact_known

@@ -1,10 +1,9 @@
-"""The prompt log's concerns one by one, on real SQLite files: grouped commits, runs and
-events, sessions, evals, trigger firings, maintenance and migrations."""
+"""The prompt log's concerns one by one, on real SQLite files and on PostgreSQL: grouped
+commits, runs and events, sessions, evals, trigger firings, maintenance and migrations."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,17 @@ from afctl.errors import UsageError
 from afctl.promptlog.migrations import log_migrations
 from afctl.promptlog.store import PromptLog
 from afctl.promptlog.writer import COMMIT_DELAY_S
+from afctl.storage.settings import StorageSettings
+from tests.postgres import elsewhere
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on SQLite and PostgreSQL
 
 SECRET = "sk-test-0123456789abcdef"
+
+
+def open_log(workspace: Path) -> PromptLog:
+    """The workspace's prompt log where the environment puts it (see the `backend` fixture)."""
+    return PromptLog.open(workspace, StorageSettings.from_env())
 
 
 def redact(text: str) -> str:
@@ -31,17 +39,13 @@ def start(log: PromptLog, run_id: str, status_at: str | None = None) -> None:
 
 
 def committed_runs(path: Path) -> set[str]:
-    """The runs another connection sees: what is on disk."""
-    connection = sqlite3.connect(path / "logs.db")
-    try:
-        return {r[0] for r in connection.execute("SELECT id FROM runs")}
-    finally:
-        connection.close()
+    """The runs another connection sees: what is committed."""
+    return {r[0] for r in elsewhere(path, "SELECT id FROM runs")}
 
 
 def test_writes_in_a_loop_are_grouped_and_on_disk_within_the_delay(tmp_path: Path) -> None:
     async def scenario() -> tuple[set[str], set[str]]:
-        with PromptLog.open(tmp_path) as log:
+        with open_log(tmp_path) as log:
             start(log, "01A")
             log.record_event("01A", 1, "model_call", {"x": 1}, redact, turn=1)
             before = committed_runs(tmp_path)
@@ -54,7 +58,7 @@ def test_writes_in_a_loop_are_grouped_and_on_disk_within_the_delay(tmp_path: Pat
 
 
 def test_an_event_payload_is_redacted_and_unknown_columns_are_refused(tmp_path: Path) -> None:
-    with PromptLog.open(tmp_path) as log:
+    with open_log(tmp_path) as log:
         start(log, "01A")
         kept = log.record_event("01A", 1, "tool_call", {"result": SECRET}, redact, tool="t")
         with pytest.raises(ValueError, match="not event columns: colour"):
@@ -65,7 +69,7 @@ def test_an_event_payload_is_redacted_and_unknown_columns_are_refused(tmp_path: 
 
 
 def test_a_run_is_found_by_a_unique_prefix_only(tmp_path: Path) -> None:
-    with PromptLog.open(tmp_path) as log:
+    with open_log(tmp_path) as log:
         start(log, "01ABC")
         start(log, "01ABD")
         assert log.run("01ABC").id == "01ABC"
@@ -76,7 +80,7 @@ def test_a_run_is_found_by_a_unique_prefix_only(tmp_path: Path) -> None:
 
 
 def test_a_session_returns_its_last_messages_in_order(tmp_path: Path) -> None:
-    with PromptLog.open(tmp_path) as log:
+    with open_log(tmp_path) as log:
         sessions = log.sessions
         sessions.append("s", "a", "01A", [{"role": "user", "content": "one"}], redact)
         sessions.append("s", "a", "01B", [{"role": "assistant", "content": SECRET},
@@ -96,7 +100,7 @@ def summary(eval_id: str, suite: str = "s") -> dict[str, object]:
 def test_evals_are_found_by_last_or_prefix_and_give_their_case_results(tmp_path: Path) -> None:
     case = {"case_id": "c1", "variant": "default", "run_id": "01A", "score": 1.0,
             "assertions": []}  # fmt: skip
-    with PromptLog.open(tmp_path) as log:
+    with open_log(tmp_path) as log:
         evals = log.evals
         with pytest.raises(UsageError, match="has not been evaluated yet"):
             evals.resolve("last", "s")
@@ -112,14 +116,14 @@ def test_evals_are_found_by_last_or_prefix_and_give_their_case_results(tmp_path:
 
 
 def test_an_occurrence_is_claimed_by_one_process_only(tmp_path: Path) -> None:
-    with PromptLog.open(tmp_path) as first, PromptLog.open(tmp_path) as second:
+    with open_log(tmp_path) as first, open_log(tmp_path) as second:
         assert first.trigger_firings.claim("nightly", "2026-12-05T00:00")
         assert not second.trigger_firings.claim("nightly", "2026-12-05T00:00")
         assert second.trigger_firings.claim("nightly", "2026-12-06T00:00")
 
 
 def test_prune_keeps_running_runs_and_the_revisions_still_used(tmp_path: Path) -> None:
-    with PromptLog.open(tmp_path) as log:
+    with open_log(tmp_path) as log:
         for run_id in ("01OLD", "01LIVE", "01NEW"):
             start(log, run_id, "2026-01-01T00:00:00.000Z" if run_id != "01NEW" else None)
         for run_id in ("01OLD", "01NEW"):
@@ -134,14 +138,16 @@ def test_prune_keeps_running_runs_and_the_revisions_still_used(tmp_path: Path) -
         assert sizes["runs"][1] == 2 and log.maintenance.file_size() > 0
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: tests/storage/test_postgres.py
 def test_a_new_log_is_migrated_and_reopening_migrates_nothing(tmp_path: Path) -> None:
-    with PromptLog.open(tmp_path) as log:
+    with open_log(tmp_path) as log:
         assert not log_migrations.pending(log.sql)
         applied = list(log.db["_sqlite_migrations"].rows)
-    with PromptLog.open(tmp_path) as log:
+    with open_log(tmp_path) as log:
         assert list(log.db["_sqlite_migrations"].rows) == applied
 
 
+@pytest.mark.sqlite_only  # a log in memory
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -154,7 +160,7 @@ def test_any_message_text_round_trips_through_a_session(tmp_path: Path, texts: l
 
 
 def test_last_is_the_latest_run_started_from_outside(tmp_path: Path) -> None:
-    with PromptLog.open(tmp_path) as log:
+    with open_log(tmp_path) as log:
         with pytest.raises(UsageError, match="there are no runs yet"):
             log.run("last")
         start(log, "01A", "2026-12-01T00:00:00.000Z")

@@ -16,6 +16,7 @@ import pytest
 from afctl.context import Context
 from afctl.promptlog.store import PromptLog
 from afctl.testing import write_repo
+from tests.postgres import elsewhere
 from tests.runtime.test_agent_offline import TOOLS_PY, agent, scripted, tool
 
 HANG_PY = '''
@@ -27,21 +28,15 @@ def hang() -> str:
 '''
 
 
-def _turn_one_committed(db: Path) -> bool:
-    if not db.exists():
-        return False
-    connection = sqlite3.connect(db, timeout=5)
+def _turn_one_committed(workspace: Path) -> bool:
     try:
-        rows = connection.execute(
-            "SELECT type, turn FROM events WHERE type = 'tool_call' AND turn = 1"
-        ).fetchall()
-    except sqlite3.OperationalError:  # tables not created yet
+        return bool(elsewhere(workspace, "SELECT type, turn FROM events "
+                                         "WHERE type = 'tool_call' AND turn = 1"))  # fmt: skip
+    except sqlite3.OperationalError:  # not created yet
         return False
-    finally:
-        connection.close()
-    return bool(rows)
 
 
+@pytest.mark.usefixtures("backend")
 def test_a_killed_run_keeps_its_finished_steps_and_is_marked_interrupted(tmp_path: Path) -> None:
     repo = write_repo(
         tmp_path,
@@ -71,7 +66,7 @@ def test_a_killed_run_keeps_its_finished_steps_and_is_marked_interrupted(tmp_pat
     try:
         deadline = time.monotonic() + 30
         # the run is still going (its second tool hangs), yet its first turn shows up
-        while not _turn_one_committed(repo / ".afctl" / "logs.db"):
+        while not _turn_one_committed(repo / ".afctl"):
             assert process.poll() is None, "the run ended on its own"
             assert time.monotonic() < deadline, "the first turn never reached the log"
             time.sleep(0.05)
