@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 
 @click.group()
 def db() -> None:
-    """Where the state and the prompt log are kept, and their migrations.
+    """Where state and logs are kept, and their migrations.
 
-    They are the SQLite files in .afctl/ unless AFCTL_DATABASE_URL (both),
+    The state and the prompt log are the SQLite files in .afctl/ unless AFCTL_DATABASE_URL (both),
     AFCTL_STATE_DATABASE_URL or AFCTL_LOG_DATABASE_URL names a PostgreSQL database.
     """
 
