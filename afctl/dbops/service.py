@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from afctl.dbops.copy import StoreCopy
 from afctl.storage.schema import MigrationSet
 from afctl.storage.settings import DatabaseUrl
 from afctl.storage.sql import Sql
 from afctl.workspace import Workspace
 
 STORES = ("state", "log")
+_INTERNAL = ("sqlite_", "_sqlite")
+"""SQLite's own tables and the record of migrations (the target keeps its own)."""
 
 
 @dataclass
@@ -151,3 +154,43 @@ class DbService:
             with sql.transaction():
                 return migrations.apply(sql)
         return migrations.apply(sql)
+
+    def copy(self, to: str) -> list[StoreCopy]:
+        """Copy the workspace's SQLite files (state and prompt log) into the PostgreSQL
+        database at `to`, migrating it first, and verify every table (see `dbops.copy`).
+
+        Raises:
+            UsageError: `to` is not a PostgreSQL URL, or a store is not in a SQLite file.
+            DatabaseUnavailable: the target cannot be used.
+            StateConflict: the target holds other content under the same keys.
+        """
+        from afctl.dbops.copy import copy_store
+        from afctl.errors import UsageError
+        from afctl.storage.settings import LOG_SCHEMA, STATE_SCHEMA
+        from afctl.storage.sql import connect_postgres
+
+        target_url = DatabaseUrl.parse(to, "--to")
+        copies = []
+        for store in STORES:
+            url = self._url(store)
+            if url is not None:
+                raise UsageError(
+                    f"the {store} is in {url.shown} already ({url.variable}); db copy moves a "
+                    "workspace's SQLite files",
+                    hint=f"unset {url.variable} to copy the files in .afctl/",
+                )
+            with self._open(store, create=False) as source:
+                if source is None:
+                    continue
+                self._migrate(store, source)
+                tables = sorted(t for t in source.tables() if not t.startswith(_INTERNAL))
+                if "meta" in tables:  # first: whether the workspace id goes depends on applies
+                    tables.insert(0, tables.pop(tables.index("meta")))
+                schema = STATE_SCHEMA if store == "state" else LOG_SCHEMA
+                target = connect_postgres(target_url, schema)
+                try:
+                    self._migrate(store, target)
+                    copies.append(copy_store(store, source, target, tables))
+                finally:
+                    target.close()
+        return copies

@@ -66,3 +66,31 @@ def migrate(output: str, context: Context) -> int:
     """
     _render(context.db_migrate(), output)
     return EXIT_OK
+
+
+@db.command("copy")
+@click.option("--to", "to", required=True, metavar="URL",
+              help="The PostgreSQL database: postgresql://USER:PASSWORD@HOST:5432/DB.")  # fmt: skip
+@output_option("text", "json")
+@state_options
+def copy(to: str, output: str, context: Context) -> int:
+    """Copy this workspace's SQLite files into a PostgreSQL database, and verify the copy.
+
+    Migrates the target, copies every table of the state and the prompt log (rows it has
+    already, by key, are kept: copying twice adds nothing), then checks each table's row
+    count and content hash. Point AFCTL_DATABASE_URL at it afterwards.
+    """
+    copies = context.db_copy(to)
+    if output == "json":
+        from afctl.cli.render import print_json
+
+        print_json([c.to_dict() for c in copies])
+        return EXIT_OK
+    for copied in copies:
+        click.echo(f"{copied.store}: {copied.source} -> {copied.target}")
+        for table in copied.tables:
+            click.echo(f"  {table.table:18} {table.source_rows:8} rows, {table.copied:8} copied,"
+                       f" sha256 {table.digest[:12]} verified")  # fmt: skip
+    if not copies:
+        click.echo("nothing to copy: this workspace has no state or prompt log yet")
+    return EXIT_OK
