@@ -15,7 +15,7 @@ import pytest
 
 from afctl.context import Context
 from afctl.errors import StateConflict
-from afctl.testing import invoke, write_repo
+from afctl.testing import write_repo
 from tests.postgres import PASSWORD
 
 AFCTL = str(Path(sys.executable).parent / "afctl")
@@ -106,7 +106,7 @@ def test_a_database_a_newer_afctl_migrated_is_refused(repo, postgres_url, monkey
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute("INSERT INTO afctl_state.afctl_migrations VALUES "
                            "('afctl-state', '9999_future', 'later')")  # fmt: skip
-    with pytest.raises(StateConflict, match="newer afctl .migration 9999_future"):
+    with pytest.raises(StateConflict, match=r"newer afctl \(migration 9999_future"):
         Context(workspace=repo).get()
 
 
