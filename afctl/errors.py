@@ -7,6 +7,7 @@
     ├── StateConflict          exit 4   lock held, stale plan, environment mismatch
     ├── RunError               exit 1   a provider, tool or runtime failure
     ├── DatabaseUnavailable    exit 1   the configured database cannot be used as it is
+    ├── BrokerUnavailable      exit 1   the configured broker (Redis) cannot be reached
     └── ChecksFailed           exit 5   eval assertions or thresholds failed
 
 The CLI maps these in one place; the core raises them and never prints.
@@ -77,6 +78,10 @@ class StateConflict(AfctlError):
 
 class DatabaseUnavailable(AfctlError):
     """The configured database cannot be reached, refuses the login, or lacks migrations."""
+
+
+class BrokerUnavailable(AfctlError):
+    """The configured broker cannot be reached or refuses the login."""
 
 
 class RunError(AfctlError):

@@ -65,7 +65,8 @@ def _isolated_env(
     """Each test gets its own validate cache and no workspace or debug settings from outside."""
     monkeypatch.setenv("AFCTL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     for name in ("AFCTL_WORKSPACE", "AFCTL_ENV", "AFCTL_DEBUG", "NO_COLOR", "AFCTL_DATABASE_URL",
-                 "AFCTL_STATE_DATABASE_URL", "AFCTL_LOG_DATABASE_URL"):  # fmt: skip
+                 "AFCTL_STATE_DATABASE_URL", "AFCTL_LOG_DATABASE_URL", "AFCTL_BROKER_URL",
+                 "AFCTL_EXECUTOR", "AFCTL_QUEUE"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     # the secrets earlier tests resolved (random ones from hypothesis among them) would redact
     # this test's output, as if one process had run them all
@@ -84,6 +85,30 @@ def postgres() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """A Redis server on loopback for this test session (see tests/redis_server.py)."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def broker_url(redis_server: Any) -> str:
+    """A Redis database of its own, emptied, for one test's queue."""
+    import redis
+
+    url = str(redis_server.url())
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
 
 
 @pytest.fixture

@@ -129,6 +129,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afctl.cli.commands.auth:auth",
         "API keys of the server: create, list, revoke.",
     ),
+    "worker": (
+        "afctl.cli.commands.worker:worker",
+        "Carry out queued runs: agent runs, workflow runs, eval cases.",
+    ),
     "db": (
         "afctl.cli.commands.db:db",
         "Where state and logs are kept, and their migrations.",

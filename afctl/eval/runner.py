@@ -261,27 +261,22 @@ async def run_suite(
     async def one(case: Case, variant: Variant, repeat: int) -> CaseResult:
         agent_run = make_run(case, eval_id, variant, repeat)
         text = case.input_for(variant)
+        limit = float(suite.timeout_s or 0)
+
+        def timed_out() -> CaseResult:
+            return CaseResult(case.id, agent_run.run_id, False, 0.0, "timeout", None,
+                              limit * 1000, None, error=f"the case took longer than {limit:g} s",
+                              variant=variant.id, repeat=repeat, errored=True)  # fmt: skip
+
         try:
-            if suite.timeout_s:
+            if suite.timeout_s and not getattr(agent_run, "enforces_timeout", False):
                 result = await asyncio.wait_for(agent_run.run(text), suite.timeout_s)
             else:
                 result = await agent_run.run(text)
         except TimeoutError:
-            limit = float(suite.timeout_s or 0)
-            return CaseResult(
-                case.id,
-                agent_run.run_id,
-                False,
-                0.0,
-                "timeout",
-                None,
-                limit * 1000,
-                None,
-                error=f"the case took longer than {limit:g} s",
-                variant=variant.id,
-                repeat=repeat,
-                errored=True,
-            )
+            return timed_out()
+        if result.error_type == "timeout":  # a worker stopped it at the limit
+            return timed_out()
         outcome = read_outcome(agent_run, case, result)
         outcome.vars = case.vars_for(variant)
         checked = []

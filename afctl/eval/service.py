@@ -120,6 +120,7 @@ class EvalService:
         cache: bool = True,
         explain_cache: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        executor: str = "local",
     ) -> list[EvalResult]:
         """Run every EvalSuite in `paths` against its agent (from the same files, else the
         applied state); each case is a run in the prompt log with the eval's id, and the
@@ -133,7 +134,9 @@ class EvalService:
         when every input of the call is the same (`cache=False` calls the models anyway);
         `explain_cache` lists each miss with the inputs that differ from the nearest entry.
         `progress(done, total)` is told of each case instead of the console (a server follows
-        each eval on its own).
+        each eval on its own). `executor` "celery" queues every case for `afctl worker`s
+        (AFCTL_BROKER_URL) and reads their runs back from the log (see `eval.queued`); the
+        response cache is then the workers' (its hits are not counted here).
 
         Raises:
             ManifestError: the manifests are invalid.
@@ -161,20 +164,30 @@ class EvalService:
             else:
                 console.progress(finished, total, "Evaluating")
 
+        dispatcher = self._dispatcher(executor)
         results = []
         async with self.target(catalog) as target:
             for suite in suites:
                 responses = ResponseCache(log, explain=explain_cache) if cache else None
+                if dispatcher is not None:
+                    make_run, responses = self._queued(dispatcher, target, suite, cache), None
+                else:
 
-                def make_run(
-                    case: Any, eval_id: str, variant: Any, repeat: int, suite: Any = suite,
-                    responses: ResponseCache | None = responses,
-                ) -> Any:  # fmt: skip
-                    return target.case_run(suite, case, variant, repeat, eval_id=eval_id,
-                                           cache=responses)  # fmt: skip
+                    def make_run(
+                        case: Any, eval_id: str, variant: Any, repeat: int, suite: Any = suite,
+                        responses: ResponseCache | None = responses,
+                    ) -> Any:  # fmt: skip
+                        return target.case_run(suite, case, variant, repeat, eval_id=eval_id,
+                                               cache=responses)  # fmt: skip
 
-                evaluated = await run_suite(suite, make_run, target.outcome, suite.grant,
-                                            on_case, target.models(suite))  # fmt: skip
+                try:
+                    evaluated = await run_suite(
+                        self._for_executor(suite, dispatcher), make_run, target.outcome,
+                        suite.grant, on_case, target.models(suite),
+                    )  # fmt: skip
+                finally:
+                    if dispatcher is not None and suite is suites[-1]:
+                        await dispatcher.aclose()
                 if responses is not None:
                     evaluated.cache = cache_report(responses, evaluated, explain_cache)
                 results.append(evaluated)
@@ -185,6 +198,54 @@ class EvalService:
             data = evaluated.to_dict()
             log.evals.save(data, data["cases"])
         return results
+
+    def _dispatcher(self, executor: str) -> Any:
+        """None to run cases here; a Dispatcher to queue them for workers.
+
+        Raises:
+            UsageError: an unknown executor, or celery without a broker.
+        """
+        if executor == "local":
+            return None
+        if executor != "celery":
+            raise UsageError(f"--executor {executor}: use local or celery")
+        from afctl.workers.dispatch import Dispatcher
+        from afctl.workers.settings import BrokerSettings
+
+        settings = BrokerSettings.from_env()
+        if settings is None:
+            raise UsageError("--executor celery needs a broker",
+                             hint="set AFCTL_BROKER_URL=redis://HOST:6379/0 and start afctl "
+                                  "worker")  # fmt: skip
+        from afctl.workers.app import check_broker
+
+        check_broker(settings)
+        return Dispatcher(settings, self.logs.log)
+
+    @staticmethod
+    def _for_executor(suite: Suite, dispatcher: Any) -> Suite:
+        """On workers, every case is queued at once (the workers' concurrency bounds them)."""
+        if dispatcher is None:
+            return suite
+        from dataclasses import replace
+
+        total = len(suite.cases) * len(suite.variants) * suite.repeat
+        return replace(suite, concurrency=max(total, 1))
+
+    def _queued(self, dispatcher: Any, target: EvalTarget, suite: Suite, cache: bool) -> Any:
+        """make_run for a suite whose cases run on workers."""
+        from afctl.eval.queued import QueuedCase, case_job, stored_revision
+        from afctl.ids import new_ulid
+
+        log = self.logs.log
+        revision = stored_revision(log, suite, target.environment({}))
+
+        def make_run(case: Any, eval_id: str, variant: Any, repeat: int) -> QueuedCase:
+            job = case_job(suite, case, variant, repeat, eval_id=eval_id, revision=revision,
+                           env=self.workspace.env, run_id=new_ulid(), cache=cache)  # fmt: skip
+            return QueuedCase(dispatcher, job, log)
+
+        return make_run
 
     async def stress(
         self,

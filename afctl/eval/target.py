@@ -46,19 +46,8 @@ class EvalTarget:
     ) -> AgentRun | WorkflowCase:
         """A run of the suite's target for one case in one variant (`catalog` overrides the
         resources, as tuning does to try other instructions)."""
-        from afctl.safety.secrets import Secrets
-
         variables = case.vars_for(variant)
-        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
-        environment = RunEnvironment(
-            self.root,
-            secrets,
-            catalog or self.catalog,
-            self.workspace,
-            self.grants,
-            providers=self.pool,
-            mcp=self.mcp,
-        )
+        environment = self.environment(variables, catalog)
         if suite.kind == "Workflow":
             from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
 
@@ -71,6 +60,16 @@ class EvalTarget:
         recorder = LogRecorder(self.log, commit_at_end=False)  # results are saved together
         hooks = RunHooks(on_text=on_text, cache=cache)
         return AgentRun(suite.agent, environment, recorder, request, hooks)
+
+    def environment(
+        self, variables: dict[str, Any], catalog: Catalog | None = None
+    ) -> RunEnvironment:
+        """What a case's run (with these variables) runs in."""
+        from afctl.safety.secrets import Secrets
+
+        secrets = Secrets(variables={k: str(v) for k, v in variables.items()})
+        return RunEnvironment(self.root, secrets, catalog or self.catalog, self.workspace,
+                              self.grants, providers=self.pool, mcp=self.mcp)  # fmt: skip
 
     @staticmethod
     def outcome(run: AgentRun | WorkflowCase, case: Case, result: Any) -> Outcome:

@@ -85,3 +85,11 @@ def _trigger_firings(db: Any) -> None:
     db["trigger_firings"].create(
         {"key": str, "trigger": str, "occurrence": str, "fired_at": str}, pk="key"
     )
+
+
+@log_migrations("0006_run_workers")
+def _run_workers(db: Any) -> None:
+    # which worker ran a run (afctl worker's name), and when it last said it still does: a
+    # redelivered task whose run has a fresh heartbeat leaves it to that worker
+    db["runs"].add_column("worker", str)
+    db["runs"].add_column("heartbeat_at", str)

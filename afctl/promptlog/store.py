@@ -71,6 +71,10 @@ class RunRecord:
     host: str | None
     is_replay: int | None
     labels: str | None = None
+    worker: str | None = None
+    """The `afctl worker` that ran it (None: run in the process that started it)."""
+    heartbeat_at: str | None = None
+    """When its worker last said it still runs it."""
     input: str | None = None
     """The start of its input (only in listings)."""
 

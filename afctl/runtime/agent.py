@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from afctl.errors import RunError
-from afctl.ids import new_ulid
+from afctl.ids import new_ulid, utc_now
 from afctl.providers.types import Message, ProviderError
 from afctl.runtime.activation import (
     Active,
@@ -179,6 +179,7 @@ class AgentRun:
             "replay_of": request.replay_of,
             "eval_id": request.eval_id,
             "is_replay": 1 if request.replay_of else 0,
+            **({"worker": request.worker, "heartbeat_at": utc_now()} if request.worker else {}),
         }
 
     async def resume(self, restored: RestoredRun, approved: bool | None = None) -> RunResult:

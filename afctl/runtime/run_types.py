@@ -115,6 +115,8 @@ class RunRequest:
     """Which repeat of an eval case this run is: part of the cache key."""
     run_id: str | None = None
     """The id the run gets (a new ULID when None): a server names a background run first."""
+    worker: str | None = None
+    """The `afctl worker` carrying the run out (recorded with it)."""
 
 
 @dataclass(frozen=True)

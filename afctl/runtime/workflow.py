@@ -32,7 +32,7 @@ from typing import Any
 
 from afctl.errors import RunError, UsageError
 from afctl.hashing import content_hash
-from afctl.ids import new_ulid
+from afctl.ids import new_ulid, utc_now
 from afctl.promptlog.store import PromptLog
 from afctl.runtime.environment import RunEnvironment
 from afctl.runtime.run_types import Step
@@ -124,6 +124,8 @@ class WorkflowOptions:
     repeat: int = 0
     on_event: Callable[[str, dict[str, Any]], None] | None = None
     """Told of each step as it settles (`step`, its record as kept): a server streams them."""
+    worker: str | None = None
+    """The `afctl worker` carrying the run out (recorded with it)."""
 
 
 class WorkflowRun:
@@ -175,6 +177,11 @@ class WorkflowRun:
                 "eval_id": self.options.eval_id,
                 "is_replay": 0,
                 "labels": json.dumps((self.document.get("metadata") or {}).get("labels") or {}),
+                **(
+                    {"worker": self.options.worker, "heartbeat_at": utc_now()}
+                    if self.options.worker
+                    else {}
+                ),
             },
             json.dumps(inputs, ensure_ascii=False),
             {"inputs": inputs, "vars": self.options.variables},

@@ -85,6 +85,50 @@ class LogCollector:
         yield cost
 
 
+class QueueCollector:
+    """With a broker (AFCTL_BROKER_URL): the jobs waiting in its queue, and the runs workers
+    carry out now (running, with a fresh heartbeat)."""
+
+    def __init__(self, log: Callable[[], PromptLog]) -> None:
+        from afctl.workers.settings import BrokerSettings
+
+        self.log = log
+        self.settings = BrokerSettings.from_env()
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        if self.settings is None:
+            return
+        from prometheus_client.core import GaugeMetricFamily
+
+        from afctl.workers.app import queue_depth
+        from afctl.workers.worker import fresh
+
+        depth = GaugeMetricFamily("afctl_queue_depth", "Jobs waiting in the broker's queue.",
+                                  labels=["queue"])  # fmt: skip
+        try:
+            depth.add_metric([self.settings.queue], queue_depth(self.settings))
+        except Exception:  # Redis unreachable: the figure is left out, the scrape goes on
+            pass
+        else:
+            yield depth
+        log = self.log()
+        log.flush()
+        going = GaugeMetricFamily("afctl_worker_runs", "Runs afctl workers carry out now.",
+                                  labels=["worker"])  # fmt: skip
+        counts: dict[str, int] = {}
+        for worker, beat in log.sql.execute(
+            "SELECT worker, heartbeat_at FROM runs WHERE status = 'running' AND worker IS NOT NULL"
+        ).fetchall():
+            if fresh(beat):
+                counts[worker] = counts.get(worker, 0) + 1
+        for worker, count in sorted(counts.items()):
+            going.add_metric([worker], count)
+        yield going
+
+
 class ServerMetrics:
     """The registry one server exposes."""
 
@@ -93,6 +137,7 @@ class ServerMetrics:
 
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LogCollector(log))
+        self.registry.register(QueueCollector(log))
         self.requests = Counter("afctl_http_requests", "Requests by route and status.",
                                 ["route", "method", "status"], registry=self.registry)  # fmt: skip
         self.firings = Counter("afctl_trigger_firings", "Workflows started by this server's "

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 @click.option("--fail-on-regression", is_flag=True, help="Exit 5 when the baseline passed a case.")
 @click.option("--no-cache", is_flag=True, help="Call the models even for answers in the cache.")
 @click.option("--explain-cache", is_flag=True, help="List each cache miss and what differs.")
+@click.option("--executor", type=click.Choice(["local", "celery"]), envvar="AFCTL_EXECUTOR",
+              default="local", show_default=True,
+              help="Where cases run: here, or queued for afctl workers (AFCTL_BROKER_URL); "
+                   "AFCTL_EXECUTOR sets it too.")  # fmt: skip
 @click.option("--stress", is_flag=True, help="Load-test the agent at rising concurrency instead.")
 @click.option(
     "--ramp", type=Ramp(), default="1,4,16,64", show_default=True,
@@ -59,6 +63,7 @@ def eval_command(
     fail_on_regression: bool,
     no_cache: bool,
     explain_cache: bool,
+    executor: str,
     stress: bool,
     ramp: list[int],
     duration: float,
@@ -89,6 +94,7 @@ def eval_command(
         baseline=baseline,
         cache=not no_cache,
         explain_cache=explain_cache,
+        executor=executor,
     )
     data = [r.to_dict() for r in results]
     if json_file:

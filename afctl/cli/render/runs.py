@@ -70,7 +70,11 @@ def workflow_report(result: WorkflowResult, output: str) -> int:
 
 
 def run_rows(runs: Iterable[RunRecord]) -> list[list[str]]:
-    rows = [["RUN", "TARGET", "STATUS", "INPUT", "MODEL", "STARTED", "LATENCY", "TOKENS", "COST"]]
+    """The runs as a table; a WORKER column when `afctl worker`s ran any of them."""
+    runs = list(runs)
+    workers = any(r.worker for r in runs)
+    rows = [["RUN", "TARGET", "STATUS", "INPUT", "MODEL", "STARTED", "LATENCY", "TOKENS", "COST",
+             *(["WORKER"] if workers else [])]]  # fmt: skip
     for r in runs:
         known = r.input_tokens is not None
         tokens = str((r.input_tokens or 0) + (r.output_tokens or 0)) if known else "-"
@@ -78,7 +82,8 @@ def run_rows(runs: Iterable[RunRecord]) -> list[list[str]]:
         cost = "-" if r.cost_usd is None else money(r.cost_usd)
         given = " ".join((r.input or "").split())
         rows.append([r.id, r.target, r.status, _short(given, 30) or "-", r.model or "",
-                     r.started_at, latency, tokens, cost])  # fmt: skip
+                     r.started_at, latency, tokens, cost,
+                     *([r.worker or "-"] if workers else [])])  # fmt: skip
     return rows
 
 
@@ -120,7 +125,9 @@ def render_transcript(
     out.print(Text(f"run {run.id}", style="bold") + Text(f"  {run.target}  ({run.status})"))
     out.print(
         f"model {run.model or '-'} · revision {(run.revision_hash or '')[:12]} · env {run.env} · "
-        f"started {run.started_at}" + (f" · session {run.session_id}" if run.session_id else ""),
+        f"started {run.started_at}"
+        + (f" · session {run.session_id}" if run.session_id else "")
+        + (f" · worker {run.worker}" if run.worker else ""),
         markup=False,
         highlight=False,
     )

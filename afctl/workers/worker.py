@@ -1,0 +1,185 @@
+"""The worker's side: carrying out jobs, many at once on one event loop.
+
+Celery hands each job to a thread of its pool; the thread gives it to the worker's one event
+loop and waits. So one worker process keeps as many runs in flight as its concurrency, all
+sharing the process's provider clients and MCP connections, while Celery does the queueing,
+acknowledging and redelivering.
+
+A job is idempotent by its run id (`carry_out`):
+
+- no such run yet: it starts, named so;
+- finished (succeeded, failed, blocked, awaiting approval): nothing to do;
+- `running` with a heartbeat younger than STALE_S: another worker has it (the broker
+  delivered it twice): `busy`, and the job is looked at again later;
+- `running` with an older heartbeat (its worker was lost), or `interrupted`: it resumes from
+  the log (a workflow from its last finished step, an agent run from its model's last
+  recorded answer: tool calls with recorded results are not made again).
+
+While runs are in flight the worker records a heartbeat for them every HEARTBEAT_S. On
+shutdown (`hand_back`), the runs still going after the grace period are interrupted (recorded
+`interrupted`) and their jobs go back to the queue, for a worker to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import threading
+from typing import TYPE_CHECKING, Any
+
+from afctl.ids import utc_now
+from afctl.workers.jobs import Job
+from afctl.workers.settings import HEARTBEAT_S, STALE_S
+
+if TYPE_CHECKING:
+    from afctl.runtime.service import RunService
+
+DONE, BUSY, HANDED_BACK = "done", "busy", "handed_back"
+FINISHED = frozenset({"succeeded", "failed", "blocked", "awaiting_approval"})
+
+
+class WorkerRuntime:
+    """The event loop (in a thread of its own) that runs this worker's jobs."""
+
+    def __init__(self, runs: RunService, name: str) -> None:
+        self.runs = runs
+        self.name = name
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="afctl-worker-loop",
+                                        daemon=True)  # fmt: skip
+        self._in_flight: dict[str, asyncio.Task[Any]] = {}
+        self._stopping = False
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._beat(), self.loop)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    # -- from Celery's threads -------------------------------------------------------------
+
+    def carry_out(self, job: Job) -> str:
+        """Carry out `job` (blocking): DONE, BUSY (another worker has its run) or HANDED_BACK
+        (interrupted by this worker's shutdown; the job should go back to the queue)."""
+        return asyncio.run_coroutine_threadsafe(self._carry_out(job), self.loop).result()
+
+    def hand_back(self, grace_s: float) -> None:
+        """Shutting down: let the runs in flight finish within `grace_s`, then interrupt the
+        rest (their jobs are handed back)."""
+
+        async def stop() -> None:
+            self._stopping = True
+            deadline = self.loop.time() + grace_s
+            while self._in_flight and self.loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            for task in list(self._in_flight.values()):
+                task.cancel()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result()
+
+    def close(self) -> None:
+        async def shut() -> None:
+            self.runs.logs.flush()
+            await self.runs.clients.aclose()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(shut(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+
+    # -- on the loop -----------------------------------------------------------------------
+
+    async def _carry_out(self, job: Job) -> str:
+        log = self.runs.logs.log
+        log.flush()
+        found = log.sql.query("SELECT status, heartbeat_at FROM runs WHERE id = ?", [job.run_id])
+        task = asyncio.current_task()
+        assert task is not None
+        if found:
+            status, beat = found[0]["status"], found[0]["heartbeat_at"]
+            if status in FINISHED:
+                return DONE
+            if status == "running" and fresh(beat):
+                return BUSY
+            if status == "running":  # its worker was lost
+                log.sql.execute("UPDATE runs SET status = 'interrupted', error_type = "
+                                "'interrupted', error = 'its worker was lost' WHERE id = ? "
+                                "AND status = 'running'", [job.run_id])  # fmt: skip
+            log.sql.execute("UPDATE runs SET worker = ?, heartbeat_at = ? WHERE id = ?",
+                            [self.name, utc_now(), job.run_id])  # fmt: skip
+            work = self.runs.resume(job.run_id)
+        else:
+            work = self._start(job)
+        self._in_flight[job.run_id] = task
+        try:
+            await (asyncio.wait_for(work, job.timeout_s) if job.timeout_s else work)
+        except TimeoutError:
+            log.finish_run(job.run_id, {"status": "failed", "error_type": "timeout",
+                                        "error": f"the case took longer than {job.timeout_s:g} s"},
+                           None, {}, str)  # fmt: skip
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            return HANDED_BACK
+        finally:
+            self._in_flight.pop(job.run_id, None)
+            self.runs.logs.flush()
+        return DONE
+
+    async def _start(self, job: Job) -> Any:
+        from afctl.manifests.catalog import Catalog
+        from afctl.runtime.service import sharing_mcp
+
+        log = self.runs.logs.log
+        catalog = Catalog.of_bundle(log.revision(job.revision))
+        environment = self.runs.environment(catalog, job.variables)
+        cache = None
+        if job.cache:
+            from afctl.promptlog.cache import ResponseCache
+
+            cache = ResponseCache(log)
+        if job.kind == "workflow":
+            from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
+
+            options = WorkflowOptions(job.variables, job.env, eval_id=job.eval_id, cache=cache,
+                                      repeat=job.repeat, worker=self.name)  # fmt: skip
+            engine = WorkflowRun(job.target, environment, log, options, run_id=job.run_id)
+            return await sharing_mcp(environment, engine.run(dict(job.given)))
+        from afctl.runtime.agent import AgentRun, LogRecorder
+        from afctl.runtime.run_types import RunHooks, RunRequest
+
+        request = RunRequest(job.variables, job.session, job.model, params=dict(job.params),
+                             env=job.env, eval_id=job.eval_id, repeat=job.repeat,
+                             run_id=job.run_id, worker=self.name)  # fmt: skip
+        agent_run = AgentRun(job.target, environment, LogRecorder(log), request,
+                             RunHooks(cache=cache))  # fmt: skip
+        return await agent_run.run(str(job.given))
+
+    async def _beat(self) -> None:
+        """Every HEARTBEAT_S: the runs in flight are still this worker's."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            if self._in_flight:
+                ids = list(self._in_flight)
+                marks = ", ".join("?" * len(ids))
+                with contextlib.suppress(Exception):  # a lost connection: the next beat tries
+                    self.runs.logs.log.write(
+                        f"UPDATE runs SET heartbeat_at = ? WHERE id IN ({marks})",
+                        [utc_now(), *ids],
+                    )
+                    self.runs.logs.flush()
+
+
+def fresh(beat: str | None) -> bool:
+    """Whether a run's heartbeat is younger than STALE_S."""
+    if not beat:
+        return False
+    try:
+        then = datetime.datetime.strptime(beat, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.UTC
+        )
+    except ValueError:
+        return False
+    age = (datetime.datetime.now(datetime.UTC) - then).total_seconds()
+    return age < STALE_S
