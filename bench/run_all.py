@@ -17,6 +17,7 @@ BENCHMARKS = [
     "eval_bench.py",
     "analytics_bench.py",
     "serve_bench.py",
+    "scale_bench.py",
 ]
 
 if __name__ == "__main__":

@@ -129,9 +129,12 @@ def start_over() -> None:
     DbService(Workspace(tempfile.gettempdir())).migrate()
 
 
-def elsewhere(workspace: Path, query: str) -> list[tuple[object, ...]]:
-    """The rows of `query` on the prompt log as another connection sees them (what is
-    committed): logs.db, or the PostgreSQL database AFCTL_DATABASE_URL names."""
+def elsewhere(
+    workspace: Path, query: str, params: tuple[object, ...] = ()
+) -> list[tuple[object, ...]]:
+    """The rows of `query` (with `?` parameters) on the prompt log as another connection sees
+    them (what is committed): logs.db, or the PostgreSQL database AFCTL_DATABASE_URL names;
+    none while the log has no tables yet."""
     url = os.environ.get("AFCTL_DATABASE_URL")
     if not url:
         import sqlite3
@@ -141,11 +144,13 @@ def elsewhere(workspace: Path, query: str) -> list[tuple[object, ...]]:
             return []
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            return list(connection.execute(query))
+            return list(connection.execute(query, params))
+        except sqlite3.OperationalError:  # not created yet
+            return []
         finally:
             connection.close()
     import psycopg
 
     with psycopg.connect(url) as connection:
         connection.execute("SET search_path TO afctl_log")
-        return list(connection.execute(query))
+        return list(connection.execute(query.replace("?", "%s"), params))

@@ -265,7 +265,9 @@ class PromptLog(LogWriter):
             if not rows:
                 raise UsageError("there are no runs yet", hint='afctl run agent/NAME "input"')
             return RunRecord(**rows[0])
-        rows = list(self.sql.query("SELECT * FROM runs WHERE id LIKE ? LIMIT 2", [run_id + "%"]))
+        rows = self.sql.query("SELECT * FROM runs WHERE id = ?", [run_id])  # the key: at once
+        if not rows:
+            rows = self.sql.query("SELECT * FROM runs WHERE id LIKE ? LIMIT 2", [run_id + "%"])
         if len(rows) != 1:
             what = "no run" if not rows else "more than one run"
             raise UsageError(f"{what} matches {run_id!r}", hint="afctl runs lists recent runs")

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 DONE, BUSY, HANDED_BACK = "done", "busy", "handed_back"
 FINISHED = frozenset({"succeeded", "failed", "blocked", "awaiting_approval"})
+CATALOGS = 64
+"""Revisions whose catalogs a worker keeps (a revision never changes: it is a content hash)."""
 
 
 class WorkerRuntime:
@@ -49,6 +51,9 @@ class WorkerRuntime:
         self._thread = threading.Thread(target=self._serve, name="afctl-worker-loop",
                                         daemon=True)  # fmt: skip
         self._in_flight: dict[str, asyncio.Task[Any]] = {}
+        self._catalogs: dict[str, Any] = {}
+        """Catalogs by revision: the jobs of one eval share one (and what is derived from it:
+        the agent's bundle and hash, its validators)."""
         self._stopping = False
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._beat(), self.loop)
@@ -92,10 +97,11 @@ class WorkerRuntime:
 
     async def _carry_out(self, job: Job) -> str:
         log = self.runs.logs.log
-        log.flush()
-        found = log.sql.query("SELECT status, heartbeat_at FROM runs WHERE id = ?", [job.run_id])
         task = asyncio.current_task()
         assert task is not None
+        if job.run_id in self._in_flight:  # delivered twice, to this worker
+            return BUSY
+        found = log.sql.query("SELECT status, heartbeat_at FROM runs WHERE id = ?", [job.run_id])
         if found:
             status, beat = found[0]["status"], found[0]["heartbeat_at"]
             if status in FINISHED:
@@ -124,7 +130,6 @@ class WorkerRuntime:
             return HANDED_BACK
         finally:
             self._in_flight.pop(job.run_id, None)
-            self.runs.logs.flush()
         return DONE
 
     async def _start(self, job: Job) -> Any:
@@ -132,7 +137,11 @@ class WorkerRuntime:
         from afctl.runtime.service import sharing_mcp
 
         log = self.runs.logs.log
-        catalog = Catalog.of_bundle(log.revision(job.revision))
+        catalog = self._catalogs.get(job.revision)
+        if catalog is None:
+            if len(self._catalogs) >= CATALOGS:
+                self._catalogs.pop(next(iter(self._catalogs)))
+            catalog = self._catalogs[job.revision] = Catalog.of_bundle(log.revision(job.revision))
         environment = self.runs.environment(catalog, job.variables)
         cache = None
         if job.cache:
@@ -152,6 +161,7 @@ class WorkerRuntime:
         request = RunRequest(job.variables, job.session, job.model, params=dict(job.params),
                              env=job.env, eval_id=job.eval_id, repeat=job.repeat,
                              run_id=job.run_id, worker=self.name)  # fmt: skip
+        # the run is committed as it ends, before its job is acknowledged
         agent_run = AgentRun(job.target, environment, LogRecorder(log), request,
                              RunHooks(cache=cache))  # fmt: skip
         return await agent_run.run(str(job.given))

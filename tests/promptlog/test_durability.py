@@ -29,11 +29,8 @@ def hang() -> str:
 
 
 def _turn_one_committed(workspace: Path) -> bool:
-    try:
-        return bool(elsewhere(workspace, "SELECT type, turn FROM events "
-                                         "WHERE type = 'tool_call' AND turn = 1"))  # fmt: skip
-    except sqlite3.OperationalError:  # not created yet
-        return False
+    return bool(elsewhere(workspace, "SELECT type, turn FROM events "
+                                     "WHERE type = 'tool_call' AND turn = 1"))  # fmt: skip
 
 
 @pytest.mark.usefixtures("backend")

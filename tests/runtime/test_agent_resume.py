@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from afctl.providers.types import Message, ToolCall
 from afctl.runtime.resumption import blocked_reason, resumption
 from afctl.runtime.run_types import RunHooks
 from afctl.testing import invoke
+from tests.postgres import elsewhere
 from tests.runtime.test_workflows import repo_with
 
 
@@ -76,30 +76,20 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
-def _recorded(db: Path, tool: str) -> str | None:
+def _recorded(repo: Path, tool: str) -> str | None:
     """The run that recorded a call of `tool`, once it has."""
-    if not db.exists():
-        return None
-    connection = sqlite3.connect(db, timeout=5)
-    try:
-        row = connection.execute(
-            "SELECT run_id FROM events WHERE type = 'tool_call' AND tool = ?", [tool]
-        ).fetchone()
-    except sqlite3.OperationalError:
-        return None
-    finally:
-        connection.close()
-    return None if row is None else str(row[0])
+    rows = elsewhere(repo / ".afctl", "SELECT run_id FROM events WHERE type = 'tool_call' "
+                                      "AND tool = ?", (tool,))  # fmt: skip
+    return str(rows[0][0]) if rows else None
 
 
 def test_an_agent_run_killed_mid_call_resumes_without_making_finished_calls_again(repo):
     afctl = Path(sys.executable).parent / "afctl"
     process = subprocess.Popen([str(afctl), "run", "agent/patient", "go"], cwd=repo,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    db = repo / ".afctl" / "logs.db"
     deadline = time.monotonic() + 30
     run_id = None
-    while time.monotonic() < deadline and not (run_id := _recorded(db, "count-calls")):
+    while time.monotonic() < deadline and not (run_id := _recorded(repo, "count-calls")):
         time.sleep(0.05)
     while time.monotonic() < deadline and not (repo / "steps" / "hung-s.txt").exists():
         time.sleep(0.05)

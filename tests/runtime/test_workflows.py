@@ -17,6 +17,7 @@ import pytest
 from afctl.context import Context
 from afctl.errors import UsageError
 from afctl.testing import invoke, write_repo
+from tests.postgres import elsewhere
 from tests.signals import as_from_a_shell
 
 TOOLS_PY = '''
@@ -384,19 +385,11 @@ RESUMABLE = workflow(
 )
 
 
-def _settled(db: Path, step: str) -> str | None:
-    if not db.exists():
-        return None
-    connection = sqlite3.connect(db, timeout=5)
-    try:
-        row = connection.execute(
-            "SELECT run_id FROM events WHERE type = 'step' AND tool = ?", [step]
-        ).fetchone()
-    except sqlite3.OperationalError:
-        return None
-    finally:
-        connection.close()
-    return None if row is None else str(row[0])
+def _settled(repo: Path, step: str) -> str | None:
+    """The run that settled `step`, once it has."""
+    rows = elsewhere(repo / ".afctl", "SELECT run_id FROM events WHERE type = 'step' "
+                                      "AND tool = ?", (step,))  # fmt: skip
+    return None if not rows else str(rows[0][0])
 
 
 def test_a_killed_workflow_resumes_without_running_finished_steps_again(tmp_path):
@@ -407,10 +400,9 @@ def test_a_killed_workflow_resumes_without_running_finished_steps_again(tmp_path
         [str(afctl), "run", "workflow/resumable"], cwd=repo,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    db = repo / ".afctl" / "logs.db"
     deadline = time.monotonic() + 30
     run_id = None
-    while time.monotonic() < deadline and not (run_id := _settled(db, "first")):
+    while time.monotonic() < deadline and not (run_id := _settled(repo, "first")):
         time.sleep(0.05)
     while time.monotonic() < deadline and not (repo / "steps" / "hung-s.txt").exists():
         time.sleep(0.05)

@@ -72,77 +72,63 @@ def test_sigterm_lets_short_runs_finish_and_interrupts_long_ones(repo):
         server.wait(timeout=30)
 
 
-def test_a_server_killed_mid_run_leaves_it_interrupted_and_resumable(repo):
+def killed_then_resumed(repo: Path, body: dict[str, Any],
+                        underway: Any) -> tuple[httpx2.Client, str, dict[str, Any], Any]:  # fmt: skip
+    """Start `body` as a background run, kill -9 the server once `underway(events)` holds,
+    start it again, wake the run's tools and resume it over the API: (a client of the new
+    server, the run id, the resumed run's result, the new server)."""
     key = make_key(repo, "operator")
-    server, url = start(repo)
     headers = {"authorization": f"Bearer {key}"}
+    server, url = start(repo)
     try:
         with httpx2.Client(base_url=url, headers=headers) as client:
-            run_id = client.post(
-                "/v1/runs",
-                json={"target": "workflow/slowflow", "input": {"seconds": 60}, "background": True},
-            ).json()["run_id"]
-
-            def napping() -> bool:
-                steps = [e for e in client.get(f"/v1/runs/{run_id}").json()["events"]
-                         if e["type"] == "step"]  # fmt: skip
-                return any(e["payload"]["id"] == "first" for e in steps)
-
-            until(napping)
+            run_id = client.post("/v1/runs", json={**body, "background": True}).json()["run_id"]
+            until(lambda: underway(client.get(f"/v1/runs/{run_id}").json()["events"]))
     finally:
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
     server, url = start(repo)
+    client = httpx2.Client(base_url=url, headers=headers, timeout=60)
+    assert status_of(client, run_id) == "interrupted"
+    (repo / "wake").write_text("")
+    resumed = client.post(f"/v1/runs/{run_id}/resume", json={})
+    assert resumed.status_code == 200, resumed.text
+    return client, run_id, resumed.json(), server
+
+
+def test_a_server_killed_mid_run_leaves_it_interrupted_and_resumable(repo):
+    def napping(events: list[dict[str, Any]]) -> bool:
+        return any(e["type"] == "step" and e["payload"]["id"] == "first" for e in events)
+
+    body = {"target": "workflow/slowflow", "input": {"seconds": 60}}
+    client, run_id, result, server = killed_then_resumed(repo, body, napping)
     try:
-        with httpx2.Client(base_url=url, headers=headers, timeout=60) as client:
-            assert status_of(client, run_id) == "interrupted"
-            (repo / "wake").write_text("")
-            resumed = client.post(f"/v1/runs/{run_id}/resume", json={})
-            assert resumed.status_code == 200, resumed.text
-            result = resumed.json()
-            assert result["run_id"] == run_id and result["status"] == "succeeded"
-            assert result["resumed"] == ["first"] and result["outputs"] == {"said": "noted one"}
-            assert status_of(client, run_id) == "succeeded"
+        assert result["run_id"] == run_id and result["status"] == "succeeded"
+        assert result["resumed"] == ["first"] and result["outputs"] == {"said": "noted one"}
+        assert status_of(client, run_id) == "succeeded"
     finally:
+        client.close()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
 
 def test_an_agent_run_of_a_server_killed_mid_call_resumes_over_the_api(repo):
-    key = make_key(repo, "operator")
-    server, url = start(repo)
-    headers = {"authorization": f"Bearer {key}"}
-    try:
-        with httpx2.Client(base_url=url, headers=headers) as client:
-            run_id = client.post(
-                "/v1/runs", json={"target": "agent/patient", "input": "go", "background": True}
-            ).json()["run_id"]
+    def refunded(events: list[dict[str, Any]]) -> bool:
+        return any(e["type"] == "tool_call" and e["tool"] == "refund" for e in events)
 
-            def refunded() -> bool:
-                events = client.get(f"/v1/runs/{run_id}").json()["events"]
-                return any(e["type"] == "tool_call" and e["tool"] == "refund" for e in events)
-
-            until(refunded)
-    finally:
-        os.kill(server.pid, signal.SIGKILL)
-        server.wait(timeout=10)
-    server, url = start(repo)
+    body = {"target": "agent/patient", "input": "go"}
+    client, run_id, result, server = killed_then_resumed(repo, body, refunded)
     try:
-        with httpx2.Client(base_url=url, headers=headers, timeout=60) as client:
-            assert status_of(client, run_id) == "interrupted"
-            (repo / "wake").write_text("")
-            resumed = client.post(f"/v1/runs/{run_id}/resume", json={})
-            assert resumed.status_code == 200, resumed.text
-            result = resumed.json()
-            assert result["run_id"] == run_id and result["status"] == "succeeded"
-            assert result["output"] == "done: woken" and result["tool_calls"] == 2
-            assert (repo / "refunds.log").read_text() == "5\n"  # made once, before the kill
-            shown = client.get(f"/v1/runs/{run_id}").json()
-            assert shown["status"] == "succeeded"
-            tools = [e["tool"] for e in shown["events"] if e["type"] == "tool_call"]
-            assert tools == ["refund", "wait"]
-            again = client.post(f"/v1/runs/{run_id}/resume", json={})
-            assert again.status_code == 409 and "only an interrupted run" in again.text
+        assert result["run_id"] == run_id and result["status"] == "succeeded"
+        assert result["output"] == "done: woken" and result["tool_calls"] == 2
+        assert (repo / "refunds.log").read_text() == "5\n"  # made once, before the kill
+        shown = client.get(f"/v1/runs/{run_id}").json()
+        assert shown["status"] == "succeeded"
+        tools = [e["tool"] for e in shown["events"] if e["type"] == "tool_call"]
+        assert tools == ["refund", "wait"]
+        again = client.post(f"/v1/runs/{run_id}/resume", json={})
+        assert again.status_code == 409 and "only an interrupted run" in again.text
     finally:
+        client.close()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
