@@ -4,11 +4,6 @@ calls with recorded results are not made again, the one in flight is made again 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,8 +17,7 @@ from afctl.providers.types import Message, ToolCall
 from afctl.runtime.resumption import blocked_reason, resumption
 from afctl.runtime.run_types import RunHooks
 from afctl.testing import invoke
-from tests.postgres import elsewhere
-from tests.runtime.test_workflows import repo_with
+from tests.runtime.test_workflows import killed_mid_run, repo_with
 
 
 def _model(name: str, rules: str) -> str:
@@ -76,26 +70,8 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
-def _recorded(repo: Path, tool: str) -> str | None:
-    """The run that recorded a call of `tool`, once it has."""
-    rows = elsewhere(repo / ".afctl", "SELECT run_id FROM events WHERE type = 'tool_call' "
-                                      "AND tool = ?", (tool,))  # fmt: skip
-    return str(rows[0][0]) if rows else None
-
-
 def test_an_agent_run_killed_mid_call_resumes_without_making_finished_calls_again(repo):
-    afctl = Path(sys.executable).parent / "afctl"
-    process = subprocess.Popen([str(afctl), "run", "agent/patient", "go"], cwd=repo,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 30
-    run_id = None
-    while time.monotonic() < deadline and not (run_id := _recorded(repo, "count-calls")):
-        time.sleep(0.05)
-    while time.monotonic() < deadline and not (repo / "steps" / "hung-s.txt").exists():
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert run_id is not None
+    run_id = killed_mid_run(repo, "agent/patient", "go", after=("tool_call", "count-calls"))
     resumed = invoke(["resume", run_id, "-o", "json"], cwd=repo)
     assert resumed.exit_code == 0, resumed.stderr
     result = __import__("json").loads(resumed.stdout)

@@ -385,30 +385,30 @@ RESUMABLE = workflow(
 )
 
 
-def _settled(repo: Path, step: str) -> str | None:
-    """The run that settled `step`, once it has."""
-    rows = elsewhere(repo / ".afctl", "SELECT run_id FROM events WHERE type = 'step' "
-                                      "AND tool = ?", (step,))  # fmt: skip
-    return None if not rows else str(rows[0][0])
-
-
-def test_a_killed_workflow_resumes_without_running_finished_steps_again(tmp_path):
-    repo = repo_with(tmp_path, RESUMABLE)
-    invoke(["apply", "-f", ".", "--yes"], cwd=repo)
+def killed_mid_run(repo: Path, target: str, *given: str, after: tuple[str, str]) -> str:
+    """Run `target` in a process of its own and kill -9 it once an event (type, tool) of
+    `after` is in the log and slow_once hangs (steps/hung-s.txt); the run's id."""
     afctl = Path(sys.executable).parent / "afctl"
-    process = subprocess.Popen(
-        [str(afctl), "run", "workflow/resumable"], cwd=repo,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    process = subprocess.Popen([str(afctl), "run", target, *given], cwd=repo,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 30
-    run_id = None
-    while time.monotonic() < deadline and not (run_id := _settled(repo, "first")):
+    found: list[tuple[object, ...]] = []
+    while time.monotonic() < deadline and not found:
+        found = elsewhere(repo / ".afctl", "SELECT run_id FROM events WHERE type = ? AND "
+                                           "tool = ?", after)  # fmt: skip
         time.sleep(0.05)
     while time.monotonic() < deadline and not (repo / "steps" / "hung-s.txt").exists():
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert run_id is not None
+    assert found, f"no {after} event in the log"
+    return str(found[0][0])
+
+
+def test_a_killed_workflow_resumes_without_running_finished_steps_again(tmp_path):
+    repo = repo_with(tmp_path, RESUMABLE)
+    invoke(["apply", "-f", ".", "--yes"], cwd=repo)
+    run_id = killed_mid_run(repo, "workflow/resumable", after=("step", "first"))
     listed = invoke(["runs", "--status", "interrupted", "-o", "json"], cwd=repo)
     assert run_id in listed.stdout
     resumed = invoke(["resume", run_id], cwd=repo)
