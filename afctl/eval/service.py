@@ -146,6 +146,7 @@ class EvalService:
         from afctl.eval.runner import cache_report, run_suite
         from afctl.promptlog.cache import ResponseCache
 
+        broker = self._broker(executor)  # before anything is opened or written
         suites, catalog = self.suites(paths)
         self._choose_cases(suites, case_filter, limit, only_failed)
         log = self.logs.log
@@ -164,7 +165,11 @@ class EvalService:
             else:
                 console.progress(finished, total, "Evaluating")
 
-        dispatcher = self._dispatcher(executor)
+        dispatcher = None
+        if broker is not None:
+            from afctl.workers.dispatch import Dispatcher
+
+            dispatcher = Dispatcher(broker, log)
         results = []
         async with self.target(catalog) as target:
             for suite in suites:
@@ -199,17 +204,18 @@ class EvalService:
             log.evals.save(data, data["cases"])
         return results
 
-    def _dispatcher(self, executor: str) -> Any:
-        """None to run cases here; a Dispatcher to queue them for workers.
+    @staticmethod
+    def _broker(executor: str) -> Any:
+        """None to run cases here; the broker to queue them on for workers (checked).
 
         Raises:
             UsageError: an unknown executor, or celery without a broker.
+            BrokerUnavailable: the broker cannot be reached.
         """
         if executor == "local":
             return None
         if executor != "celery":
             raise UsageError(f"--executor {executor}: use local or celery")
-        from afctl.workers.dispatch import Dispatcher
         from afctl.workers.settings import BrokerSettings
 
         settings = BrokerSettings.from_env()
@@ -220,7 +226,7 @@ class EvalService:
         from afctl.workers.app import check_broker
 
         check_broker(settings)
-        return Dispatcher(settings, self.logs.log)
+        return settings
 
     @staticmethod
     def _for_executor(suite: Suite, dispatcher: Any) -> Suite:
