@@ -28,6 +28,7 @@ import datetime
 import threading
 from typing import TYPE_CHECKING, Any
 
+from afctl.errors import AfctlError
 from afctl.ids import utc_now
 from afctl.workers.jobs import Job
 from afctl.workers.settings import HEARTBEAT_S, STALE_S
@@ -124,6 +125,8 @@ class WorkerRuntime:
             log.finish_run(job.run_id, {"status": "failed", "error_type": "timeout",
                                         "error": f"the case took longer than {job.timeout_s:g} s"},
                            None, {}, str)  # fmt: skip
+        except AfctlError as exc:  # it cannot be carried out: a failed run says why, for good
+            self._unable(job, exc, started=bool(found))
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
@@ -131,6 +134,18 @@ class WorkerRuntime:
         finally:
             self._in_flight.pop(job.run_id, None)
         return DONE
+
+    def _unable(self, job: Job, exc: AfctlError, *, started: bool) -> None:
+        """Record that `job` cannot be carried out (its revision, or its target in it, is not
+        there): the run ends failed, so whoever waits for it is told."""
+        log = self.runs.logs.log
+        error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        if not started and not log.sql.query("SELECT id FROM runs WHERE id = ?", [job.run_id]):
+            log.start_run({"id": job.run_id, "kind": job.kind, "target": f"{job.kind}/{job.target}",
+                           "env": job.env, "eval_id": job.eval_id, "worker": self.name,
+                           "is_replay": 0}, str(job.given), job.variables, str)  # fmt: skip
+        log.finish_run(job.run_id, {"status": "failed", "error_type": "config", "error": error},
+                       None, {}, str)  # fmt: skip
 
     async def _start(self, job: Job) -> Any:
         from afctl.manifests.catalog import Catalog

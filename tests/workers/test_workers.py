@@ -237,3 +237,28 @@ def test_metrics_show_the_queue_and_the_runs_workers_carry_out(cluster, postgres
         text = ServerMetrics(lambda: log, lambda: 0).text().decode()
     assert 'afctl_queue_depth{queue="afctl"} 3.0' in text
     assert 'afctl_worker_runs{worker="w9"} 1.0' in text
+
+
+def test_a_job_that_cannot_be_carried_out_ends_its_run_failed(cluster, postgres_url):
+    from afctl.workers.app import TASK, make_app
+    from afctl.workers.jobs import Job
+    from afctl.workers.settings import BrokerSettings
+
+    cluster.start("w1", concurrency=2)
+    settings = BrokerSettings.from_env()
+    assert settings is not None
+    job = Job("01JNOREVISIONXXXXXXXXXXXXX", "agent", "napper", "0" * 64, "hi")
+    make_app(settings).send_task(TASK, args=[job.to_dict()], task_id=job.run_id,
+                                 queue=settings.queue)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        with psycopg.connect(postgres_url) as connection:
+            row = connection.execute("SELECT status, error_type, error, worker FROM "
+                                     "afctl_log.runs WHERE id = %s", [job.run_id]).fetchone()  # fmt: skip
+        if row and row[0] != "running":
+            break
+        assert time.monotonic() < deadline, row
+        time.sleep(0.1)
+    status, error_type, error, worker = row
+    assert (status, error_type, worker) == ("failed", "config", "w1")
+    assert "is not in the prompt log" in error
