@@ -150,9 +150,6 @@ class DbService:
 
         migrations = _migrations(store)
         refuse_newer(migrations, sql)
-        if sql.dialect == "sqlite":
-            with sql.transaction():
-                return migrations.apply(sql)
         return migrations.apply(sql)
 
     def copy(self, to: str) -> list[StoreCopy]:

@@ -216,17 +216,9 @@ class EvalService:
             return None
         if executor != "celery":
             raise UsageError(f"--executor {executor}: use local or celery")
-        from afctl.workers.settings import BrokerSettings
+        from afctl.workers.app import usable_broker
 
-        settings = BrokerSettings.from_env()
-        if settings is None:
-            raise UsageError("--executor celery needs a broker",
-                             hint="set AFCTL_BROKER_URL=redis://HOST:6379/0 and start afctl "
-                                  "worker")  # fmt: skip
-        from afctl.workers.app import check_broker
-
-        check_broker(settings)
-        return settings
+        return usable_broker("--executor celery")
 
     @staticmethod
     def _for_executor(suite: Suite, dispatcher: Any) -> Suite:

@@ -219,9 +219,7 @@ class LogWriter:
         try:
             with named_errors(path):
                 log = cls(SqliteSql(connection, str(path)), path)
-                if log_migrations.pending(log.sql):
-                    with log.sql.transaction():
-                        log_migrations.apply(log.sql)
+                log_migrations.apply(log.sql)
                 log.opened()
         except BaseException:
             connection.close()

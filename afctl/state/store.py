@@ -195,6 +195,11 @@ class LockInfo:
         return False
 
 
+def _name_workspace(sql: Sql) -> None:
+    """A new state gets its random id (a plan records it)."""
+    sql.insert("meta", [{"key": "workspace_id", "value": new_ulid()}], ignore=True)
+
+
 class StateStore:
     """An open state: `.afctl/state.db`, or the state's PostgreSQL database. Use
     `StateStore.open(workspace)`; close it when done."""
@@ -282,20 +287,7 @@ class StateStore:
         from afctl.storage.schema import refuse_newer
 
         refuse_newer(state_migrations, self.sql)
-        if not state_migrations.pending(self.sql):
-            return []
-        if self.sql.dialect == "sqlite":
-            with self.transaction():
-                ran = state_migrations.apply(self.sql)
-                self._name_workspace()
-            return ran
-        ran = state_migrations.apply(self.sql)
-        with self.transaction():
-            self._name_workspace()
-        return ran
-
-    def _name_workspace(self) -> None:
-        self.sql.insert("meta", [{"key": "workspace_id", "value": new_ulid()}], ignore=True)
+        return state_migrations.apply(self.sql, then=_name_workspace)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -72,25 +72,34 @@ class MigrationSet:
         known = set(self.names)
         return [name for name in self.applied(sql) if name not in known]
 
-    def apply(self, sql: Sql) -> list[str]:
-        """Run the pending migrations, each with its record, in one transaction; returns their
-        names. The caller opens the transaction on SQLite (inside its `BEGIN IMMEDIATE`)."""
-        if sql.dialect == "sqlite":
-            pending = self.pending(sql)
-            self._sqlite.apply(_sqlite_db(sql))
-            return pending
+    def apply(self, sql: Sql, then: Callable[[Sql], None] | None = None) -> list[str]:
+        """Run the pending migrations, each with its record, in one transaction (and `then`,
+        when any ran, in the same one); returns their names. Nothing is opened when none is
+        pending."""
+        if not self.pending(sql):
+            return []
         with sql.transaction():
-            sql.execute("SELECT pg_advisory_xact_lock(?)", [self.lock_key])
-            sql.execute(f"CREATE TABLE IF NOT EXISTS {PG_TABLE} (migration_set TEXT NOT NULL, "
-                        "name TEXT NOT NULL, applied_at TEXT NOT NULL, "
-                        "PRIMARY KEY (migration_set, name))")  # fmt: skip
-            pending = self.pending(sql)
-            schema = _PgSchema(sql)
-            for name, step in self.steps:
-                if name in pending:
-                    step(schema)
-                    sql.execute(f"INSERT INTO {PG_TABLE} (migration_set, name, applied_at) "
-                                "VALUES (?, ?, ?)", [self.name, name, _now()])  # fmt: skip
+            if sql.dialect == "sqlite":  # the write lock is taken: pending is final now
+                pending = self.pending(sql)
+                self._sqlite.apply(_sqlite_db(sql))
+            else:
+                pending = self._apply_postgres(sql)
+            if pending and then is not None:
+                then(sql)
+        return pending
+
+    def _apply_postgres(self, sql: Sql) -> list[str]:
+        sql.execute("SELECT pg_advisory_xact_lock(?)", [self.lock_key])
+        sql.execute(f"CREATE TABLE IF NOT EXISTS {PG_TABLE} (migration_set TEXT NOT NULL, "
+                    "name TEXT NOT NULL, applied_at TEXT NOT NULL, "
+                    "PRIMARY KEY (migration_set, name))")  # fmt: skip
+        pending = self.pending(sql)
+        schema = _PgSchema(sql)
+        for name, step in self.steps:
+            if name in pending:
+                step(schema)
+                sql.execute(f"INSERT INTO {PG_TABLE} (migration_set, name, applied_at) "
+                            "VALUES (?, ?, ?)", [self.name, name, _now()])  # fmt: skip
         return pending
 
 

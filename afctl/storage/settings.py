@@ -33,6 +33,12 @@ def redact_url(url: str) -> str:
     return _PASSWORD.sub(lambda m: f"{m.group(1)}:***@", url)
 
 
+def one_line(exc: BaseException, url: str) -> str:
+    """A driver's complaint about `url` on one line, with no password in it."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return redact_url(reason).replace(url, redact_url(url))
+
+
 @dataclass(frozen=True)
 class DatabaseUrl:
     url: str

@@ -225,12 +225,10 @@ def _reset(connection: Any) -> None:
 
 def unavailable(url: DatabaseUrl, exc: BaseException) -> DatabaseUnavailable:
     """A driver's complaint as one line naming the database (its password hidden)."""
-    from afctl.storage.settings import redact_url
+    from afctl.storage.settings import one_line
 
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    reason = redact_url(reason).replace(url.url, url.shown)
     return DatabaseUnavailable(
-        f"cannot use the database {url.shown} ({url.variable}): {reason}",
+        f"cannot use the database {url.shown} ({url.variable}): {one_line(exc, url.url)}",
         hint="check that PostgreSQL runs there and the URL's user, password and database",
     )
 

@@ -9,7 +9,9 @@ Results are not kept by Celery: runs and their outcomes are in the prompt log.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from afctl.workers.settings import STALE_S, BrokerSettings
@@ -73,15 +75,21 @@ def worker_name() -> str:
     return f"afctl@{socket.gethostname()}"
 
 
-def queue_depth(settings: BrokerSettings) -> int:
-    """Jobs waiting in the queue (Redis keeps a queue as a list under its name)."""
+@contextlib.contextmanager
+def _redis(settings: BrokerSettings) -> Iterator[Any]:
     import redis
 
-    client = redis.Redis.from_url(settings.url, socket_timeout=2)
+    client = redis.Redis.from_url(settings.url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        return int(client.llen(settings.queue))
+        yield client
     finally:
         client.close()
+
+
+def queue_depth(settings: BrokerSettings) -> int:
+    """Jobs waiting in the queue (Redis keeps a queue as a list under its name)."""
+    with _redis(settings) as client:
+        return int(client.llen(settings.queue))
 
 
 def taken_or_queued(settings: BrokerSettings) -> set[str] | None:
@@ -89,10 +97,7 @@ def taken_or_queued(settings: BrokerSettings) -> set[str] | None:
     the queue (kombu keeps taken jobs in the `unacked` hash, as [message, exchange, key])."""
     import json
 
-    import redis
-
-    client = redis.Redis.from_url(settings.url, socket_timeout=5)
-    try:
+    with _redis(settings) as client:
         if client.llen(settings.queue):
             return None
         held = set()
@@ -102,26 +107,31 @@ def taken_or_queued(settings: BrokerSettings) -> set[str] | None:
             except (ValueError, KeyError, IndexError, TypeError):
                 continue
         return held
-    finally:
-        client.close()
 
 
-def check_broker(settings: BrokerSettings) -> None:
-    """Raises BrokerUnavailable (one line, password hidden) when Redis cannot be used."""
+def usable_broker(needed_by: str) -> BrokerSettings:
+    """The configured broker, once it answers.
+
+    Raises:
+        UsageError: no broker is configured (`needed_by` says what wanted one).
+        BrokerUnavailable: it cannot be used (one line, its password hidden).
+    """
     import redis
 
-    from afctl.errors import BrokerUnavailable
+    from afctl.errors import BrokerUnavailable, UsageError
+    from afctl.storage.settings import one_line
 
-    client = redis.Redis.from_url(settings.url, socket_timeout=5, socket_connect_timeout=5)
+    settings = BrokerSettings.from_env()
+    if settings is None:
+        raise UsageError(f"no broker configured: {needed_by} needs a broker",
+                         hint="set AFCTL_BROKER_URL=redis://HOST:6379/0")  # fmt: skip
     try:
-        client.ping()
+        with _redis(settings) as client:
+            client.ping()
     except redis.RedisError as exc:
-        from afctl.storage.settings import redact_url
-
-        reason = redact_url(" ".join(str(exc).split())).replace(settings.url, settings.shown)
         raise BrokerUnavailable(
-            f"cannot use the broker {settings.shown} (AFCTL_BROKER_URL): {reason}",
+            f"cannot use the broker {settings.shown} (AFCTL_BROKER_URL): "
+            f"{one_line(exc, settings.url)}",
             hint="check that Redis runs there and the URL's password and database number",
         ) from None
-    finally:
-        client.close()
+    return settings

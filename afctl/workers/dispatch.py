@@ -15,11 +15,12 @@ run id, so a job sent twice is carried out once.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from afctl.workers.app import TASK, make_app
 from afctl.workers.jobs import Job
 from afctl.workers.settings import BrokerSettings
+from afctl.workers.worker import FINISHED, fresh
 
 if TYPE_CHECKING:
     from afctl.promptlog.store import PromptLog
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
 POLL_S = 0.1
 SWEEP_S = 2.0
 BATCH = 500
-FINISHED = ("succeeded", "failed", "blocked", "awaiting_approval")
-"""A run in one of these is done for whoever waits (`interrupted` is not: its job goes back
-to the queue and a worker resumes it)."""
 
 
 class Dispatcher:
@@ -40,8 +38,6 @@ class Dispatcher:
         self._waiting: dict[str, asyncio.Future[str]] = {}
         self._jobs: dict[str, Job] = {}
         self._poller: asyncio.Task[None] | None = None
-        self.sent_again = 0
-        """Jobs sent a second time because the broker had lost them."""
 
     def _send(self, job: Job) -> None:
         self.app.send_task(TASK, args=[job.to_dict()], task_id=job.run_id,
@@ -71,27 +67,28 @@ class Dispatcher:
             if asyncio.get_running_loop().time() - swept > SWEEP_S:
                 swept = asyncio.get_running_loop().time()
                 await self._sweep()
-            self.log.flush()
+            statuses = ", ".join(f"'{s}'" for s in sorted(FINISHED))
             ids = [i for i, f in self._waiting.items() if not f.done()]
-            marks_of = {}
-            for start in range(0, len(ids), BATCH):
-                chunk = ids[start : start + BATCH]
-                marks = ", ".join("?" * len(chunk))
-                statuses = ", ".join(f"'{s}'" for s in FINISHED)
-                for run_id, status in self.log.sql.execute(
-                    f"SELECT id, status FROM runs WHERE id IN ({marks}) AND status IN ({statuses})",
-                    chunk,
-                ).fetchall():
-                    marks_of[run_id] = status
-            for run_id, status in marks_of.items():
+            for run_id, status in self._runs(ids, "status", f"status IN ({statuses})"):
                 future = self._waiting.get(run_id)
                 if future is not None and not future.done():
                     future.set_result(status)
 
+    def _runs(self, ids: list[str], column: str, condition: str) -> list[tuple[str, Any]]:
+        """(id, `column`) of the runs among `ids` that meet `condition`, read in batches."""
+        self.log.flush()
+        found: list[tuple[str, Any]] = []
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            marks = ", ".join("?" * len(chunk))
+            found.extend(self.log.sql.execute(
+                f"SELECT id, {column} FROM runs WHERE id IN ({marks}) AND {condition}", chunk
+            ).fetchall())  # fmt: skip
+        return found
+
     async def _sweep(self) -> None:
         """Send again the awaited jobs the broker lost (see the module's doc)."""
         from afctl.workers.app import taken_or_queued
-        from afctl.workers.worker import fresh
 
         awaited = [i for i, f in self._waiting.items() if not f.done() and i in self._jobs]
         if not awaited:
@@ -99,25 +96,15 @@ class Dispatcher:
         held = await asyncio.to_thread(taken_or_queued, self.settings)
         if held is None:  # jobs still wait in the queue: nothing can be told yet
             return
-        self.log.flush()
         lost = [i for i in awaited if i not in held]
-        going = set()
-        for start in range(0, len(lost), BATCH):
-            chunk = lost[start : start + BATCH]
-            marks = ", ".join("?" * len(chunk))
-            for run_id, beat in self.log.sql.execute(
-                f"SELECT id, heartbeat_at FROM runs WHERE id IN ({marks}) AND status = 'running'",
-                chunk,
-            ).fetchall():
-                if fresh(beat):
-                    going.add(run_id)
+        going = {run_id for run_id, beat in self._runs(lost, "heartbeat_at", "status = 'running'")
+                 if fresh(beat)}  # fmt: skip
         for run_id in lost:
             if run_id not in going:
                 import logging
 
                 from afctl.logs import event
 
-                self.sent_again += 1
                 event(logging.WARNING, f"the broker lost the job of run {run_id}: sent again",
                       run_id=run_id)  # fmt: skip
                 await asyncio.to_thread(self._send, self._jobs[run_id])

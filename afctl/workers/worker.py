@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 DONE, BUSY, HANDED_BACK = "done", "busy", "handed_back"
 FINISHED = frozenset({"succeeded", "failed", "blocked", "awaiting_approval"})
+"""A run in one of these is done (`interrupted` is not: its job goes back to the queue and a
+worker resumes it)."""
 CATALOGS = 64
 """Revisions whose catalogs a worker keeps (a revision never changes: it is a content hash)."""
 
@@ -198,13 +200,8 @@ class WorkerRuntime:
 
 def fresh(beat: str | None) -> bool:
     """Whether a run's heartbeat is younger than STALE_S."""
-    if not beat:
-        return False
     try:
-        then = datetime.datetime.strptime(beat, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-            tzinfo=datetime.UTC
-        )
+        then = datetime.datetime.fromisoformat(beat or "")
     except ValueError:
         return False
-    age = (datetime.datetime.now(datetime.UTC) - then).total_seconds()
-    return age < STALE_S
+    return (datetime.datetime.now(datetime.UTC) - then).total_seconds() < STALE_S

@@ -42,44 +42,17 @@ def worker(
     repository root (or an installed package). A job is acknowledged when its run is done; a
     worker killed mid-run has its jobs redelivered, and the runs resume from the log.
     """
-    import warnings
+    from afctl.workers.serve import run_worker
 
-    from celery.signals import worker_shutting_down
+    named = [name or ""]
 
-    from afctl.errors import UsageError
-    from afctl.workers.app import check_broker, make_app, register, worker_name
-    from afctl.workers.settings import BrokerSettings
-    from afctl.workers.worker import WorkerRuntime
+    def ready(worker: str, queues: str, broker: str) -> None:
+        named[0] = worker
+        click.echo(f"afctl worker {worker}: {concurrency} runs at once from {queues} on "
+                   f"{broker}", err=True)  # fmt: skip
 
-    settings = BrokerSettings.from_env()
-    if settings is None:
-        raise UsageError("no broker configured",
-                         hint="set AFCTL_BROKER_URL=redis://HOST:6379/0")  # fmt: skip
-    check_broker(settings)
     context = cli_context(workspace, env)
-    context.db_status()  # the database is reachable and migrated before any job is taken
-    name = name or worker_name()
-    runtime = WorkerRuntime(context.services.runs, name)
-    app = make_app(settings)
-    register(app, runtime)
-
-    def shutting_down(**_: object) -> None:
-        import threading
-
-        threading.Thread(target=runtime.hand_back, args=(grace,), daemon=True).start()
-
-    worker_shutting_down.connect(shutting_down, weak=False)
-    taken = ",".join(queues or (settings.queue,))
-    click.echo(f"afctl worker {name}: {concurrency} runs at once from {taken} on "
-               f"{settings.shown}", err=True)  # fmt: skip
-    # containers run workers as root; Celery's warning about it says nothing afctl can act on
-    warnings.filterwarnings("ignore", message="You're running the worker with superuser")
-    try:
-        code = app.worker_main(["--quiet", "worker", "--pool=threads",
-                                f"--concurrency={concurrency}", "-Q", taken, "-n", name,
-                                "--without-gossip", "--without-mingle",
-                                "--loglevel=WARNING"])  # fmt: skip
-    finally:
-        runtime.close()
-    click.echo(f"afctl worker {name} stopped", err=True)
+    code = run_worker(context.services.runs, concurrency=concurrency, queues=queues, name=name,
+                      grace_s=grace, on_ready=ready)  # fmt: skip
+    click.echo(f"afctl worker {named[0]} stopped", err=True)
     return EXIT_OK if not code else EXIT_ERROR
