@@ -20,6 +20,20 @@ def new_ulid(at_ms: int | None = None) -> str:
     return "".join(reversed(chars))
 
 
+def derived_ulid(base: str, *parts: object) -> str:
+    """A ULID named by `base` (a ULID) and `parts`: the same each time, in `base`'s millisecond
+    (its first 10 characters), so a workflow's step runs keep their ids when it resumes."""
+    import hashlib
+
+    text = "\x1f".join([base, *map(str, parts)])
+    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:10], "big")
+    chars = []
+    for _ in range(16):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return base[:10] + "".join(reversed(chars))
+
+
 def utc_now() -> str:
     """The current time as ISO 8601 in UTC with milliseconds (sortable as text)."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

@@ -16,9 +16,11 @@ from typing import Any
 from afctl.eval.suite import Case, Suite, Variant
 from afctl.promptlog.store import PromptLog
 from afctl.providers.types import Usage
+from afctl.runtime.resumption import recorded_result
 from afctl.runtime.run_types import RunResult, Step
 from afctl.workers.dispatch import Dispatcher
 from afctl.workers.jobs import Job
+from afctl.workers.queueing import stored_revision
 
 _TRAIL = ("tool_call", "handoff", "guardrail")
 
@@ -48,8 +50,8 @@ class QueuedCase:
     def _read(self) -> RunResult:
         log = self.log
         record = log.run(self.run_id)
-        payload = log.payload(self.run_id)
         if record.kind == "workflow":
+            payload = log.payload(self.run_id)
             self.trail = [Step("tool_call", {"name": e.payload.get("name"),
                                              "arguments": e.payload.get("arguments") or {}})
                           for e in _step_calls(log, self.run_id)]  # fmt: skip
@@ -63,11 +65,7 @@ class QueuedCase:
                 record.latency_ms or 0.0, 0, record.tool_calls or 0,
             )  # fmt: skip
         self.trail = [Step(e.type, e.payload) for e in log.events(self.run_id) if e.type in _TRAIL]
-        usage = Usage(record.input_tokens or 0, record.output_tokens or 0,
-                      known=record.input_tokens is not None)  # fmt: skip
-        return RunResult(record.id, record.status, payload.get("output"), record.error,
-                         record.error_type, usage, record.cost_usd, record.latency_ms or 0.0,
-                         record.turns or 0, record.tool_calls or 0, record.model)  # fmt: skip
+        return recorded_result(log, record)
 
 
 def _step_calls(log: PromptLog, run_id: str) -> list[Any]:
@@ -91,21 +89,6 @@ def case_job(
                timeout_s=suite.timeout_s)  # fmt: skip
 
 
-def stored_revision(log: PromptLog, suite: Suite, environment: Any) -> str:
+def suite_revision(log: PromptLog, suite: Suite, environment: Any) -> str:
     """Store the resources the suite's target runs on; their content hash."""
-    from afctl.hashing import content_hash
-
-    if suite.kind == "Workflow":
-        from afctl.runtime.workflow import workflow_bundle
-
-        bundle = workflow_bundle(suite.agent, environment)
-        target = f"workflow/{suite.agent}"
-    else:
-        from afctl.runtime.activation import resource_bundle
-
-        bundle = resource_bundle(suite.agent, environment)
-        target = f"agent/{suite.agent}"
-    digest = content_hash(bundle)
-    log.store_revision(digest, target, bundle, environment.secrets.redact)
-    log.flush()
-    return digest
+    return stored_revision(log, suite.kind, suite.agent, environment)

@@ -216,7 +216,7 @@ class EvalService:
             return None
         if executor != "celery":
             raise UsageError(f"--executor {executor}: use local or celery")
-        from afctl.workers.app import usable_broker
+        from afctl.workers.broker import usable_broker
 
         return usable_broker("--executor celery")
 
@@ -232,11 +232,11 @@ class EvalService:
 
     def _queued(self, dispatcher: Any, target: EvalTarget, suite: Suite, cache: bool) -> Any:
         """make_run for a suite whose cases run on workers."""
-        from afctl.eval.queued import QueuedCase, case_job, stored_revision
+        from afctl.eval.queued import QueuedCase, case_job, suite_revision
         from afctl.ids import new_ulid
 
         log = self.logs.log
-        revision = stored_revision(log, suite, target.environment({}))
+        revision = suite_revision(log, suite, target.environment({}))
 
         def make_run(case: Any, eval_id: str, variant: Any, repeat: int) -> QueuedCase:
             job = case_job(suite, case, variant, repeat, eval_id=eval_id, revision=revision,

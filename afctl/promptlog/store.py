@@ -300,14 +300,15 @@ class PromptLog(LogWriter):
             "details": json.loads(row[3] or "{}"),
         }
 
-    def events(self, run_id: str) -> Iterator[EventRecord]:
+    def events(self, run_id: str, after: int = 0) -> Iterator[EventRecord]:
+        """The run's events in order (those numbered past `after`)."""
         self.flush()
         rows = self.sql.execute(
             "SELECT e.seq, e.type, e.at, e.turn, e.model, e.tool, e.status, e.latency_ms, "
             "e.input_tokens, e.output_tokens, e.cost_usd, p.payload FROM events e "
             "LEFT JOIN event_payloads p ON p.run_id = e.run_id AND p.seq = e.seq "
-            "WHERE e.run_id = ? ORDER BY e.seq",
-            [run_id],
+            "WHERE e.run_id = ? AND e.seq > ? ORDER BY e.seq",
+            [run_id, after],
         )
         for row in rows:
             (

@@ -24,7 +24,8 @@ from afctl.providers.types import Message, Usage
 from afctl.runtime.run_types import Spend
 
 if TYPE_CHECKING:
-    from afctl.promptlog.store import EventRecord, RunRecord
+    from afctl.promptlog.store import EventRecord, PromptLog, RunRecord
+    from afctl.runtime.run_types import RunResult
 
 
 @dataclass
@@ -120,3 +121,15 @@ def _spend(record: RunRecord, calls: list[EventRecord]) -> Spend:
         usage = usage.plus(Usage(call.input_tokens or 0, call.output_tokens or 0, known=known))
         cost = None if cost is None or call.cost_usd is None else cost + call.cost_usd
     return Spend(usage, cost)
+
+
+def recorded_result(log: PromptLog, record: RunRecord) -> RunResult:
+    """The result of a finished agent run, read back from the log (as `AgentRun.run` returned
+    it, but the output as recorded: redacted)."""
+    from afctl.runtime.run_types import RunResult
+
+    usage = Usage(record.input_tokens or 0, record.output_tokens or 0,
+                  known=record.input_tokens is not None)  # fmt: skip
+    return RunResult(record.id, record.status, log.payload(record.id).get("output"), record.error,
+                     record.error_type, usage, record.cost_usd, record.latency_ms or 0.0,
+                     record.turns or 0, record.tool_calls or 0, record.model)  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from afctl.providers.models import ModelConfig
 from afctl.providers.types import Message, OnText, ProviderFactory, ToolCall, Usage
@@ -194,3 +194,15 @@ class Spend:
         max_cost = limits.get("max_cost_usd")
         if max_cost is not None and self.cost is not None and self.cost > float(max_cost):
             raise RunStopped("limit", f"limit: cost ${self.cost:.4f}, over max_cost_usd={max_cost}")
+
+
+class ItemRunner(Protocol):
+    """Runs the items of a workflow's `for_each` agent steps elsewhere (`afctl worker`s)."""
+
+    async def agent(
+        self, revision: str, agent: str, text: str, request: RunRequest, *, cache: bool
+    ) -> RunResult:
+        """Run `agent` of the resources stored as `revision` on `text`, as `request` says
+        (its run id is set); its result once it is done. `cache`: answer from the response
+        cache (an eval's)."""
+        ...

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from afctl.providers.types import Message
     from afctl.runtime.agent import RunResult
     from afctl.runtime.environment import RunEnvironment
-    from afctl.runtime.run_types import RunHooks
+    from afctl.runtime.run_types import ItemRunner, RunHooks
     from afctl.runtime.workflow import WorkflowResult
     from afctl.safety.capabilities import Grants
 
@@ -185,17 +185,10 @@ class RunService:
                 its `inputs` schema.
         """
         from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
-        from afctl.runtime.workflow_values import coerce_inputs, read_input_file
 
         catalog = self.state.catalog(as_list(paths) if paths else None)
-        kind, name = self.available(target, catalog, paths)
-        if kind != "Workflow":
-            raise self._missing(f"{target} is not a workflow defined", paths)
-        spec = catalog.get("Workflow", name).get("spec") or {}
-        if input_file is not None:
-            inputs = {**read_input_file(input_file), **inputs}
-        if not typed:
-            inputs = coerce_inputs(inputs, spec.get("inputs"))
+        name, inputs = self.workflow_inputs(target, catalog, inputs, typed=typed,
+                                            input_file=input_file, paths=paths)  # fmt: skip
         variables = dict(variables or {})
         environment = self.environment(catalog, variables)
         options = WorkflowOptions(variables, self.workspace.env, on_event=on_event)
@@ -205,14 +198,42 @@ class RunService:
         finally:
             self.logs.flush()
 
+    def workflow_inputs(
+        self, target: str, catalog: Catalog, inputs: dict[str, Any], *, typed: bool = True,
+        input_file: PathArg | None = None, paths: Paths | None = None,
+    ) -> tuple[str, dict[str, Any]]:  # fmt: skip
+        """(name, inputs) of workflow `target` in `catalog`: `input_file`'s object under
+        `inputs`, and text values read as YAML scalars where its schema wants another type
+        (`typed=False`). Whether they match its schema is checked as it starts.
+
+        Raises:
+            UsageError: the target is not an available workflow, or the file is unreadable.
+        """
+        from afctl.runtime.workflow_values import coerce_inputs, read_input_file
+
+        kind, name = self.available(target, catalog, paths)
+        if kind != "Workflow":
+            raise self._missing(f"{target} is not a workflow defined", paths)
+        spec = catalog.get("Workflow", name).get("spec") or {}
+        if input_file is not None:
+            inputs = {**read_input_file(input_file), **inputs}
+        if not typed:
+            inputs = coerce_inputs(inputs, spec.get("inputs"))
+        return name, inputs
+
     async def resume(
         self, run_id: str, *, hooks: RunHooks | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        fan_out: ItemRunner | None = None, worker: str | None = None,
+        step_of: str | None = None,
     ) -> RunResult | WorkflowResult:  # fmt: skip
         """Go on with a run that a crash interrupted, as the same run, on the revision it
-        started with: a workflow's finished steps are not run again; an agent run goes on from
-        its last recorded model answer, and tool calls with recorded results are not made again
-        (see `runtime.resumption`). `hooks` are an agent run's, `on_event` a workflow's.
+        started with: a workflow's finished steps are not run again (nor the agent runs its
+        running steps had finished; those interrupted go on); an agent run goes on from its
+        last recorded model answer, and tool calls with recorded results are not made again
+        (see `runtime.resumption`). `hooks` are an agent run's; `on_event`, `fan_out` and
+        `worker` a workflow's (see `WorkflowOptions`). A step of a workflow resumes only with
+        it, or as `step_of` it (a worker resuming a `for_each` item).
 
         Raises:
             UsageError: no such run, it is not interrupted, or it is a step of another run.
@@ -224,7 +245,7 @@ class RunService:
                 f"run {record.id} is {record.status}; only an interrupted run resumes",
                 hint="start it again with afctl run" if record.status == "failed" else None,
             )
-        if record.parent_id is not None:
+        if record.parent_id is not None and record.parent_id != step_of:
             raise UsageError(f"run {record.id} is a step of run {record.parent_id}",
                              hint=f"resume that one: afctl resume {record.parent_id}")  # fmt: skip
         if record.kind == "agent" and record.agent:
@@ -232,11 +253,12 @@ class RunService:
         if record.kind != "workflow":
             raise UsageError(f"run {record.id} is a {record.kind} run; agent and workflow runs "
                              "resume")  # fmt: skip
-        return await self._resume_workflow(restored, on_event)
+        return await self._resume_workflow(restored, on_event, fan_out, worker)
 
     async def _resume_workflow(
-        self, restored: RestoredRun, on_event: Callable[[str, dict[str, Any]], None] | None
-    ) -> WorkflowResult:
+        self, restored: RestoredRun, on_event: Callable[[str, dict[str, Any]], None] | None,
+        fan_out: ItemRunner | None, worker: str | None,
+    ) -> WorkflowResult:  # fmt: skip
         from afctl.runtime.workflow import StepState, WorkflowOptions, WorkflowRun
 
         record = restored.run
@@ -250,7 +272,8 @@ class RunService:
         environment = self.environment(restored.catalog(), variables)
         name = record.target.removeprefix("workflow/")
         options = WorkflowOptions(variables, record.env or self.workspace.env, record.parent_id,
-                                  on_event=on_event)  # fmt: skip
+                                  on_event=on_event, eval_id=record.eval_id, fan_out=fan_out,
+                                  worker=worker)  # fmt: skip
         engine = WorkflowRun(name, environment, self.logs.log, options, run_id=record.id)
         engine.skip_seq(max((e.seq for e in restored.events), default=0))
         try:

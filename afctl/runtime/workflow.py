@@ -32,10 +32,10 @@ from typing import Any
 
 from afctl.errors import RunError, UsageError
 from afctl.hashing import content_hash
-from afctl.ids import new_ulid, utc_now
+from afctl.ids import derived_ulid, new_ulid, utc_now
 from afctl.promptlog.store import PromptLog
 from afctl.runtime.environment import RunEnvironment
-from afctl.runtime.run_types import Step
+from afctl.runtime.run_types import ItemRunner, RunRequest, RunResult, Step
 from afctl.runtime.workflow_values import StepFailed as StepFailed
 from afctl.runtime.workflow_values import render_input as render_input
 from afctl.runtime.workflow_values import structured as structured
@@ -126,6 +126,8 @@ class WorkflowOptions:
     """Told of each step as it settles (`step`, its record as kept): a server streams them."""
     worker: str | None = None
     """The `afctl worker` carrying the run out (recorded with it)."""
+    fan_out: ItemRunner | None = None
+    """Runs the items of `for_each` agent steps elsewhere (on `afctl worker`s); None: here."""
 
 
 class WorkflowRun:
@@ -152,6 +154,9 @@ class WorkflowRun:
         self._gate = asyncio.Semaphore(int(self.spec.get("max_parallel", 4)))
         self.trail: list[Step] = []
         """The tool steps' calls as they succeeded (tool assertions of evals read them)."""
+        self.revision = ""
+        """The content hash of what the workflow runs on (its bundle)."""
+        self.resuming = False
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -164,7 +169,7 @@ class WorkflowRun:
         inputs = self.check_inputs(inputs)
         self.environment.grant(self.document).references(self.document)
         bundle = workflow_bundle(self.name, self.environment)
-        revision = content_hash(bundle)
+        revision = self.revision = content_hash(bundle)
         self.log.store_revision(revision, f"workflow/{self.name}", bundle, self._redact)
         self.log.start_run(
             {
@@ -194,7 +199,10 @@ class WorkflowRun:
         return await self._execute(inputs, {})
 
     async def resume(self, inputs: dict[str, Any], done: dict[str, StepState]) -> WorkflowResult:
-        """Go on with an interrupted run: the steps in `done` are not run again."""
+        """Go on with an interrupted run: the steps in `done` are not run again; an agent run
+        a step had started goes on (see `_agent_here`)."""
+        self.revision = content_hash(workflow_bundle(self.name, self.environment))
+        self.resuming = True
         self.log.reopen_run(self.run_id)
         result = await self._execute(inputs, done)
         result.resumed = sorted(done)
@@ -392,8 +400,9 @@ class WorkflowRun:
         if items is None:
             output = await self._attempts(step, state, scope)
         else:  # concurrently, in order; the first failure stops the other items
-            tasks = [asyncio.create_task(self._attempts(step, state, {**scope, "item": item}))
-                     for item in items]  # fmt: skip
+            tasks = [asyncio.create_task(self._attempts(step, state, {**scope, "item": item},
+                                                        index))
+                     for index, item in enumerate(items)]  # fmt: skip
             try:
                 output = await asyncio.gather(*tasks)
             except BaseException:
@@ -403,7 +412,11 @@ class WorkflowRun:
                 raise
         self._settle(state, "succeeded", output=output)
 
-    async def _attempts(self, step: dict[str, Any], state: StepState, scope: dict[str, Any]) -> Any:
+    async def _attempts(
+        self, step: dict[str, Any], state: StepState, scope: dict[str, Any],
+        index: int | None = None,
+    ) -> Any:  # fmt: skip
+        """Each attempt at one step (or one `for_each` item, `index`) until one succeeds."""
         retry = step.get("retry") or {}
         attempts = int(retry.get("attempts", 1))
         delay = float(retry.get("backoff_s", 1.0))
@@ -413,7 +426,7 @@ class WorkflowRun:
             state.attempts += 1
             try:
                 async with self._gate:
-                    call = self._call(step, state, scope)
+                    call = self._call(step, state, scope, (index, attempt))
                     timeout = step.get("timeout_s")
                     if timeout:
                         try:
@@ -430,9 +443,13 @@ class WorkflowRun:
                 await self.options.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _call(self, step: dict[str, Any], state: StepState, scope: dict[str, Any]) -> Any:
+    async def _call(
+        self, step: dict[str, Any], state: StepState, scope: dict[str, Any],
+        place: tuple[int | None, int],
+    ) -> Any:  # fmt: skip
+        """One attempt; `place` is (the for_each item's index or None, the attempt)."""
         if "agent" in step:
-            return await self._agent_step(step, state, scope)
+            return await self._agent_step(step, state, scope, place)
         if "tool" in step:
             return await self._tool_step(step, state, scope)
         return await self._workflow_step(step, state, scope)
@@ -440,29 +457,63 @@ class WorkflowRun:
     # -- the kinds of step -----------------------------------------------------------------
 
     async def _agent_step(
-        self, step: dict[str, Any], state: StepState, scope: dict[str, Any]
-    ) -> Any:
-        from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks, RunRequest
+        self, step: dict[str, Any], state: StepState, scope: dict[str, Any],
+        place: tuple[int | None, int],
+    ) -> Any:  # fmt: skip
+        from afctl.runtime.agent import RunRequest
 
         value = render_input(step.get("input", ""), scope, state.id)
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        agent = str(step["agent"])
         if self.options.source is not None:
-            output, child = self.options.source.agent(state.id, str(step["agent"]), text)
+            output, child = self.options.source.agent(state.id, agent, text)
             state.runs.append(child)
             return output
+        index, attempt = place
         request = RunRequest(
             dict(self.options.variables), env=self.options.env, parent_id=self.run_id,
             eval_id=self.options.eval_id, repeat=self.options.repeat,
+            run_id=derived_ulid(self.run_id, state.id, -1 if index is None else index, attempt),
+            worker=self.options.worker,
         )  # fmt: skip
-        agent_run = AgentRun(str(step["agent"]), self.environment, LogRecorder(self.log),
-                             request, RunHooks(cache=self.options.cache))  # fmt: skip
-        state.runs.append(agent_run.run_id)
-        result = await agent_run.run(text)
+        state.runs.append(str(request.run_id))
+        fan_out = self.options.fan_out
+        if fan_out is not None and index is not None:
+            result = await fan_out.agent(self.revision, agent, text, request,
+                                         cache=self.options.cache is not None)  # fmt: skip
+        else:
+            result = await self._agent_here(agent, text, request)
         self._count(result.cost_usd, result.usage.input_tokens + result.usage.output_tokens)
         if not result.ok:
             kind = "provider_error" if result.error_type == "provider" else "error"
             raise StepFailed(f"agent/{step['agent']}: {result.error or result.status}", kind)
         return structured(result.output or "")
+
+    async def _agent_here(self, agent: str, text: str, request: RunRequest) -> RunResult:
+        """Run a step's agent on this loop. When the workflow resumes, the run the step had
+        started (its id is the same each time) goes on instead: finished, its result stands;
+        interrupted, it goes on from its last recorded answer, so tool calls with recorded
+        results are not made again."""
+        from afctl.runtime.agent import AgentRun, LogRecorder, RunHooks
+
+        agent_run = AgentRun(agent, self.environment, LogRecorder(self.log), request,
+                             RunHooks(cache=self.options.cache))  # fmt: skip
+        run_id = str(request.run_id)
+        found = self.log.sql.query("SELECT status FROM runs WHERE id = ?", [run_id]) if (
+            self.resuming) else []  # fmt: skip
+        if not found:
+            return await agent_run.run(text)
+        from afctl.promptlog.service import RestoredRun
+        from afctl.runtime.resumption import recorded_result
+
+        if found[0]["status"] == "running":  # it stopped with this workflow
+            self.log.sql.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", [run_id])
+        record = self.log.run(run_id)
+        if record.status != "interrupted":
+            return recorded_result(self.log, record)
+        events = list(self.log.events(run_id))
+        return await agent_run.resume(RestoredRun(record, self.log.payload(run_id), events,
+                                                  self.log))  # fmt: skip
 
     async def _tool_step(
         self, step: dict[str, Any], state: StepState, scope: dict[str, Any]
@@ -538,7 +589,8 @@ class WorkflowRun:
         options = WorkflowOptions(
             dict(self.options.variables), self.options.env, self.run_id,
             self.options.depth + 1, self.options.eval_id, self.options.sleep,
-            cache=self.options.cache, repeat=self.options.repeat,
+            cache=self.options.cache, repeat=self.options.repeat, worker=self.options.worker,
+            fan_out=self.options.fan_out,
         )  # fmt: skip
         child = WorkflowRun(name, self.environment, self.log, options)
         state.runs.append(child.run_id)

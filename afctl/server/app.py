@@ -55,6 +55,8 @@ def build_app(server: Server) -> Starlette:
             stop.set()
             await triggers
             await audit
+            if server.queue is not None:
+                await server.queue.aclose()
 
     middleware = []
     if server.settings.cors_origins:

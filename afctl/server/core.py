@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from afctl.server.metrics import ServerMetrics
     from afctl.server.runs import RunManager
     from afctl.triggers.serve import TriggerHost
+    from afctl.workers.queueing import RunQueue
 
 
 @dataclass
@@ -39,6 +40,9 @@ class ServeSettings:
     """How long running requests and runs get to finish after SIGTERM."""
     registry: str | None = None
     """The blueprint registry installs come from (a configured one's name)."""
+    executor: str = "local"
+    """Where background runs and triggered workflows run: `local` (this process) or `celery`
+    (queued for `afctl worker`s over AFCTL_BROKER_URL)."""
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Server:
     runs: RunManager
     metrics: ServerMetrics
     triggers: TriggerHost
+    queue: RunQueue | None = None
+    """Where background runs and triggered workflows go (None: they run in this process)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """What routes keep for the server's life (the evals it runs)."""
     pending_audit: list[AuditRecord] = field(default_factory=list)
@@ -66,17 +72,27 @@ class Server:
         """The server's parts over `context` (on the running loop).
 
         Raises:
-            UsageError: a trigger is invalid, or a signed webhook's secret is not set.
+            UsageError: a trigger is invalid, a signed webhook's secret is not set, or the
+                executor is celery and no broker is configured.
+            BrokerUnavailable: the broker cannot be used.
         """
         from afctl.server.metrics import ServerMetrics
         from afctl.server.runs import RunManager
 
         services = context.services
+        queue = None
+        if settings.executor == "celery":
+            from afctl.workers.broker import usable_broker
+            from afctl.workers.queueing import RunQueue
+
+            broker = usable_broker("afctl serve --executor celery")
+            queue = RunQueue(broker, services.logs.log)
         authenticator = Authenticator(services.auth, settings.jwt, settings.insecure_no_auth)
         runs = RunManager(context, settings.limits)
         metrics = ServerMetrics(lambda: services.logs.log, lambda: len(runs.live))
-        triggers = services.triggers.host(variables=settings.variables, on_fire=metrics.fired)
-        return cls(context, settings, authenticator, runs, metrics, triggers)
+        triggers = services.triggers.host(variables=settings.variables, on_fire=metrics.fired,
+                                          queue=queue)  # fmt: skip
+        return cls(context, settings, authenticator, runs, metrics, triggers, queue)
 
     def audit(
         self, principal: Principal | None, role: str, action: str, target: str, status: int,

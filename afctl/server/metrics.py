@@ -103,8 +103,8 @@ class QueueCollector:
             return
         from prometheus_client.core import GaugeMetricFamily
 
-        from afctl.workers.app import queue_depth
-        from afctl.workers.worker import fresh
+        from afctl.workers.broker import queue_depth
+        from afctl.workers.liveness import fresh
 
         depth = GaugeMetricFamily("afctl_queue_depth", "Jobs waiting in the broker's queue.",
                                   labels=["queue"])  # fmt: skip

@@ -28,8 +28,12 @@ from afctl.server.problems import Problem
 
 if TYPE_CHECKING:
     from afctl.context import AsyncContext
+    from afctl.promptlog.service import Transcript
+    from afctl.promptlog.store import EventRecord
     from afctl.runtime.service import RunService
     from afctl.server.limits import Limits
+    from afctl.workers.jobs import Job
+    from afctl.workers.queueing import RunQueue
 
 FEEDS_KEPT = 1000
 IDEMPOTENCY_S = 24 * 3600.0
@@ -78,6 +82,19 @@ class Feed:
         if shown is not None:
             self.push(shown, payload)
 
+    def on_logged(self, record: EventRecord) -> None:
+        """An event read back from the prompt log (a tool call's start is its recorded call)."""
+        if record.type == "tool_call":
+            self.on_event("tool_started", {k: record.payload.get(k)
+                                           for k in ("id", "name", "arguments")})  # fmt: skip
+        self.on_event(record.type, record.payload)
+
+    def finish_logged(self, transcript: Transcript) -> None:
+        """End with the result the prompt log holds for the run."""
+        record = transcript.run
+        self.finish({**record.to_dict(), "run_id": record.id,
+                     "output": transcript.payload.get("output")})  # fmt: skip
+
 
 Work = Callable[[Feed, str], Awaitable[Any]]
 """What a served run does: (its feed, its id) -> its result."""
@@ -115,6 +132,19 @@ def run_work(
     return work
 
 
+def queued_work(queue: RunQueue, job: Job) -> Work:
+    """The work of queueing `job` for a worker and following its run in the prompt log (its
+    events as the worker logs them; no text deltas, which are not logged)."""
+
+    async def work(feed: Feed, run_id: str) -> Any:
+        from dataclasses import replace
+
+        await queue.carry(replace(job, run_id=run_id), feed.on_logged)
+        # the result is read from the log (`RunManager.start`)
+
+    return work
+
+
 @dataclass
 class ServedRun:
     run_id: str
@@ -128,6 +158,8 @@ class ServedRun:
     """What ended the run when it was not a result (a workflow's inputs did not fit)."""
     after: int = 0
     """The feed's events before this start (a paused run going on keeps its feed)."""
+    queued: bool = False
+    """It runs on a worker; this server only follows it."""
 
 
 class RunManager:
@@ -173,8 +205,11 @@ class RunManager:
         *,
         idempotency: tuple[str, dict[str, Any]] | None = None,
         run_id: str | None = None,
+        queued: bool = False,
     ) -> ServedRun:
-        """Start `work(feed, run_id)` as a task; it returns a result with `to_dict()`.
+        """Start `work(feed, run_id)` as a task; it returns a result with `to_dict()`. A
+        `queued` work runs on a worker and this task only follows it (`queued_work`): a drain
+        does not wait for it, and stopping the task leaves the run going.
 
         Raises:
             Problem: 503 while the server drains; 429 past the caller's runs at once.
@@ -192,7 +227,13 @@ class RunManager:
             try:
                 result = await work(feed, run_id)
             except asyncio.CancelledError:
-                feed.finish({"run_id": run_id, "status": "interrupted"})
+                if queued:  # the run goes on on its worker: followers are told so
+                    feed.push("status", {"run_id": run_id, "status": "running",
+                                         "detail": "it runs on a worker; this server stopped "
+                                                   "following it"})  # fmt: skip
+                    feed.done = True
+                else:
+                    feed.finish({"run_id": run_id, "status": "interrupted"})
                 raise
             except Exception as exc:  # kept for whoever waits; the feed says it
                 served.error = exc
@@ -202,10 +243,14 @@ class RunManager:
 
                     event(40, f"run {run_id} failed: internal error {type(exc).__name__}")
                 return None
-            feed.finish(_result_dict(result))
+            if queued:
+                feed.finish_logged(self.context.services.logs.transcript(run_id))
+            else:
+                feed.finish(_result_dict(result))
             return result
 
-        served = ServedRun(run_id, kind, target, owner, None, feed, after=len(feed.events))
+        served = ServedRun(run_id, kind, target, owner, None, feed, after=len(feed.events),
+                           queued=queued)  # fmt: skip
         task = served.task = asyncio.create_task(running())
         self.live[run_id] = served
 
@@ -253,17 +298,13 @@ class RunManager:
         transcript = self.context.services.logs.transcript(run_id)
         feed = Feed(transcript.run.id)
         for event in transcript.events:
-            if event.type == "tool_call":
-                feed.on_event("tool_started", {k: event.payload.get(k)
-                                               for k in ("id", "name", "arguments")})  # fmt: skip
-            feed.on_event(event.type, event.payload)
+            feed.on_logged(event)
         record = transcript.run
         if record.status in ("running",):
             feed.push("status", {"run_id": record.id, "status": record.status})
             feed.done = True  # not this server's: nothing more will come here
         else:
-            feed.finish({**record.to_dict(), "run_id": record.id,
-                         "output": transcript.payload.get("output")})  # fmt: skip
+            feed.finish_logged(transcript)
         return feed
 
     def cancel(self, run_id: str) -> bool:
@@ -290,10 +331,13 @@ class RunManager:
         await self._draining
 
     async def _drain(self, grace_s: float) -> None:
-        tasks = {served.task for served in self.live.values() if served.task is not None}
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        served = [s for s in self.live.values() if s.task is not None]
+        tasks = {s.task for s in served if not s.queued and s.task is not None}
+        pending: set[asyncio.Task[Any]] = set()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        # runs on workers go on there; the server stops following them
+        pending |= {s.task for s in served if s.queued and s.task is not None}
         for task in pending:
             task.cancel()
         if pending:

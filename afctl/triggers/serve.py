@@ -20,7 +20,7 @@ import fnmatch
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afctl.errors import UsageError
 from afctl.logs import event
@@ -34,6 +34,9 @@ from afctl.triggers.webhook import (
     inputs_of,
     signed_correctly,
 )
+
+if TYPE_CHECKING:
+    from afctl.workers.queueing import RunQueue
 
 GRACE_S = 10.0
 """How long running workflows may take to finish after a stop is asked."""
@@ -55,33 +58,48 @@ class Launcher:
     running: set[asyncio.Task[Any]] = field(default_factory=set)
     on_fire: Callable[[str, str], None] | None = None
     """Told (workflow, trigger type) of each firing (the server counts them for /metrics)."""
+    queue: RunQueue | None = None
+    """Where the workflows run when workers carry them out (None: on this loop)."""
+    following: set[asyncio.Task[Any]] = field(default_factory=set)
+    """Waits for queued runs (so a job the broker lost is sent again)."""
 
     async def fire(self, trigger: Trigger, inputs: dict[str, Any], why: str) -> str:
-        """Start the trigger's workflow on `inputs`; returns the run id.
+        """Start the trigger's workflow on `inputs` (or queue it for a worker); returns the
+        run id.
 
         Raises:
             UsageError: the inputs do not match the workflow's schema (nothing starts).
         """
         from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
 
-        options = WorkflowOptions(dict(self.variables), self.env)
-        engine = WorkflowRun(trigger.workflow, self.environment, self.log, options)
-        inputs = engine.check_inputs(inputs)
-        task = asyncio.create_task(engine.run(inputs))
-        self.running.add(task)
-        task.add_done_callback(self.running.discard)
+        if self.queue is not None:
+            job = self.queue.job("workflow", trigger.workflow, self.environment, inputs,
+                                 variables=dict(self.variables), env=self.env)  # fmt: skip
+            run_id, tasks = job.run_id, self.following
+            task: asyncio.Task[Any] = asyncio.create_task(self.queue.carry(job))
+        else:
+            options = WorkflowOptions(dict(self.variables), self.env)
+            engine = WorkflowRun(trigger.workflow, self.environment, self.log, options)
+            inputs = engine.check_inputs(inputs)
+            run_id, tasks = engine.run_id, self.running
+            task = asyncio.create_task(engine.run(inputs))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         if self.on_fire is not None:
             self.on_fire(trigger.workflow, trigger.type)
+        where = " (queued)" if self.queue is not None else ""
         event(20, f"trigger fired: workflow/{trigger.workflow} by {trigger.type} ({why}) -> "
-                  f"run {engine.run_id}", workflow=trigger.workflow, trigger=trigger.type,
-              run_id=engine.run_id)  # fmt: skip
-        return engine.run_id
+                  f"run {run_id}{where}", workflow=trigger.workflow, trigger=trigger.type,
+              run_id=run_id)  # fmt: skip
+        return run_id
 
     async def drain(self, grace_s: float) -> None:
-        """Let running workflows finish for `grace_s`, then interrupt the rest."""
-        if not self.running:
-            return
-        _, pending = await asyncio.wait(set(self.running), timeout=grace_s)
+        """Let running workflows finish for `grace_s`, then interrupt the rest (queued ones
+        go on on their workers; they are no longer waited for)."""
+        pending = set(self.following)
+        if self.running:
+            _, pending = await asyncio.wait(set(self.running), timeout=grace_s)
+            pending |= self.following
         for task in pending:
             task.cancel()
         if pending:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from afctl.manifests.catalog import Catalog
     from afctl.triggers.definitions import Trigger
     from afctl.triggers.serve import TriggerHost
+    from afctl.workers.queueing import RunQueue
 
 
 class TriggerService:
@@ -39,6 +40,7 @@ class TriggerService:
         *,
         variables: dict[str, Any] | None = None,
         on_fire: Callable[[str, str], None] | None = None,
+        queue: RunQueue | None = None,
     ) -> TriggerHost:
         """The triggers of the applied workflows, ready for a server to run (`TriggerHost`):
         it follows the applied state, so an apply changes what it serves without a restart.
@@ -66,5 +68,5 @@ class TriggerService:
             return self.state.catalog()
 
         launcher = Launcher(environment, self.runs.logs.log, self.workspace.env, variables,
-                            on_fire=on_fire)  # fmt: skip
+                            on_fire=on_fire, queue=queue)  # fmt: skip
         return TriggerHost(found, launcher, self.workspace.root, reload=reload)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from afctl.workers.app import TASK, make_app
 from afctl.workers.jobs import Job
+from afctl.workers.liveness import FINISHED, fresh
 from afctl.workers.settings import BrokerSettings
-from afctl.workers.worker import FINISHED, fresh
 
 if TYPE_CHECKING:
     from afctl.promptlog.store import PromptLog
@@ -38,6 +38,8 @@ class Dispatcher:
         self._waiting: dict[str, asyncio.Future[str]] = {}
         self._jobs: dict[str, Job] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._cancelled: set[str] = set()
+        """Runs asked to stop: `interrupted` ends them too."""
 
     def _send(self, job: Job) -> None:
         self.app.send_task(TASK, args=[job.to_dict()], task_id=job.run_id,
@@ -47,6 +49,14 @@ class Dispatcher:
         """Queue `job` (its task id is its run id)."""
         self._jobs[job.run_id] = job
         await asyncio.to_thread(self._send, job)
+
+    async def cancel(self, run_id: str) -> None:
+        """Ask the worker carrying out run `run_id` to stop it (at its next heartbeat); the
+        run is recorded `interrupted`, which then ends the wait for it."""
+        from afctl.workers.broker import request_cancel
+
+        self._cancelled.add(run_id)
+        await asyncio.to_thread(request_cancel, self.settings, run_id)
 
     async def finished(self, run_id: str) -> str:
         """Wait until run `run_id` is done; its status."""
@@ -59,6 +69,7 @@ class Dispatcher:
         finally:
             self._waiting.pop(run_id, None)
             self._jobs.pop(run_id, None)
+            self._cancelled.discard(run_id)
 
     async def _poll(self) -> None:
         swept = asyncio.get_running_loop().time()
@@ -67,10 +78,12 @@ class Dispatcher:
             if asyncio.get_running_loop().time() - swept > SWEEP_S:
                 swept = asyncio.get_running_loop().time()
                 await self._sweep()
-            statuses = ", ".join(f"'{s}'" for s in sorted(FINISHED))
+            statuses = ", ".join(f"'{s}'" for s in sorted({*FINISHED, "interrupted"}))
             ids = [i for i, f in self._waiting.items() if not f.done()]
             for run_id, status in self._runs(ids, "status", f"status IN ({statuses})"):
                 future = self._waiting.get(run_id)
+                if status == "interrupted" and run_id not in self._cancelled:
+                    continue  # its job goes back to the queue; a worker resumes it
                 if future is not None and not future.done():
                     future.set_result(status)
 
@@ -88,7 +101,7 @@ class Dispatcher:
 
     async def _sweep(self) -> None:
         """Send again the awaited jobs the broker lost (see the module's doc)."""
-        from afctl.workers.app import taken_or_queued
+        from afctl.workers.broker import taken_or_queued
 
         awaited = [i for i, f in self._waiting.items() if not f.done() and i in self._jobs]
         if not awaited:

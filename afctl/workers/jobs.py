@@ -31,6 +31,8 @@ class Job:
     timeout_s: float | None = None
     """An eval case's time limit: past it the run is stopped and recorded failed, with
     error type `timeout`."""
+    parent_id: str | None = None
+    """The workflow run whose `for_each` item this is (see `fan_out`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from afctl.runtime.service import RunService
+    from afctl.workers.worker import WorkerRuntime
 
 
 def run_worker(
@@ -31,13 +34,14 @@ def run_worker(
     """
     from celery.signals import worker_shutting_down
 
-    from afctl.workers.app import make_app, register, usable_broker, worker_name
+    from afctl.workers.app import make_app, worker_name
+    from afctl.workers.broker import usable_broker
     from afctl.workers.worker import WorkerRuntime
 
     settings = usable_broker("afctl worker")
     runs.logs.log  # noqa: B018 -- the log is reachable and migrated before any job is taken
     name = name or worker_name()
-    runtime = WorkerRuntime(runs, name)
+    runtime = WorkerRuntime(runs, name, settings)
     app = make_app(settings)
     register(app, runtime)
 
@@ -57,3 +61,21 @@ def run_worker(
     finally:
         runtime.close()
     return int(code or 0)
+
+
+def register(app: Celery, runtime: WorkerRuntime) -> None:
+    """The task that carries jobs out on `runtime` (in the worker process only)."""
+    from celery.exceptions import Reject
+
+    from afctl.workers.app import TASK
+    from afctl.workers.jobs import Job
+    from afctl.workers.settings import STALE_S
+    from afctl.workers.worker import BUSY, HANDED_BACK
+
+    @app.task(name=TASK, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
+    def run(self: Any, job: dict[str, Any]) -> None:
+        outcome = runtime.carry_out(Job.from_dict(job))
+        if outcome == BUSY:  # delivered twice: look again once the other worker's beat is due
+            raise self.retry(countdown=STALE_S)
+        if outcome == HANDED_BACK:
+            raise Reject("the worker is shutting down", requeue=True)

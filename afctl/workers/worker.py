@@ -24,22 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import threading
 from typing import TYPE_CHECKING, Any
 
 from afctl.errors import AfctlError
 from afctl.ids import utc_now
 from afctl.workers.jobs import Job
-from afctl.workers.settings import HEARTBEAT_S, STALE_S
+from afctl.workers.liveness import FINISHED, fresh
+from afctl.workers.settings import HEARTBEAT_S
 
 if TYPE_CHECKING:
     from afctl.runtime.service import RunService
+    from afctl.workers.fan_out import FanOut
+    from afctl.workers.settings import BrokerSettings
 
 DONE, BUSY, HANDED_BACK = "done", "busy", "handed_back"
-FINISHED = frozenset({"succeeded", "failed", "blocked", "awaiting_approval"})
-"""A run in one of these is done (`interrupted` is not: its job goes back to the queue and a
-worker resumes it)."""
 CATALOGS = 64
 """Revisions whose catalogs a worker keeps (a revision never changes: it is a content hash)."""
 
@@ -47,9 +46,13 @@ CATALOGS = 64
 class WorkerRuntime:
     """The event loop (in a thread of its own) that runs this worker's jobs."""
 
-    def __init__(self, runs: RunService, name: str) -> None:
+    def __init__(self, runs: RunService, name: str, broker: BrokerSettings | None = None) -> None:
         self.runs = runs
         self.name = name
+        self.broker = broker
+        """Where cancel requests are looked up, at each heartbeat (None: nowhere)."""
+        self._cancelled: set[str] = set()
+        self._fan_out: FanOut | None = None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="afctl-worker-loop",
                                         daemon=True)  # fmt: skip
@@ -88,6 +91,8 @@ class WorkerRuntime:
 
     def close(self) -> None:
         async def shut() -> None:
+            if self._fan_out is not None:
+                await self._fan_out.queue.aclose()
             self.runs.logs.flush()
             await self.runs.clients.aclose()
 
@@ -98,18 +103,32 @@ class WorkerRuntime:
 
     # -- on the loop -----------------------------------------------------------------------
 
-    async def _carry_out(self, job: Job) -> str:
+    async def take_on(self, job: Job) -> None:
+        """Carry out a `for_each` item's job here and now, unless a worker has taken it (see
+        `fan_out`); a cancellation reaches the workflow waiting for it."""
+        await self._carry_out(job, top=False)
+
+    def fan_out(self) -> FanOut | None:
+        """What queues the `for_each` items of the workflows this worker carries out."""
+        if self.broker is not None and self._fan_out is None:
+            from afctl.workers.fan_out import FanOut
+            from afctl.workers.queueing import RunQueue
+
+            self._fan_out = FanOut(RunQueue(self.broker, self.runs.logs.log), self.take_on)
+        return self._fan_out
+
+    async def _carry_out(self, job: Job, *, top: bool = True) -> str:
         log = self.runs.logs.log
         task = asyncio.current_task()
         assert task is not None
         if job.run_id in self._in_flight:  # delivered twice, to this worker
             return BUSY
         found = log.sql.query("SELECT status, heartbeat_at FROM runs WHERE id = ?", [job.run_id])
+        status = found[0]["status"] if found else None
+        if status in FINISHED or (job.parent_id and not self._parent_going(job.parent_id)):
+            return DONE  # an item's workflow that stopped runs it again as it resumes
         if found:
-            status, beat = found[0]["status"], found[0]["heartbeat_at"]
-            if status in FINISHED:
-                return DONE
-            if status == "running" and fresh(beat):
+            if status == "running" and fresh(found[0]["heartbeat_at"]):
                 return BUSY
             if status == "running":  # its worker was lost
                 log.sql.execute("UPDATE runs SET status = 'interrupted', error_type = "
@@ -117,8 +136,11 @@ class WorkerRuntime:
                                 "AND status = 'running'", [job.run_id])  # fmt: skip
             log.sql.execute("UPDATE runs SET worker = ?, heartbeat_at = ? WHERE id = ?",
                             [self.name, utc_now(), job.run_id])  # fmt: skip
-            work = self.runs.resume(job.run_id)
+            work = self.runs.resume(job.run_id, fan_out=self.fan_out(), worker=self.name,
+                                    step_of=job.parent_id)  # fmt: skip
         else:
+            if job.parent_id and not await self._claim(job.run_id):
+                return BUSY  # the item's workflow (or another worker) started it just now
             work = self._start(job)
         self._in_flight[job.run_id] = task
         try:
@@ -130,12 +152,25 @@ class WorkerRuntime:
         except AfctlError as exc:  # it cannot be carried out: a failed run says why, for good
             self._unable(job, exc, started=bool(found))
         except asyncio.CancelledError:
-            if not self._stopping:
+            if job.run_id in self._cancelled and top:  # asked to stop: recorded interrupted
+                self._cancelled.discard(job.run_id)
+                return DONE
+            if not self._stopping or not top:
                 raise
             return HANDED_BACK
         finally:
             self._in_flight.pop(job.run_id, None)
         return DONE
+
+    def _parent_going(self, parent_id: str) -> bool:
+        found = self.runs.logs.log.sql.query("SELECT status FROM runs WHERE id = ?", [parent_id])
+        return bool(found) and found[0]["status"] == "running"
+
+    async def _claim(self, run_id: str) -> bool:
+        from afctl.workers.broker import claim_run
+
+        assert self.broker is not None
+        return await asyncio.to_thread(claim_run, self.broker, run_id, self.name)
 
     def _unable(self, job: Job, exc: AfctlError, *, started: bool) -> None:
         """Record that `job` cannot be carried out (its revision, or its target in it, is not
@@ -169,7 +204,8 @@ class WorkerRuntime:
             from afctl.runtime.workflow import WorkflowOptions, WorkflowRun
 
             options = WorkflowOptions(job.variables, job.env, eval_id=job.eval_id, cache=cache,
-                                      repeat=job.repeat, worker=self.name)  # fmt: skip
+                                      repeat=job.repeat, worker=self.name,
+                                      fan_out=self.fan_out())  # fmt: skip
             engine = WorkflowRun(job.target, environment, log, options, run_id=job.run_id)
             return await sharing_mcp(environment, engine.run(dict(job.given)))
         from afctl.runtime.agent import AgentRun, LogRecorder
@@ -177,14 +213,16 @@ class WorkerRuntime:
 
         request = RunRequest(job.variables, job.session, job.model, params=dict(job.params),
                              env=job.env, eval_id=job.eval_id, repeat=job.repeat,
-                             run_id=job.run_id, worker=self.name)  # fmt: skip
+                             run_id=job.run_id, worker=self.name,
+                             parent_id=job.parent_id)  # fmt: skip
         # the run is committed as it ends, before its job is acknowledged
         agent_run = AgentRun(job.target, environment, LogRecorder(log), request,
                              RunHooks(cache=cache))  # fmt: skip
         return await agent_run.run(str(job.given))
 
     async def _beat(self) -> None:
-        """Every HEARTBEAT_S: the runs in flight are still this worker's."""
+        """Every HEARTBEAT_S: the runs in flight are still this worker's; those asked to stop
+        (`afctl.workers.app.request_cancel`) are interrupted."""
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             if self._in_flight:
@@ -196,12 +234,16 @@ class WorkerRuntime:
                         [utc_now(), *ids],
                     )
                     self.runs.logs.flush()
+                with contextlib.suppress(Exception):
+                    await self._stop_cancelled(ids)
 
+    async def _stop_cancelled(self, ids: list[str]) -> None:
+        if self.broker is None:
+            return
+        from afctl.workers.broker import cancel_requested
 
-def fresh(beat: str | None) -> bool:
-    """Whether a run's heartbeat is younger than STALE_S."""
-    try:
-        then = datetime.datetime.fromisoformat(beat or "")
-    except ValueError:
-        return False
-    return (datetime.datetime.now(datetime.UTC) - then).total_seconds() < STALE_S
+        for run_id in await asyncio.to_thread(cancel_requested, self.broker, ids):
+            task = self._in_flight.get(run_id)
+            if task is not None and run_id not in self._cancelled:
+                self._cancelled.add(run_id)
+                task.cancel()

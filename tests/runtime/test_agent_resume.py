@@ -17,7 +17,7 @@ from afctl.providers.types import Message, ToolCall
 from afctl.runtime.resumption import blocked_reason, resumption
 from afctl.runtime.run_types import RunHooks
 from afctl.testing import invoke
-from tests.runtime.test_workflows import killed_mid_run, repo_with
+from tests.runtime.test_workflows import killed_mid_run, repo_with, workflow
 
 
 def _model(name: str, rules: str) -> str:
@@ -58,6 +58,11 @@ AGENTS = "---\n".join(
             "      - contains: again\n        tool_calls: [{name: mark, arguments: {name: slow}}]\n",
         ),
         _agent("back", "back-model", "[mark]"),
+        workflow(
+            "patiently",
+            "  steps:\n    - {id: ask, agent: patient, input: go}\n"
+            "  outputs: {said: '{{ steps.ask.output }}'}\n",
+        ),
     ]
 )
 
@@ -91,6 +96,24 @@ def test_an_agent_run_killed_mid_call_resumes_without_making_finished_calls_agai
     assert [m.get("content") for m in sent if m["role"] == "tool"] == ["a", "finished"]
     again = invoke(["resume", run_id], cwd=repo)
     assert again.exit_code == 64 and "only an interrupted run resumes" in again.stderr
+
+
+def test_a_workflow_killed_mid_agent_step_resumes_the_steps_agent_run(repo):
+    child = killed_mid_run(repo, "workflow/patiently", after=("tool_call", "count-calls"))
+    with Context(workspace=repo).prompt_log() as log:
+        parent = log.run(child).parent_id
+    assert parent is not None
+    resumed = invoke(["resume", parent], cwd=repo)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.stdout.strip() == "said: done: finished"
+    assert (repo / "steps" / "count-a.txt").read_text() == "1"  # not made again
+    with Context(workspace=repo).prompt_log() as log:
+        steps = log.sql.query("SELECT id, status FROM runs WHERE parent_id = ?", [parent])
+        events = [(e.type, e.tool) for e in log.events(child)
+                  if e.type in ("model_call", "tool_call")]  # fmt: skip
+    assert [(r["id"], r["status"]) for r in steps] == [(child, "succeeded")]  # the same run
+    assert events == [("model_call", None), ("tool_call", "count-calls"),
+                      ("tool_call", "slow-once"), ("model_call", None)]  # fmt: skip
 
 
 async def _interrupt(repo: Path, target: str, when_tool: str) -> str:

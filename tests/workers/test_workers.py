@@ -5,10 +5,6 @@ from the log, and every case completes exactly once, as an in-process eval would
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,8 +15,8 @@ import pytest
 
 from afctl.context import Context
 from afctl.testing import write_repo
+from tests.workers.cluster import Cluster, cluster_env
 
-AFCTL = str(Path(sys.executable).parent / "afctl")
 CASES = 500
 
 TOOLS_PY = '''
@@ -67,51 +63,10 @@ FILES = {
 }
 
 
-class Cluster:
-    """Workers as processes, on one broker and one database."""
-
-    def __init__(self, repo: Path, env: dict[str, str]) -> None:
-        self.repo = repo
-        self.env = env
-        self.workers: dict[str, subprocess.Popen[str]] = {}
-
-    def start(self, name: str, concurrency: int = 10) -> None:
-        log = self.repo / f"{name}.log"
-        with log.open("w") as output:
-            process = subprocess.Popen([AFCTL, "worker", "-c", str(concurrency), "-n", name],
-                                       cwd=self.repo, env=self.env, stdout=output,
-                                       stderr=subprocess.STDOUT, text=True)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while f"afctl worker {name}" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        self.workers[name] = process
-
-    def afctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([AFCTL, *args], cwd=self.repo, env=self.env, capture_output=True,
-                              text=True, timeout=300)  # fmt: skip
-
-    def kill(self, name: str) -> None:
-        process = self.workers.pop(name)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-    def stop(self) -> None:
-        for process in self.workers.values():
-            process.send_signal(signal.SIGTERM)
-        for process in self.workers.values():
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.workers.clear()
-
-
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_url: str, broker_url: str, monkeypatch: Any) -> Any:
     repo = write_repo(tmp_path, {**FILES, "evals/naps.yaml": suite(CASES)})
-    env = {**os.environ, "AFCTL_DATABASE_URL": postgres_url, "AFCTL_BROKER_URL": broker_url,
-           "AFCTL_BROKER_VISIBILITY_S": "3", "AFCTL_WORKER_HEARTBEAT_S": "0.5"}  # fmt: skip
+    env = cluster_env(postgres_url, broker_url)
     monkeypatch.setenv("AFCTL_DATABASE_URL", postgres_url)
     monkeypatch.setenv("AFCTL_BROKER_URL", broker_url)
     Context(workspace=repo).db_migrate()
@@ -187,12 +142,10 @@ def test_a_run_is_carried_out_once_however_often_its_job_is_delivered(cluster, p
     settings = BrokerSettings.from_env()
     assert settings is not None
     with Context(workspace=cluster.repo) as context:
-        from afctl.eval.queued import stored_revision
-        from afctl.eval.suite import Suite
+        from afctl.workers.queueing import stored_revision
 
         environment = context.services.runs.environment(context.services.state.catalog(), {})
-        shaped = Suite("s", "napper", [], 1, None, 1.0, "x")
-        revision = stored_revision(context.services.logs.log, shaped, environment)
+        revision = stored_revision(context.services.logs.log, "agent", "napper", environment)
     job = Job("01JONCEXXXXXXXXXXXXXXXXXXX", "agent", "napper", revision, "again")
     app = make_app(settings)
     for _ in range(3):  # the same job, three times

@@ -100,13 +100,17 @@ if TYPE_CHECKING:
     show_default=True,
     help="How long running requests and runs get to finish after SIGTERM.",
 )
+@click.option("--executor", type=click.Choice(["local", "celery"]), envvar="AFCTL_EXECUTOR",
+              default="local", show_default=True,
+              help="Where background runs and triggered workflows run: here, or queued for "
+                   "afctl workers (AFCTL_BROKER_URL); AFCTL_EXECUTOR sets it too.")  # fmt: skip
 @workspace_option
 @env_option
 def serve(
     host: str, port: int, variables: dict[str, str], insecure_no_auth: bool, jwks: str | None,
     jwt_issuer: str | None, jwt_audience: str | None, jwt_roles_claim: str,
     cors_origins: tuple[str, ...], max_body: int, rate_limit: int, max_runs_per_key: int,
-    request_timeout: float, grace: float, workspace: str | None, env: str | None,
+    request_timeout: float, grace: float, executor: str, workspace: str | None, env: str | None,
 ) -> int:  # fmt: skip
     """Serve the API, OpenAI-compatible endpoints and triggers.
 
@@ -132,15 +136,16 @@ def serve(
         jwt_settings(jwks, jwt_issuer, jwt_audience, jwt_roles_claim), insecure_no_auth,
         Limits(max_body, rate_limit, max_runs_per_key=max_runs_per_key,
                request_timeout_s=request_timeout),
-        cors_origins, grace,
+        cors_origins, grace, executor=executor,
     )  # fmt: skip
 
     def ready(address: str, server: Server) -> None:
         triggers = len(server.triggers.triggers)
         auth = ("no authentication (--insecure-no-auth)" if insecure_no_auth
                 else "API keys" + (" and JWTs" if settings.jwt.enabled else ""))  # fmt: skip
+        queued = f" · runs queued on {server.queue.settings.shown}" if server.queue else ""
         click.echo(f"afctl serve: listening on {address} · {triggers} trigger(s) · env "
-                   f"{server.env} · {auth}", err=True)  # fmt: skip
+                   f"{server.env} · {auth}{queued}", err=True)  # fmt: skip
 
     asyncio.run(_serve(settings, ready))
     return EXIT_OK

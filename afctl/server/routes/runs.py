@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afctl.errors import UsageError
 from afctl.server.api import API, Call, json_response, obj
 from afctl.server.problems import Problem, missing
-from afctl.server.runs import Feed, ServedRun, run_hooks, run_work
+from afctl.server.runs import Feed, ServedRun, queued_work, run_hooks, run_work
+
+if TYPE_CHECKING:
+    from afctl.workers.jobs import Job
+    from afctl.workers.queueing import RunQueue
 
 HEARTBEAT_S = 15.0
 NAME = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -74,10 +78,34 @@ def start_run(call: Call, body: dict[str, Any], *, text: bool = True) -> ServedR
     options: dict[str, Any] = {"variables": dict(body.get("variables") or {})}
     if kind == "Agent":
         options.update(session=body.get("session"), model=body.get("model"))
+    idempotency = (key, body) if key is not None else None
+    queue = call.server.queue
+    if queue is not None and body.get("background"):
+        work = queued_work(queue, _job(call, queue, kind, target, body, options))
+        return manager.start(call.principal.key, kind.lower(), target, work,
+                             idempotency=idempotency, queued=True)  # fmt: skip
     work = run_work(call.server.context.services.runs, kind, target, body["input"], text=text,
                     typed=body.get("typed", True), **options)  # fmt: skip
-    idempotency = (key, body) if key is not None else None
     return manager.start(call.principal.key, kind.lower(), target, work, idempotency=idempotency)
+
+
+def _job(call: Call, queue: RunQueue, kind: str, target: str, body: dict[str, Any],
+         options: dict[str, Any]) -> Job:  # fmt: skip
+    """The job of a background run for the workers (a workflow's inputs are checked here, as
+    in-process: a mistake is the caller's 400, not a failed run).
+
+    Raises:
+        UsageError: the inputs do not fit.
+    """
+    services = call.server.context.services
+    catalog = services.state.catalog()
+    given = body["input"]
+    if kind == "Workflow":
+        _, given = services.runs.workflow_inputs(target, catalog, dict(given),
+                                                 typed=body.get("typed", True))  # fmt: skip
+    environment = services.runs.environment(catalog, options["variables"])
+    return queue.job(kind, target.split("/", 1)[1], environment, given, env=call.server.env,
+                     **options)  # fmt: skip
 
 
 async def answer(call: Call, served: ServedRun, background: bool) -> Any:
@@ -128,10 +156,15 @@ def transcript(call: Call, run_id: str) -> Any:
            summary="A run with its input, output and every event (as afctl runs show -o json)",
            response={"type": "object"})  # fmt: skip
 async def get_run(call: Call) -> Any:
-    feed = call.server.runs.feeds.get(call.params["run_id"])
-    if feed is not None and feed.done and not _logged(call, feed.run_id):
-        return feed.events[-1][2]  # failed before it was recorded (a workflow's bad inputs)
-    return transcript(call, call.params["run_id"]).to_dict()
+    run_id = call.params["run_id"]
+    feed = call.server.runs.feeds.get(run_id)
+    if feed is not None and not _logged(call, run_id):
+        if feed.done:  # failed before it was recorded (a workflow's bad inputs)
+            return feed.events[-1][2]
+        served = call.server.runs.live.get(run_id)
+        if served is not None and served.queued:  # no worker has taken it yet
+            return {"run_id": run_id, "status": "queued", "target": served.target}
+    return transcript(call, run_id).to_dict()
 
 
 def _logged(call: Call, run_id: str) -> bool:
@@ -166,14 +199,22 @@ async def events(call: Call) -> Any:
 
 
 @API.route("POST", "/v1/runs/{run_id}/cancel", role="operator", action="runs.cancel",
-           tag="runs", summary="Interrupt a run this server is running (recorded interrupted)",
+           tag="runs", summary="Interrupt a run this server is running, or (with workers) "
+                               "one a worker runs (recorded interrupted)",
            response=RESULT, status=202)  # fmt: skip
 async def cancel(call: Call) -> Any:
     run_id = call.params["run_id"]
     call.target = f"run/{run_id}"
-    if not call.server.runs.cancel(run_id):
+    manager, queue = call.server.runs, call.server.queue
+    served = manager.live.get(run_id)
+    if queue is not None and served is not None and served.queued:
+        await queue.cancel(run_id)  # its worker stops it at its next heartbeat
+    elif not manager.cancel(run_id):
         record = transcript(call, run_id).run
-        raise Problem(409, f"run {record.id} is {record.status}, not running on this server")
+        if queue is None or record.status != "running" or not record.worker:
+            where = "this server" + (" or a worker" if queue is not None else "")
+            raise Problem(409, f"run {record.id} is {record.status}, not running on {where}")
+        await queue.cancel(record.id)
     return {"run_id": run_id, "status": "cancelling"}
 
 
