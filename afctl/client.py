@@ -426,14 +426,14 @@ class AsyncClient:
         baseline: str | None = None,
         cache: bool = True,
         explain_cache: bool = False,
-        executor: str = "local",
+        executor: str | None = None,
     ) -> list[EvalResult]:
         """`Context.evaluate` on the server: the suites are sent, run there, followed here
         (the console is told the progress), and their results read back. Where the server
         runs them is its own configuration (`executor` must be left `local`)."""
         from afctl.eval.runner import EvalResult
 
-        if executor != "local":
+        if executor not in (None, "local"):
             raise UsageError("--executor is the server's to choose, not with --server",
                              hint="set AFCTL_BROKER_URL where afctl serve runs")  # fmt: skip
         if only_failed or baseline or explain_cache:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from afctl.storage.settings import StorageSettings
+    from afctl.workspace_config import Settings
 
 WORKSPACE_DIR = ".afctl"
 ENV_VAR = "AFCTL_WORKSPACE"
@@ -77,11 +78,23 @@ class Workspace:
             )
 
     @functools.cached_property
+    def settings(self) -> Settings:
+        """Where runs and records go, by their environment variables' names: the workspace's
+        `.afctl/config.yaml`, with the environment over it (`afctl.workspace_config`).
+
+        Raises:
+            UsageError: the file is unreadable or names something it should not.
+        """
+        from afctl.workspace_config import settings
+
+        return settings(self.found)
+
+    @functools.cached_property
     def storage(self) -> StorageSettings:
         """Which databases hold the state and the prompt log (`afctl.storage.settings`)."""
         from afctl.storage.settings import StorageSettings
 
-        return StorageSettings.from_env()
+        return StorageSettings.from_env(self.settings)
 
     @property
     def root(self) -> Path:

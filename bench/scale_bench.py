@@ -5,7 +5,8 @@ in the same run on a throwaway PostgreSQL and Redis (Debian's servers, on loopba
    (concurrency 50) beside 1, 2 and 4 `afctl worker`s (50 runs in flight each). On a 2-core
    machine the curve flattens once the cores are busy. The queue's cost per case: the CPU
    time of the queueing process and the worker together, less the in-process eval's, per case
-   (target <= 2 ms).
+   (target <= 2 ms), beside Celery's own floor (a no-op task with the same settings over the
+   same Redis, bench/celery_floor.py).
 2. Prompt-log write throughput: the same eval on local/echo (no latency), in-process, with the
    log in SQLite and in PostgreSQL (runs per second, every run and event written).
 3. `afctl stats --by agent` over --runs runs in PostgreSQL, through DuckDB's postgres scanner,
@@ -179,9 +180,15 @@ def main() -> None:
                   f"workers {worker_cpu:.2f})")  # fmt: skip
             if count == 1:
                 overhead = (total - local_cpu) / args.cases * 1000
+        floor = json.loads(subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "celery_floor.py"), redis_server.url(),
+             str(args.cases)], check=True, capture_output=True, text=True).stdout)  # fmt: skip
         if overhead is not None:
             print(f"  the queue's CPU per case: {overhead:.2f} ms (1 worker vs in-process; "
                   "target <= 2 ms)")  # fmt: skip
+        print(f"  reference, Celery's own floor: {floor['send_ms'] + floor['worker_ms']:.2f} ms "
+              f"per task (send {floor['send_ms']:.2f}, worker {floor['worker_ms']:.2f}: a no-op "
+              "task, same settings and Redis)")  # fmt: skip
 
         # 2. prompt-log writes, SQLite vs PostgreSQL
         fast = make_repo(work / "fast", None, args.cases)

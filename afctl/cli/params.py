@@ -34,6 +34,18 @@ def output_option(*choices: str, default: str = "text") -> Callable[[F], F]:
     )
 
 
+def executor_option(what: str) -> Callable[[F], F]:
+    """`--executor local|celery`: where `what` runs (AFCTL_EXECUTOR, or the workspace's
+    `executor` setting, when not given; see `afctl.workers.settings.executor`)."""
+    return click.option(
+        "--executor",
+        type=click.Choice(["local", "celery"]),
+        envvar="AFCTL_EXECUTOR",
+        help=f"Where {what} run: here (the default), or queued for afctl workers "
+        "(AFCTL_BROKER_URL); AFCTL_EXECUTOR or .afctl/config.yaml sets it too.",
+    )
+
+
 workspace_option = click.option(
     "--workspace",
     type=click.Path(file_okay=False),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from afctl.eval.suite import Case, Suite, Variant
-from afctl.promptlog.store import PromptLog
+from afctl.promptlog.store import PromptLog, RunRecord
 from afctl.providers.types import Usage
 from afctl.runtime.resumption import recorded_result
 from afctl.runtime.run_types import RunResult, Step
@@ -44,12 +44,10 @@ class QueuedCase:
         from dataclasses import replace
 
         await self.dispatcher.enqueue(replace(self.job, given=given))
-        await self.dispatcher.finished(self.run_id)
-        return self._read()
+        return self._read(await self.dispatcher.finished(self.run_id))
 
-    def _read(self) -> RunResult:
+    def _read(self, record: RunRecord) -> RunResult:
         log = self.log
-        record = log.run(self.run_id)
         if record.kind == "workflow":
             payload = log.payload(self.run_id)
             self.trail = [Step("tool_call", {"name": e.payload.get("name"),

@@ -120,7 +120,7 @@ class EvalService:
         cache: bool = True,
         explain_cache: bool = False,
         progress: Callable[[int, int], None] | None = None,
-        executor: str = "local",
+        executor: str | None = None,
     ) -> list[EvalResult]:
         """Run every EvalSuite in `paths` against its agent (from the same files, else the
         applied state); each case is a run in the prompt log with the eval's id, and the
@@ -136,7 +136,8 @@ class EvalService:
         `progress(done, total)` is told of each case instead of the console (a server follows
         each eval on its own). `executor` "celery" queues every case for `afctl worker`s
         (AFCTL_BROKER_URL) and reads their runs back from the log (see `eval.queued`); the
-        response cache is then the workers' (its hits are not counted here).
+        response cache is then the workers' (its hits are not counted here). None: as
+        AFCTL_EXECUTOR or the workspace's `executor` setting says, else local.
 
         Raises:
             ManifestError: the manifests are invalid.
@@ -204,21 +205,21 @@ class EvalService:
             log.evals.save(data, data["cases"])
         return results
 
-    @staticmethod
-    def _broker(executor: str) -> Any:
+    def _broker(self, chosen: str | None) -> Any:
         """None to run cases here; the broker to queue them on for workers (checked).
 
         Raises:
             UsageError: an unknown executor, or celery without a broker.
             BrokerUnavailable: the broker cannot be reached.
         """
-        if executor == "local":
+        from afctl.workers.settings import executor
+
+        environ = self.workspace.settings
+        if executor(chosen, environ) == "local":
             return None
-        if executor != "celery":
-            raise UsageError(f"--executor {executor}: use local or celery")
         from afctl.workers.broker import usable_broker
 
-        return usable_broker("--executor celery")
+        return usable_broker("--executor celery", environ)
 
     @staticmethod
     def _for_executor(suite: Suite, dispatcher: Any) -> Suite:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from afctl.server.auth import Authenticator, JwtSettings
 from afctl.server.limits import Limits
+from afctl.workers.settings import executor
 
 AUDIT_FLUSH_S = 0.05
 
@@ -40,9 +41,10 @@ class ServeSettings:
     """How long running requests and runs get to finish after SIGTERM."""
     registry: str | None = None
     """The blueprint registry installs come from (a configured one's name)."""
-    executor: str = "local"
+    executor: str | None = None
     """Where background runs and triggered workflows run: `local` (this process) or `celery`
-    (queued for `afctl worker`s over AFCTL_BROKER_URL)."""
+    (queued for `afctl worker`s over AFCTL_BROKER_URL); None: AFCTL_EXECUTOR, or the
+    workspace's `executor` setting, or local."""
 
 
 @dataclass
@@ -80,16 +82,17 @@ class Server:
         from afctl.server.runs import RunManager
 
         services = context.services
+        environ = services.workspace.settings
         queue = None
-        if settings.executor == "celery":
+        if executor(settings.executor, environ) == "celery":
             from afctl.workers.broker import usable_broker
             from afctl.workers.queueing import RunQueue
 
-            broker = usable_broker("afctl serve --executor celery")
+            broker = usable_broker("afctl serve --executor celery", environ)
             queue = RunQueue(broker, services.logs.log)
         authenticator = Authenticator(services.auth, settings.jwt, settings.insecure_no_auth)
         runs = RunManager(context, settings.limits)
-        metrics = ServerMetrics(lambda: services.logs.log, lambda: len(runs.live))
+        metrics = ServerMetrics(lambda: services.logs.log, lambda: len(runs.live), environ)
         triggers = services.triggers.host(variables=settings.variables, on_fire=metrics.fired,
                                           queue=queue)  # fmt: skip
         return cls(context, settings, authenticator, runs, metrics, triggers, queue)

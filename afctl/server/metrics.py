@@ -8,7 +8,7 @@ the prompt log's connection lives.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -89,11 +89,11 @@ class QueueCollector:
     """With a broker (AFCTL_BROKER_URL): the jobs waiting in its queue, and the runs workers
     carry out now (running, with a fresh heartbeat)."""
 
-    def __init__(self, log: Callable[[], PromptLog]) -> None:
+    def __init__(self, log: Callable[[], PromptLog], environ: Mapping[str, str] | None) -> None:
         from afctl.workers.settings import BrokerSettings
 
         self.log = log
-        self.settings = BrokerSettings.from_env()
+        self.settings = BrokerSettings.from_env(environ)
 
     def describe(self) -> list[Any]:
         return []
@@ -132,12 +132,17 @@ class QueueCollector:
 class ServerMetrics:
     """The registry one server exposes."""
 
-    def __init__(self, log: Callable[[], PromptLog], running: Callable[[], int]) -> None:
+    def __init__(
+        self, log: Callable[[], PromptLog], running: Callable[[], int],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """`environ`: the workspace's settings (the broker's, for the queue's gauges; None:
+        the environment's)."""
         from prometheus_client import CollectorRegistry, Counter, Gauge
 
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LogCollector(log))
-        self.registry.register(QueueCollector(log))
+        self.registry.register(QueueCollector(log, environ))
         self.requests = Counter("afctl_http_requests", "Requests by route and status.",
                                 ["route", "method", "status"], registry=self.registry)  # fmt: skip
         self.firings = Counter("afctl_trigger_firings", "Workflows started by this server's "

@@ -77,8 +77,9 @@ class StorageSettings:
         def chosen(own: str) -> DatabaseUrl | None:
             for variable in (own, DATABASE_URL):
                 value = (environ.get(variable) or "").strip()
-                if value:
-                    return DatabaseUrl.parse(value, variable)
+                if value:  # named by where it came from (`workspace_config.Settings`)
+                    source = getattr(environ, "source", None)
+                    return DatabaseUrl.parse(value, source(variable) if source else variable)
             return None
 
         return cls(chosen(STATE_URL), chosen(LOG_URL))

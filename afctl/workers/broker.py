@@ -4,7 +4,7 @@ have taken, requests to stop runs; and checking the broker can be used at all.""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from afctl.workers.settings import BrokerSettings
@@ -64,7 +64,7 @@ def taken_or_queued(settings: BrokerSettings) -> set[str] | None:
         return held
 
 
-def usable_broker(needed_by: str) -> BrokerSettings:
+def usable_broker(needed_by: str, environ: Mapping[str, str] | None = None) -> BrokerSettings:
     """The configured broker, once it answers.
 
     Raises:
@@ -76,7 +76,7 @@ def usable_broker(needed_by: str) -> BrokerSettings:
     from afctl.errors import BrokerUnavailable, UsageError
     from afctl.storage.settings import one_line
 
-    settings = BrokerSettings.from_env()
+    settings = BrokerSettings.from_env(environ)
     if settings is None:
         raise UsageError(f"no broker configured: {needed_by} needs a broker",
                          hint="set AFCTL_BROKER_URL=redis://HOST:6379/0")  # fmt: skip

@@ -15,8 +15,10 @@ run id, so a job sent twice is carried out once.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import TYPE_CHECKING, Any
 
+from afctl.promptlog.store import RunRecord
 from afctl.workers.app import TASK, make_app
 from afctl.workers.jobs import Job
 from afctl.workers.liveness import FINISHED, fresh
@@ -35,20 +37,46 @@ class Dispatcher:
         self.settings = settings
         self.app = make_app(settings)
         self.log = log
-        self._waiting: dict[str, asyncio.Future[str]] = {}
+        self._waiting: dict[str, asyncio.Future[RunRecord]] = {}
         self._jobs: dict[str, Job] = {}
         self._poller: asyncio.Task[None] | None = None
         self._cancelled: set[str] = set()
         """Runs asked to stop: `interrupted` ends them too."""
+        self._outbox: list[tuple[Job, asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, "afctl-dispatch")
+        """Sends happen in one thread, which keeps Celery's producer and per-thread caches."""
 
-    def _send(self, job: Job) -> None:
-        self.app.send_task(TASK, args=[job.to_dict()], task_id=job.run_id,
-                           queue=self.settings.queue)  # fmt: skip
+    def _send(self, jobs: list[Job]) -> None:
+        with self.app.producer_or_acquire() as producer:
+            for job in jobs:
+                self.app.send_task(TASK, args=[job.to_dict()], task_id=job.run_id,
+                                   queue=self.settings.queue, producer=producer)  # fmt: skip
 
     async def enqueue(self, job: Job) -> None:
-        """Queue `job` (its task id is its run id)."""
+        """Queue `job` (its task id is its run id). Jobs enqueued together are sent together,
+        over one connection, in the order they came."""
         self._jobs[job.run_id] = job
-        await asyncio.to_thread(self._send, job)
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((job, sent))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_all())
+        await sent
+
+    async def _send_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                await loop.run_in_executor(self._thread, self._send, [job for job, _ in batch])
+            except Exception as exc:  # each waiting side is told
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_exception(exc)
+                continue
+            for _, sent in batch:
+                if not sent.done():
+                    sent.set_result(None)
 
     async def cancel(self, run_id: str) -> None:
         """Ask the worker carrying out run `run_id` to stop it (at its next heartbeat); the
@@ -58,9 +86,9 @@ class Dispatcher:
         self._cancelled.add(run_id)
         await asyncio.to_thread(request_cancel, self.settings, run_id)
 
-    async def finished(self, run_id: str) -> str:
-        """Wait until run `run_id` is done; its status."""
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    async def finished(self, run_id: str) -> RunRecord:
+        """Wait until run `run_id` is done; its record."""
+        future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
         self._waiting[run_id] = future
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
@@ -80,23 +108,24 @@ class Dispatcher:
                 await self._sweep()
             statuses = ", ".join(f"'{s}'" for s in sorted({*FINISHED, "interrupted"}))
             ids = [i for i, f in self._waiting.items() if not f.done()]
-            for run_id, status in self._runs(ids, "status", f"status IN ({statuses})"):
+            for row in self._runs(ids, "*", f"status IN ({statuses})"):
+                run_id = row["id"]
                 future = self._waiting.get(run_id)
-                if status == "interrupted" and run_id not in self._cancelled:
+                if row["status"] == "interrupted" and run_id not in self._cancelled:
                     continue  # its job goes back to the queue; a worker resumes it
                 if future is not None and not future.done():
-                    future.set_result(status)
+                    future.set_result(RunRecord(**row))
 
-    def _runs(self, ids: list[str], column: str, condition: str) -> list[tuple[str, Any]]:
-        """(id, `column`) of the runs among `ids` that meet `condition`, read in batches."""
+    def _runs(self, ids: list[str], columns: str, condition: str) -> list[dict[str, Any]]:
+        """`columns` of the runs among `ids` that meet `condition`, read in batches."""
         self.log.flush()
-        found: list[tuple[str, Any]] = []
+        found: list[dict[str, Any]] = []
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             marks = ", ".join("?" * len(chunk))
-            found.extend(self.log.sql.execute(
-                f"SELECT id, {column} FROM runs WHERE id IN ({marks}) AND {condition}", chunk
-            ).fetchall())  # fmt: skip
+            found.extend(self.log.sql.query(
+                f"SELECT {columns} FROM runs WHERE id IN ({marks}) AND {condition}", chunk
+            ))  # fmt: skip
         return found
 
     async def _sweep(self) -> None:
@@ -110,8 +139,8 @@ class Dispatcher:
         if held is None:  # jobs still wait in the queue: nothing can be told yet
             return
         lost = [i for i in awaited if i not in held]
-        going = {run_id for run_id, beat in self._runs(lost, "heartbeat_at", "status = 'running'")
-                 if fresh(beat)}  # fmt: skip
+        going = {row["id"] for row in self._runs(lost, "id, heartbeat_at", "status = 'running'")
+                 if fresh(row["heartbeat_at"])}  # fmt: skip
         for run_id in lost:
             if run_id not in going:
                 import logging
@@ -120,9 +149,10 @@ class Dispatcher:
 
                 event(logging.WARNING, f"the broker lost the job of run {run_id}: sent again",
                       run_id=run_id)  # fmt: skip
-                await asyncio.to_thread(self._send, self._jobs[run_id])
+                await self.enqueue(self._jobs[run_id])
 
     async def aclose(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
+        self._thread.shutdown(wait=False)
         self.app.close()

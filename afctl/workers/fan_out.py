@@ -53,8 +53,7 @@ class FanOut:
             await asyncio.wait({done}, timeout=TAKE_S)
             if not done.done():
                 await self.take_on(job)  # unless a worker has taken it meanwhile
-            await done
+            record = await done
         finally:
             done.cancel()
-        log = self.queue.log
-        return recorded_result(log, log.run(job.run_id))
+        return recorded_result(self.queue.log, record)

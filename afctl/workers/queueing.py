@@ -83,7 +83,7 @@ class RunQueue:
                         seen = record.seq
                         on_event(record)
                 if ended:
-                    return done.result()
+                    return done.result().status
                 await asyncio.wait({done}, timeout=TAIL_S)
         finally:
             done.cancel()

@@ -38,7 +38,7 @@ def run_worker(
     from afctl.workers.broker import usable_broker
     from afctl.workers.worker import WorkerRuntime
 
-    settings = usable_broker("afctl worker")
+    settings = usable_broker("afctl worker", runs.workspace.settings)
     runs.logs.log  # noqa: B018 -- the log is reachable and migrated before any job is taken
     name = name or worker_name()
     runtime = WorkerRuntime(runs, name, settings)

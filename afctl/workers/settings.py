@@ -48,8 +48,10 @@ class BrokerSettings:
         if not url:
             return None
         if url.split("://", 1)[0] not in ("redis", "rediss"):
+            source = getattr(environ, "source", None)
             raise UsageError(
-                f"{BROKER_URL}={redact_url(url)}: not a Redis URL",
+                f"{source(BROKER_URL) if source else BROKER_URL}={redact_url(url)}: "
+                "not a Redis URL",
                 hint="use redis://HOST:6379/0, or unset it to run in-process",
             )
         try:
@@ -57,3 +59,23 @@ class BrokerSettings:
         except ValueError:
             raise UsageError(f"{VISIBILITY}: not a number of seconds") from None
         return cls(url, (environ.get(QUEUE) or DEFAULT_QUEUE).strip(), visibility)
+
+
+EXECUTOR = "AFCTL_EXECUTOR"
+EXECUTORS = ("local", "celery")
+
+
+def executor(chosen: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """Where work runs: `chosen` (a flag), else AFCTL_EXECUTOR or the workspace's `executor`
+    setting (in `environ`), else `local`.
+
+    Raises:
+        UsageError: it is neither local nor celery.
+    """
+    environ = os.environ if environ is None else environ
+    found = chosen or (environ.get(EXECUTOR) or "").strip() or "local"
+    if found not in EXECUTORS:
+        raise UsageError(f"executor {found!r}: use local or celery",
+                         hint="set it with --executor, AFCTL_EXECUTOR or `executor:` in "
+                              ".afctl/config.yaml")  # fmt: skip
+    return found

@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 AFCTL = str(Path(sys.executable).parent / "afctl")
 
@@ -57,3 +59,20 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.workers.clear()
+
+
+def cluster_on(
+    repo: Path, database_url: str, broker_url: str, monkeypatch: Any
+) -> Iterator[Cluster]:
+    """A cluster over `repo` (migrated and applied, this process pointed at the same database
+    and broker), its workers stopped afterwards: a fixture's body."""
+    from afctl.context import Context
+
+    env = cluster_env(database_url, broker_url)
+    for name in ("AFCTL_DATABASE_URL", "AFCTL_BROKER_URL"):
+        monkeypatch.setenv(name, env[name])
+    Context(workspace=repo).db_migrate()
+    Context(workspace=repo).apply(str(repo))
+    running = Cluster(repo, env)
+    yield running
+    running.stop()

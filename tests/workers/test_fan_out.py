@@ -12,11 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from afctl.context import Context
 from afctl.server.core import ServeSettings
 from afctl.testing import write_repo
 from tests.server.conftest import Running
-from tests.workers.cluster import Cluster, cluster_env
+from tests.workers.cluster import Cluster, cluster_on
 
 TOOLS_PY = '''
 import time
@@ -65,15 +64,7 @@ FILES = {
 
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_url: str, broker_url: str, monkeypatch: Any) -> Any:
-    repo = write_repo(tmp_path, FILES)
-    env = cluster_env(postgres_url, broker_url)
-    for name in ("AFCTL_DATABASE_URL", "AFCTL_BROKER_URL"):
-        monkeypatch.setenv(name, env[name])
-    Context(workspace=repo).db_migrate()
-    Context(workspace=repo).apply(str(repo))
-    running = Cluster(repo, env)
-    yield running
-    running.stop()
+    yield from cluster_on(write_repo(tmp_path, FILES), postgres_url, broker_url, monkeypatch)
 
 
 def spread(cluster: Cluster, keys: list[str]) -> tuple[Running, str]:

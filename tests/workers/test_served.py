@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from afctl.context import Context
 from afctl.server.core import ServeSettings
 from afctl.testing import write_repo
 from tests.server.conftest import FILES, Running
-from tests.workers.cluster import Cluster, cluster_env
+from tests.workers.cluster import cluster_on
 
 HOOKED = (
     "apiVersion: afctl/v1\nkind: Workflow\nmetadata: {name: hooked}\nspec:\n"
@@ -28,15 +27,12 @@ HOOKED = (
 
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_url: str, broker_url: str, monkeypatch: Any) -> Any:
-    repo = write_repo(tmp_path, {**FILES, "hooked.yaml": HOOKED})
-    env = cluster_env(postgres_url, broker_url)
-    for name in ("AFCTL_DATABASE_URL", "AFCTL_BROKER_URL"):
-        monkeypatch.setenv(name, env[name])
-    Context(workspace=repo).db_migrate()
-    Context(workspace=repo).apply(str(repo))
-    running = Cluster(repo, env)
-    yield running
-    running.stop()
+    yield from cluster_on(
+        write_repo(tmp_path, {**FILES, "hooked.yaml": HOOKED}),
+        postgres_url,
+        broker_url,
+        monkeypatch,
+    )
 
 
 def served(repo: Path) -> Running:
@@ -81,6 +77,7 @@ def test_a_background_run_survives_its_worker_being_killed_and_is_reported_once(
         assert first in ("w1", "w2")
         cluster.kill(first)
         (repo / "wake").write_text("")
+        until(lambda: client.get(f"/v1/runs/{run_id}").json()["status"] == "succeeded", 90)
         with client.stream("GET", f"/v1/runs/{run_id}/events") as stream:
             events = sse(stream.read().decode())
         results = [data for kind, data in events if kind == "result"]
@@ -129,6 +126,7 @@ def test_cancelling_a_queued_run_stops_it_on_its_worker(cluster):
         began = time.monotonic()
         cancelled = client.post(f"/v1/runs/{run_id}/cancel")
         assert cancelled.status_code == 202, cancelled.text
+        until(lambda: client.get(f"/v1/runs/{run_id}").json()["status"] == "interrupted", 20)
         with client.stream("GET", f"/v1/runs/{run_id}/events") as stream:
             events = sse(stream.read().decode())
         assert time.monotonic() - began < 20  # the wait tool would take 30 s

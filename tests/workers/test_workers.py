@@ -15,7 +15,7 @@ import pytest
 
 from afctl.context import Context
 from afctl.testing import write_repo
-from tests.workers.cluster import Cluster, cluster_env
+from tests.workers.cluster import cluster_on
 
 CASES = 500
 
@@ -65,15 +65,12 @@ FILES = {
 
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_url: str, broker_url: str, monkeypatch: Any) -> Any:
-    repo = write_repo(tmp_path, {**FILES, "evals/naps.yaml": suite(CASES)})
-    env = cluster_env(postgres_url, broker_url)
-    monkeypatch.setenv("AFCTL_DATABASE_URL", postgres_url)
-    monkeypatch.setenv("AFCTL_BROKER_URL", broker_url)
-    Context(workspace=repo).db_migrate()
-    Context(workspace=repo).apply(str(repo))
-    running = Cluster(repo, env)
-    yield running
-    running.stop()
+    yield from cluster_on(
+        write_repo(tmp_path, {**FILES, "evals/naps.yaml": suite(CASES)}),
+        postgres_url,
+        broker_url,
+        monkeypatch,
+    )
 
 
 def _finished_cases(url: str) -> int:

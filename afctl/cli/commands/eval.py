@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from afctl.cli.params import Duration, Ramp, output_option, remote_state_options
+from afctl.cli.params import Duration, Ramp, executor_option, output_option, remote_state_options
 from afctl.errors import EXIT_CHECKS_FAILED, EXIT_ERROR, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -35,10 +35,7 @@ if TYPE_CHECKING:
 @click.option("--fail-on-regression", is_flag=True, help="Exit 5 when the baseline passed a case.")
 @click.option("--no-cache", is_flag=True, help="Call the models even for answers in the cache.")
 @click.option("--explain-cache", is_flag=True, help="List each cache miss and what differs.")
-@click.option("--executor", type=click.Choice(["local", "celery"]), envvar="AFCTL_EXECUTOR",
-              default="local", show_default=True,
-              help="Where cases run: here, or queued for afctl workers (AFCTL_BROKER_URL); "
-                   "AFCTL_EXECUTOR sets it too.")  # fmt: skip
+@executor_option("cases")
 @click.option("--stress", is_flag=True, help="Load-test the agent at rising concurrency instead.")
 @click.option(
     "--ramp", type=Ramp(), default="1,4,16,64", show_default=True,
@@ -63,7 +60,7 @@ def eval_command(
     fail_on_regression: bool,
     no_cache: bool,
     explain_cache: bool,
-    executor: str,
+    executor: str | None,
     stress: bool,
     ramp: list[int],
     duration: float,

@@ -11,6 +11,7 @@ import click
 from afctl.cli.params import (
     Duration,
     env_option,
+    executor_option,
     output_option,
     pairs_option,
     state_options,
@@ -100,17 +101,15 @@ if TYPE_CHECKING:
     show_default=True,
     help="How long running requests and runs get to finish after SIGTERM.",
 )
-@click.option("--executor", type=click.Choice(["local", "celery"]), envvar="AFCTL_EXECUTOR",
-              default="local", show_default=True,
-              help="Where background runs and triggered workflows run: here, or queued for "
-                   "afctl workers (AFCTL_BROKER_URL); AFCTL_EXECUTOR sets it too.")  # fmt: skip
+@executor_option("background runs and triggered workflows")
 @workspace_option
 @env_option
 def serve(
     host: str, port: int, variables: dict[str, str], insecure_no_auth: bool, jwks: str | None,
     jwt_issuer: str | None, jwt_audience: str | None, jwt_roles_claim: str,
     cors_origins: tuple[str, ...], max_body: int, rate_limit: int, max_runs_per_key: int,
-    request_timeout: float, grace: float, executor: str, workspace: str | None, env: str | None,
+    request_timeout: float, grace: float, executor: str | None, workspace: str | None,
+    env: str | None,
 ) -> int:  # fmt: skip
     """Serve the API, OpenAI-compatible endpoints and triggers.
 
