@@ -134,12 +134,12 @@ def run_work(
 
 def queued_work(queue: RunQueue, job: Job) -> Work:
     """The work of queueing `job` for a worker and following its run in the prompt log (its
-    events as the worker logs them; no text deltas, which are not logged)."""
+    events as the worker logs them; no text deltas, which are not logged). Start it under the
+    job's run id."""
 
     async def work(feed: Feed, run_id: str) -> Any:
-        from dataclasses import replace
-
-        await queue.carry(replace(job, run_id=run_id), feed.on_logged)
+        assert run_id == job.run_id
+        await queue.carry(job, feed.on_logged)
         # the result is read from the log (`RunManager.start`)
 
     return work

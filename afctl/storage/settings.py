@@ -62,6 +62,13 @@ class DatabaseUrl:
         return cls(url, variable)
 
 
+def source_of(environ: Mapping[str, str], variable: str) -> str:
+    """How errors name where `variable`'s value came from: the workspace config's file and
+    line when it came from there (`afctl.workspace_config.Settings`), else the variable."""
+    source = getattr(environ, "source", None)
+    return str(source(variable)) if source is not None else variable
+
+
 @dataclass(frozen=True)
 class StorageSettings:
     state: DatabaseUrl | None = None
@@ -77,9 +84,8 @@ class StorageSettings:
         def chosen(own: str) -> DatabaseUrl | None:
             for variable in (own, DATABASE_URL):
                 value = (environ.get(variable) or "").strip()
-                if value:  # named by where it came from (`workspace_config.Settings`)
-                    source = getattr(environ, "source", None)
-                    return DatabaseUrl.parse(value, source(variable) if source else variable)
+                if value:
+                    return DatabaseUrl.parse(value, source_of(environ, variable))
             return None
 
         return cls(chosen(STATE_URL), chosen(LOG_URL))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from afctl.errors import UsageError
-from afctl.storage.settings import redact_url
+from afctl.storage.settings import redact_url, source_of
 
 BROKER_URL = "AFCTL_BROKER_URL"
 QUEUE = "AFCTL_QUEUE"
@@ -48,10 +48,8 @@ class BrokerSettings:
         if not url:
             return None
         if url.split("://", 1)[0] not in ("redis", "rediss"):
-            source = getattr(environ, "source", None)
             raise UsageError(
-                f"{source(BROKER_URL) if source else BROKER_URL}={redact_url(url)}: "
-                "not a Redis URL",
+                f"{source_of(environ, BROKER_URL)}={redact_url(url)}: not a Redis URL",
                 hint="use redis://HOST:6379/0, or unset it to run in-process",
             )
         try:

@@ -81,9 +81,9 @@ def start_run(call: Call, body: dict[str, Any], *, text: bool = True) -> ServedR
     idempotency = (key, body) if key is not None else None
     queue = call.server.queue
     if queue is not None and body.get("background"):
-        work = queued_work(queue, _job(call, queue, kind, target, body, options))
-        return manager.start(call.principal.key, kind.lower(), target, work,
-                             idempotency=idempotency, queued=True)  # fmt: skip
+        job = _job(call, queue, kind, target, body, options)
+        return manager.start(call.principal.key, kind.lower(), target, queued_work(queue, job),
+                             idempotency=idempotency, run_id=job.run_id, queued=True)  # fmt: skip
     work = run_work(call.server.context.services.runs, kind, target, body["input"], text=text,
                     typed=body.get("typed", True), **options)  # fmt: skip
     return manager.start(call.principal.key, kind.lower(), target, work, idempotency=idempotency)
